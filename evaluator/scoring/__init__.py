@@ -1,0 +1,65 @@
+"""Scoring: masked metrics of a job, prediction validation, statistics and ranks over entries.
+
+Importing this package is cheap: numba, anndata, scipy, pandas and scikit-posthocs are imported
+only by the functions that need them.
+"""
+
+from evaluator.scoring.cd_diagram import critical_difference_svg, report_cd_svg
+from evaluator.scoring.errors import (
+    MetricInputError,
+    PredictionError,
+    ResultsTableError,
+    TruthError,
+)
+from evaluator.scoring.job import SCORER_VERSION, JobScore, Provenance, score_predictions
+from evaluator.scoring.metrics import (
+    MetricDetail,
+    MetricSet,
+    compute_metrics,
+    compute_metrics_detailed,
+)
+from evaluator.scoring.predictions import load_predictions
+from evaluator.scoring.stats import (
+    DEFAULT_ALPHA,
+    EntryStats,
+    FriedmanResult,
+    KruskalResult,
+    PValueMatrix,
+    StatisticsReport,
+    compute_statistics,
+    critical_difference,
+    dunn_bonferroni,
+    significance_groups,
+)
+from evaluator.scoring.truth import TruthSet, load_truth, truth_from_arrays
+
+__all__ = [
+    "DEFAULT_ALPHA",
+    "SCORER_VERSION",
+    "EntryStats",
+    "FriedmanResult",
+    "JobScore",
+    "KruskalResult",
+    "MetricDetail",
+    "MetricInputError",
+    "MetricSet",
+    "PValueMatrix",
+    "PredictionError",
+    "Provenance",
+    "ResultsTableError",
+    "StatisticsReport",
+    "TruthError",
+    "TruthSet",
+    "compute_metrics",
+    "compute_metrics_detailed",
+    "compute_statistics",
+    "critical_difference",
+    "critical_difference_svg",
+    "dunn_bonferroni",
+    "load_predictions",
+    "load_truth",
+    "report_cd_svg",
+    "score_predictions",
+    "significance_groups",
+    "truth_from_arrays",
+]

@@ -1,0 +1,207 @@
+"""Masked sufficient statistics of (truth, prediction) in one fused pass, numba or numpy.
+
+Both engines return the same ``SufficientStats`` (float64 throughout):
+
+- per gene (column) j, over measured spots i (mask True), with shifts ``kt[j]``, ``kp[j]``:
+  n, Σ(t-kt), Σ(p-kp), Σ(t-kt)², Σ(p-kp)², Σ(t-kt)(p-kp), Σ(t-p)², Σ|t-p|.
+  The shifts (rough column means) keep the one-pass variance formula well conditioned; Pearson
+  and SS_tot are shift-invariant, and ill-conditioned columns are recomputed exactly afterwards.
+- per spot (row) i, over measured genes: n, Σt, Σp and the *centred* sums Σ(t-t̄)², Σ(p-p̄)²,
+  Σ(t-t̄)(p-p̄) (two passes over a row that sits in L1 cache), and Σ(t-p)².
+
+Unmeasured entries never enter an arithmetic expression (they are selected away, not multiplied
+by zero), so NaN there is harmless. The numba kernel is compiled on first use and cached on disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Literal
+
+import numpy as np
+
+Engine = Literal["auto", "numba", "numpy"]
+
+_NUMPY_CHUNK_ROWS = 1024
+
+
+@dataclass(frozen=True)
+class SufficientStats:
+    """Column (gene) and row (spot) sums of one (truth, prediction, mask) triple."""
+
+    col: np.ndarray  # (8, n_genes): n, st, sp, stt, spp, stp, sdd, sad (shifted by kt, kp)
+    row: np.ndarray  # (7, n_spots): n, st, sp, ctt, cpp, ctp, sdd (centred on row means)
+    kt: np.ndarray  # (n_genes,) truth shift
+    kp: np.ndarray  # (n_genes,) prediction shift
+
+
+@cache
+def _numba_kernel() -> Callable[..., None]:
+    """Compile (or load from the on-disk cache) the fused numba kernel."""
+    import numba
+
+    # reassoc/contract let LLVM vectorise the row reductions; no nnan/ninf, so selects stay exact.
+    @numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract", "nsz"})
+    def kernel(t: Any, p: Any, m: Any, kt: Any, kp: Any, col: Any, row: Any) -> None:
+        n_rows, n_cols = t.shape
+        cn = col[0]
+        cst = col[1]
+        csp = col[2]
+        cstt = col[3]
+        cspp = col[4]
+        cstp = col[5]
+        csdd = col[6]
+        csad = col[7]
+        for i in range(n_rows):
+            rn = 0.0
+            rt = 0.0
+            rp = 0.0
+            rdd = 0.0
+            for j in range(n_cols):
+                mk = m[i, j]
+                a = np.float64(t[i, j])
+                b = np.float64(p[i, j])
+                ac = (a - kt[j]) if mk else 0.0
+                bc = (b - kp[j]) if mk else 0.0
+                d = (a - b) if mk else 0.0
+                dd = d * d
+                rn += 1.0 if mk else 0.0
+                rt += a if mk else 0.0
+                rp += b if mk else 0.0
+                rdd += dd
+                cn[j] += 1.0 if mk else 0.0
+                cst[j] += ac
+                csp[j] += bc
+                cstt[j] += ac * ac
+                cspp[j] += bc * bc
+                cstp[j] += ac * bc
+                csdd[j] += dd
+                csad[j] += abs(d)
+            mt = rt / rn if rn > 0.0 else 0.0
+            mp = rp / rn if rn > 0.0 else 0.0
+            ctt = 0.0
+            cpp = 0.0
+            ctp = 0.0
+            for j in range(n_cols):
+                mk = m[i, j]
+                ac = (np.float64(t[i, j]) - mt) if mk else 0.0
+                bc = (np.float64(p[i, j]) - mp) if mk else 0.0
+                ctt += ac * ac
+                cpp += bc * bc
+                ctp += ac * bc
+            row[0, i] = rn
+            row[1, i] = rt
+            row[2, i] = rp
+            row[3, i] = ctt
+            row[4, i] = cpp
+            row[5, i] = ctp
+            row[6, i] = rdd
+
+    return kernel
+
+
+def numba_available() -> bool:
+    """Return True when numba can be imported (the fast engine)."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _column_shifts(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Return rough masked column means from a strided sample of at most ~512 rows."""
+    step = max(1, values.shape[0] // 512)
+    sample = values[::step].astype(np.float64)
+    sample_mask = mask[::step]
+    count = sample_mask.sum(axis=0)
+    total = np.where(sample_mask, sample, 0.0).sum(axis=0)
+    shift = np.divide(total, count, out=np.zeros(values.shape[1]), where=count > 0)
+    return np.where(np.isfinite(shift), shift, 0.0)
+
+
+def _numpy_stats(
+    t: np.ndarray, p: np.ndarray, m: np.ndarray, kt: np.ndarray, kp: np.ndarray,
+    col: np.ndarray, row: np.ndarray,
+) -> None:
+    """Fill ``col`` and ``row`` like the numba kernel, with vectorised numpy over row chunks."""
+    for start in range(0, t.shape[0], _NUMPY_CHUNK_ROWS):
+        stop = min(t.shape[0], start + _NUMPY_CHUNK_ROWS)
+        mc = m[start:stop]
+        tc = np.where(mc, t[start:stop].astype(np.float64), 0.0)
+        pc = np.where(mc, p[start:stop].astype(np.float64), 0.0)
+        ac = np.where(mc, tc - kt, 0.0)
+        bc = np.where(mc, pc - kp, 0.0)
+        d = tc - pc
+        dd = d * d
+        col[0] += mc.sum(axis=0)
+        col[1] += ac.sum(axis=0)
+        col[2] += bc.sum(axis=0)
+        col[3] += np.einsum("ij,ij->j", ac, ac)
+        col[4] += np.einsum("ij,ij->j", bc, bc)
+        col[5] += np.einsum("ij,ij->j", ac, bc)
+        col[6] += dd.sum(axis=0)
+        col[7] += np.abs(d).sum(axis=0)
+        rn = mc.sum(axis=1).astype(np.float64)
+        rt = tc.sum(axis=1)
+        rp = pc.sum(axis=1)
+        safe = np.maximum(rn, 1.0)
+        ar = np.where(mc, tc - (rt / safe)[:, None], 0.0)
+        br = np.where(mc, pc - (rp / safe)[:, None], 0.0)
+        row[0, start:stop] = rn
+        row[1, start:stop] = rt
+        row[2, start:stop] = rp
+        row[3, start:stop] = np.einsum("ij,ij->i", ar, ar)
+        row[4, start:stop] = np.einsum("ij,ij->i", br, br)
+        row[5, start:stop] = np.einsum("ij,ij->i", ar, br)
+        row[6, start:stop] = dd.sum(axis=1)
+
+
+def sufficient_stats(
+    truth: np.ndarray, pred: np.ndarray, mask: np.ndarray, *, engine: Engine = "auto"
+) -> SufficientStats:
+    """Compute column and row sufficient statistics in one pass over the three arrays.
+
+    Inputs must be C-contiguous 2-D arrays of one shape; ``mask`` boolean. ``engine="auto"``
+    uses numba when it imports, numpy otherwise.
+    """
+    n_rows, n_cols = truth.shape
+    kt = _column_shifts(truth, mask)
+    kp = _column_shifts(pred, mask)
+    col = np.zeros((8, n_cols))
+    row = np.zeros((7, n_rows))
+    use_numba = engine == "numba" or (engine == "auto" and numba_available())
+    if use_numba:
+        _numba_kernel()(truth, pred, mask, kt, kp, col, row)
+    else:
+        _numpy_stats(truth, pred, mask, kt, kp, col, row)
+    return SufficientStats(col=col, row=row, kt=kt, kp=kp)
+
+
+def exact_centered(
+    t: np.ndarray, p: np.ndarray, m: np.ndarray, axis: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return (Σ(t-t̄)², Σ(p-p̄)², Σ(t-t̄)(p-p̄), truth constant, prediction constant) along axis.
+
+    Two passes in float64 over a (small) subset; "constant" compares the masked max and min
+    exactly, so it is true for a single measured value and false for no measured value.
+    """
+    t64 = np.where(m, t.astype(np.float64), 0.0)
+    p64 = np.where(m, p.astype(np.float64), 0.0)
+    n = m.sum(axis=axis, keepdims=True)
+    safe = np.maximum(n, 1)
+    ac = np.where(m, t64 - t64.sum(axis=axis, keepdims=True) / safe, 0.0)
+    bc = np.where(m, p64 - p64.sum(axis=axis, keepdims=True) / safe, 0.0)
+    stt = (ac * ac).sum(axis=axis)
+    spp = (bc * bc).sum(axis=axis)
+    stp = (ac * bc).sum(axis=axis)
+    has = n.squeeze(axis) > 0
+
+    def constant(x: np.ndarray) -> np.ndarray:
+        hi = np.where(m, x, -np.inf).max(axis=axis)
+        lo = np.where(m, x, np.inf).min(axis=axis)
+        return has & (hi == lo)
+
+    return stt, spp, stp, constant(t64), constant(p64)
