@@ -1,0 +1,50 @@
+"""Root of the ``spared-bench`` command: groups every sub-command, turns errors into messages.
+
+Each area keeps its commands in its own module (``datasets_cmds``, ``scoring_cmds``,
+``completion_cmds``, ...) as a ``COMMANDS`` list; this module adds them to the root group.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from evaluator import __version__
+from evaluator.cli import completion_cmds, datasets_cmds, scoring_cmds
+from evaluator.core.errors import BenchError
+
+EXIT_USER_ERROR = 2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="spared-bench")
+def cli() -> None:
+    """SpaRED Bench: evaluate gene-expression-from-histology models on the SpaRED datasets."""
+
+
+for _module in (datasets_cmds, scoring_cmds, completion_cmds):
+    for _command in _module.COMMANDS:
+        cli.add_command(_command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; print a ``BenchError`` as one clear message (no traceback) and exit 2."""
+    try:
+        cli.main(args=argv, prog_name="spared-bench", standalone_mode=False)
+    except BenchError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_USER_ERROR
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

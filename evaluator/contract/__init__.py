@@ -1,0 +1,3 @@
+"""The contract layer of the evaluator (see DESIGN.md, "Layout")."""
+
+__all__: list[str] = []

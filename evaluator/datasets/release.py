@@ -1,0 +1,392 @@
+"""Immutable, content-addressed dataset releases.
+
+A release is a folder ``<releases_dir>/<release_id>/``::
+
+    manifest.json                          ids, datasets, sha256 and size of every file
+    public/<dataset>/<track>/train.h5ad    public spots (X = the track's expression, + mask)
+    public/<dataset>/test_inputs.h5ad      hidden spots: obs, spatial, patches; no expression
+    hidden/<dataset>/truth.h5ad            hidden spots' expression and mask (never mounted)
+
+Only ``public/<dataset>`` is ever shown to a submission. The release id is the sha256 of the
+sources' content (and the format version), so building the same content twice yields the same
+release, recognized instead of rebuilt. A release is written to a temporary folder and renamed
+into place; it is never modified afterwards, and loading it verifies every file's hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from evaluator.core.errors import BenchError, ReleaseIntegrityError, ReleaseNotFound
+from evaluator.core.fsio import atomic_write_json, sha256_file
+from evaluator.datasets.registry import get_dataset
+from evaluator.datasets.schema import (
+    COMPLETED_LAYER,
+    MASK_LAYER,
+    OBS_COLUMNS,
+    PATCHES_KEY,
+    SPATIAL_KEY,
+    check_dataset,
+    patch_shape_of,
+    read_h5ad,
+)
+from evaluator.datasets.splits import hidden_mask, hidden_split_name
+from evaluator.datasets.store import write_h5ad
+
+if TYPE_CHECKING:
+    import anndata as ad
+
+Track = Literal["raw", "spackle"]
+TRACKS: tuple[Track, ...] = ("raw", "spackle")
+RELEASE_FORMAT_VERSION = "1"
+MANIFEST_NAME = "manifest.json"
+# Only these var columns travel into releases: others (per-gene statistics computed over all
+# spots, hidden ones included) could carry information about the hidden split.
+PUBLIC_VAR_COLUMNS: tuple[str, ...] = ("gene_ids", "gene_length")
+TRACK_LAYERS: dict[Track, str] = {"raw": "c_d_log1p", "spackle": COMPLETED_LAYER}
+
+
+class FileEntry(BaseModel):
+    """Integrity record of one release file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sha256: str
+    bytes: int
+
+
+class ReleaseDataset(BaseModel):
+    """What a release holds of one dataset."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    tracks: list[Track]
+    hidden_split: Literal["test", "val"]
+    n_public_spots: int
+    n_hidden_spots: int
+    genes: list[str]
+    patch_shape: tuple[int, int, int]
+    source_sha256: str
+
+
+class ReleaseManifest(BaseModel):
+    """The manifest of a release: identity, contents and the hash of every file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    release_id: str
+    format_version: str
+    label: str | None
+    created_utc: datetime
+    datasets: dict[str, ReleaseDataset]
+    files: dict[str, FileEntry]
+
+
+class Release:
+    """A loaded, verified release: paths of its files and its manifest."""
+
+    def __init__(self, root: Path, manifest: ReleaseManifest) -> None:
+        self.root = root
+        self.manifest = manifest
+
+    @property
+    def release_id(self) -> str:
+        """The content hash identifying the release."""
+        return self.manifest.release_id
+
+    @property
+    def datasets(self) -> list[str]:
+        """Dataset names in the release, sorted."""
+        return sorted(self.manifest.datasets)
+
+    def dataset(self, name: str) -> ReleaseDataset:
+        """Return the release's record of a dataset (raises ``BenchError`` when absent)."""
+        info = get_dataset(name)
+        if info.name not in self.manifest.datasets:
+            raise BenchError(
+                f"dataset {info.name!r} is not in release {self.release_id[:12]}: expected one "
+                f"of {', '.join(self.datasets)}"
+            )
+        return self.manifest.datasets[info.name]
+
+    def public_dir(self, name: str) -> Path:
+        """The only folder of a dataset that a submission may see."""
+        return self.root / "public" / self.dataset(name).name
+
+    def train_path(self, name: str, track: Track) -> Path:
+        """Public training file of a dataset for a track."""
+        record = self.dataset(name)
+        if track not in record.tracks:
+            raise BenchError(
+                f"track {track!r} is not available for {record.name} in release "
+                f"{self.release_id[:12]}: expected one of {record.tracks}"
+            )
+        return self.public_dir(name) / track / "train.h5ad"
+
+    def test_inputs_path(self, name: str) -> Path:
+        """Hidden split's inputs (no expression) of a dataset."""
+        return self.public_dir(name) / "test_inputs.h5ad"
+
+    def truth_path(self, name: str) -> Path:
+        """Hidden truth of a dataset; never mounted into a container."""
+        return self.root / "hidden" / self.dataset(name).name / "truth.h5ad"
+
+    def verify(self) -> None:
+        """Check every file against the manifest; raise ``ReleaseIntegrityError`` on a mismatch.
+
+        Also refuses files that are not in the manifest (something was added afterwards).
+        """
+        for rel, entry in self.manifest.files.items():
+            path = self.root / rel
+            if not path.is_file():
+                raise ReleaseIntegrityError(path, f"a file of {entry.bytes} bytes", "no file")
+            size = path.stat().st_size
+            if size != entry.bytes:
+                raise ReleaseIntegrityError(path, f"{entry.bytes} bytes", f"{size} bytes")
+            digest = sha256_file(path)
+            if digest != entry.sha256:
+                raise ReleaseIntegrityError(path, f"sha256 {entry.sha256}", f"sha256 {digest}")
+        listed = set(self.manifest.files) | {MANIFEST_NAME}
+        for path in self.root.rglob("*"):
+            if path.is_file() or path.is_symlink():
+                rel = path.relative_to(self.root).as_posix()
+                if rel not in listed:
+                    raise ReleaseIntegrityError(path, "no file outside the manifest",
+                                                "an unlisted file")
+
+
+def _sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def release_id_for(sources: Mapping[str, str]) -> str:
+    """Return the release id of a set of sources: ``{dataset name: source sha256}``."""
+    canonical = json.dumps(
+        {"format_version": RELEASE_FORMAT_VERSION, "datasets": dict(sorted(sources.items()))},
+        sort_keys=True,
+    )
+    return _sha256_text(canonical)
+
+
+def _public_var(adata: ad.AnnData) -> object:
+    columns = [c for c in PUBLIC_VAR_COLUMNS if c in adata.var.columns]
+    return adata.var[columns].copy()
+
+
+def _subset_obs(adata: ad.AnnData, rows: np.ndarray) -> object:
+    obs = adata.obs.loc[rows, list(OBS_COLUMNS)].copy()
+    for column in ("split", "slide_id", "patient"):
+        obs[column] = obs[column].astype(str).astype("category")
+    obs["array_row"] = obs["array_row"].astype(np.int64)
+    obs["array_col"] = obs["array_col"].astype(np.int64)
+    return obs
+
+
+def _dense(matrix: object) -> np.ndarray:
+    import scipy.sparse as sp
+
+    return np.asarray(matrix.toarray() if sp.issparse(matrix) else matrix)  # type: ignore[union-attr]
+
+
+def _track_expression(adata: ad.AnnData, track: Track) -> np.ndarray:
+    values = _dense(adata.layers[TRACK_LAYERS[track]]).astype(np.float32)
+    if track == "raw":
+        # DESIGN.md "Tracks": the raw track hides the completion, missing entries become 0.
+        values = np.where(_dense(adata.layers[MASK_LAYER]), values, np.float32(0))
+    return values
+
+
+def _split_dataset(
+    adata: ad.AnnData, name: str, out_root: Path, tracks: list[Track]
+) -> tuple[int, int, str]:
+    """Write the public and hidden files of one dataset under ``out_root``."""
+    import anndata as ad
+
+    splits = adata.obs["split"].astype(str).to_numpy()
+    hidden = hidden_mask(splits)
+    public = ~hidden
+    shape = patch_shape_of(adata)
+    uns = {"patch_shape": list(shape) if shape else None, "dataset": name}
+    var = _public_var(adata)
+    spatial = np.asarray(adata.obsm[SPATIAL_KEY], dtype=np.float64)
+    patches = np.asarray(adata.obsm[PATCHES_KEY])
+    mask = _dense(adata.layers[MASK_LAYER]).astype(bool)
+    index = adata.obs_names.to_numpy()
+
+    for track in tracks:
+        expression = _track_expression(adata, track)
+        train = ad.AnnData(
+            X=expression[public], obs=_subset_obs(adata, index[public]), var=var.copy(),
+            layers={"mask": mask[public]},
+            obsm={SPATIAL_KEY: spatial[public], PATCHES_KEY: patches[public]},
+            uns={**uns, "track": track},
+        )
+        write_h5ad(train, out_root / "public" / name / track / "train.h5ad")
+
+    test_inputs = ad.AnnData(
+        obs=_subset_obs(adata, index[hidden]), var=var.copy(),
+        obsm={SPATIAL_KEY: spatial[hidden], PATCHES_KEY: patches[hidden]}, uns=dict(uns),
+    )
+    write_h5ad(test_inputs, out_root / "public" / name / "test_inputs.h5ad")
+
+    truth_layers = {"c_d_log1p": _dense(adata.layers["c_d_log1p"])[hidden].astype(np.float32),
+                    "mask": mask[hidden]}
+    if "spackle" in tracks:
+        truth_layers["c_t_log1p"] = _dense(adata.layers[COMPLETED_LAYER])[hidden].astype(
+            np.float32)
+    truth = ad.AnnData(
+        X=truth_layers["c_d_log1p"].copy(), obs=_subset_obs(adata, index[hidden]), var=var.copy(),
+        layers=truth_layers, obsm={SPATIAL_KEY: spatial[hidden]}, uns=dict(uns),
+    )
+    write_h5ad(truth, out_root / "hidden" / name / "truth.h5ad")
+    return int(public.sum()), int(hidden.sum()), hidden_split_name(splits)
+
+
+def prepare_processed(adata: ad.AnnData, name: str, source_sha256: str,
+                      cache_dir: Path | None) -> None:
+    """Complete a processed dataset in place before it is split into a release.
+
+    Adds what a release needs and the file lacks (the SpaCKLE-completed layer).
+    """
+    # completion hook
+
+
+def _resolve_sources(sources: Iterable[Path | str]) -> dict[str, Path]:
+    resolved: dict[str, Path] = {}
+    for source in sources:
+        path = Path(source)
+        info = get_dataset(path.stem)
+        if info.name in resolved:
+            raise BenchError(f"dataset {info.name} given twice: {resolved[info.name]} and {path}")
+        resolved[info.name] = path
+    if not resolved:
+        raise BenchError("no processed dataset files given: expected at least one <name>.h5ad")
+    return resolved
+
+
+def build_release(
+    sources: Iterable[Path | str],
+    releases_dir: Path,
+    *,
+    label: str | None = None,
+    cache_dir: Path | None = None,
+    on_progress: Callable[[str], None] | None = None,
+) -> tuple[Release, bool]:
+    """Build (or recognize) the release of processed dataset files named ``<dataset>.h5ad``.
+
+    Returns ``(release, created)``; ``created`` is False when a release of the same content
+    already existed (it is verified and returned, not rebuilt). Each source is validated
+    against the schema first. Raises ``SchemaError``, ``DatasetNotFound``, ``InputFileError``.
+    """
+    say = on_progress or (lambda _msg: None)
+    resolved = _resolve_sources(sources)
+    say(f"hashing {len(resolved)} source file(s)")
+    hashes = {name: sha256_file(path) for name, path in resolved.items()}
+    release_id = release_id_for(hashes)
+    final = Path(releases_dir) / release_id
+    if (final / MANIFEST_NAME).is_file():
+        say(f"release {release_id[:12]} already exists with this content; verifying it")
+        return load_release(release_id, releases_dir), False
+
+    records: dict[str, ReleaseDataset] = {}
+    Path(releases_dir).mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{release_id[:12]}.", suffix=".tmp", dir=releases_dir))
+    try:
+        for i, (name, path) in enumerate(sorted(resolved.items()), start=1):
+            say(f"[{i}/{len(resolved)}] {name}: validating {path.name}")
+            adata = read_h5ad(path)
+            check_dataset(adata, str(path), expected_genes=get_dataset(name).genes)
+            prepare_processed(adata, name, hashes[name], cache_dir)
+            tracks: list[Track] = ["raw"] + (["spackle"] if COMPLETED_LAYER in adata.layers
+                                             else [])
+            say(f"[{i}/{len(resolved)}] {name}: writing tracks {', '.join(tracks)}")
+            n_public, n_hidden, hidden_split = _split_dataset(adata, name, tmp, tracks)
+            shape = patch_shape_of(adata)
+            records[name] = ReleaseDataset(
+                name=name, tracks=tracks, hidden_split=hidden_split,
+                n_public_spots=n_public, n_hidden_spots=n_hidden,
+                genes=[str(g) for g in adata.var_names],
+                patch_shape=shape if shape else (0, 0, 3), source_sha256=hashes[name],
+            )
+        files = {}
+        for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
+            files[path.relative_to(tmp).as_posix()] = FileEntry(
+                sha256=sha256_file(path), bytes=path.stat().st_size)
+            os.chmod(path, 0o444)
+        manifest = ReleaseManifest(
+            release_id=release_id, format_version=RELEASE_FORMAT_VERSION, label=label,
+            created_utc=datetime.now(UTC), datasets=records, files=files,
+        )
+        atomic_write_json(tmp / MANIFEST_NAME, manifest.model_dump(mode="json"))
+        os.chmod(tmp / MANIFEST_NAME, 0o444)
+        os.chmod(tmp, 0o755)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not (final / MANIFEST_NAME).is_file():
+                raise
+            # Built concurrently by someone else: theirs is identical by construction.
+            shutil.rmtree(tmp, ignore_errors=True)
+            return load_release(release_id, releases_dir), False
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    say(f"release {release_id[:12]} written to {final}")
+    return Release(final, manifest), True
+
+
+def _read_manifest(root: Path) -> ReleaseManifest:
+    path = root / MANIFEST_NAME
+    try:
+        return ReleaseManifest.model_validate_json(path.read_bytes())
+    except FileNotFoundError as exc:
+        raise ReleaseIntegrityError(path, "a manifest.json", "no file") from exc
+    except ValidationError as exc:
+        raise ReleaseIntegrityError(path, "a valid release manifest",
+                                    f"{exc.error_count()} problem(s): {exc.errors()[0]['msg']}"
+                                    ) from exc
+
+
+def list_releases(releases_dir: Path) -> list[ReleaseManifest]:
+    """Return the manifests of all releases in the store, oldest first (not verified)."""
+    manifests = []
+    if Path(releases_dir).is_dir():
+        for root in sorted(Path(releases_dir).iterdir()):
+            if root.is_dir() and not root.name.startswith(".") and (root / MANIFEST_NAME).is_file():
+                manifests.append(_read_manifest(root))
+    return sorted(manifests, key=lambda m: m.created_utc)
+
+
+def load_release(ref: str, releases_dir: Path, *, verify: bool = True) -> Release:
+    """Load a release by id, unique id prefix (≥ 6 characters) or label; verify it by default.
+
+    Raises ``ReleaseNotFound`` (listing what exists) or ``ReleaseIntegrityError``.
+    """
+    manifests = list_releases(releases_dir)
+    matches = [m for m in manifests if m.release_id == ref]
+    if not matches and len(ref) >= 6:
+        matches = [m for m in manifests if m.release_id.startswith(ref)]
+    if not matches:
+        matches = [m for m in manifests if m.label == ref][-1:]
+    if len(matches) != 1:
+        raise ReleaseNotFound(ref, [f"{m.release_id[:12]} ({m.label or 'no label'})"
+                                    for m in manifests])
+    release = Release(Path(releases_dir) / matches[0].release_id, matches[0])
+    if release.root.name != release.manifest.release_id:
+        raise ReleaseIntegrityError(release.root, f"folder {release.manifest.release_id}",
+                                    f"folder {release.root.name}")
+    if verify:
+        release.verify()
+    return release

@@ -1,0 +1,3 @@
+"""The orchestrator layer of the evaluator (see DESIGN.md, "Layout")."""
+
+__all__: list[str] = []

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Run the whole test suite on a fresh machine: set-up (venv, packages, Docker engine, images)
+# is done here, idempotently. Extra arguments go to pytest (e.g. -k release, -x).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+start=$(date +%s)
+
+bash scripts/bootstrap.sh
+
+step "lint (ruff)"
+"$VENV/bin/ruff" check .
+
+if [ -d tests/runners ]; then
+  step "Docker engine and base images"
+  bash scripts/ensure_docker.sh
+  bash scripts/build_base_image.sh
+fi
+
+step "tests (pytest)"
+"$VENV/bin/pytest" -p no:cacheprovider "$@"
+note "all done in $(( $(date +%s) - start ))s"

@@ -1,0 +1,47 @@
+"""Shared fixtures: small seeded synthetic datasets and a release built from them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+TINY_DATASETS = (
+    "villacampa_lung_organoid",
+    "mirzazadeh_human_prostate_cancer",
+    "mirzazadeh_human_colon_p1",
+)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_threads() -> None:
+    """Keep numeric libraries to one thread each: CI machines have two cores."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+
+
+@pytest.fixture(scope="session")
+def tiny_processed_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Folder of the three ``tiny`` synthetic processed datasets (seed 0); treat as read-only."""
+    from evaluator.datasets.synthetic import generate
+
+    out = tmp_path_factory.mktemp("tiny_processed")
+    generate("tiny", out, seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_release(tmp_path_factory: pytest.TempPathFactory, tiny_processed_dir: Path):
+    """A release built from the tiny datasets; treat as read-only."""
+    from evaluator.datasets.release import build_release
+
+    releases = tmp_path_factory.mktemp("releases")
+    release, _ = build_release(sorted(tiny_processed_dir.glob("*.h5ad")), releases, label="tiny",
+                               cache_dir=tmp_path_factory.mktemp("cache"))
+    return release
