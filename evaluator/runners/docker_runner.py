@@ -1,0 +1,347 @@
+"""Run a submission image as an isolated container on a Docker engine: the real runner.
+
+Each job gets (see DESIGN.md, "Security model"): no network; a read-only root filesystem;
+the input folder bind-mounted read-only at /input; a fresh, empty host folder owned by the
+container user as the only writable mount, /output; a size-limited tmpfs /tmp; user
+10001:10001 whatever the image says; all capabilities dropped; no-new-privileges; pids, memory
+(no swap) and CPU limits; a wall-clock limit after which it is killed; GPUs only when assigned,
+by device id. The image is resolved to its content id first and the container created from the
+id, so a tag moved mid-job cannot swap the code. The container is removed whatever happens.
+
+Nothing else is mounted: not the docker socket, not the release's hidden folder, not other
+jobs' folders. Inputs must be readable by uid 10001 (release files are world-readable).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import docker
+import requests
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.models.containers import Container
+from docker.types import DeviceRequest, LogConfig, Mount
+
+from evaluator.runners.errors import EngineUnavailable, RunnerConfigError
+from evaluator.runners.jobfs import (
+    CONTAINER_GID,
+    CONTAINER_UID,
+    MAX_OUTPUT_ENTRIES,
+    OutputValidator,
+    cap_log,
+    check_input_dir,
+    check_output,
+    measure_output,
+    output_too_big_message,
+    prepare_output_dir,
+)
+from evaluator.runners.limits import RunLimits
+from evaluator.runners.result import RunDurations, RunOutcome, RunStatus
+
+log = logging.getLogger(__name__)
+
+JOB_LABEL = "org.sparedbench.job"
+"""Label on every job container; ``remove_job_containers`` finds leftovers by it."""
+
+OUTPUT_POLL_S = 0.5
+"""How often the output folder is measured while a job runs (bounds how far past
+``output_max_mb`` a fast writer gets before it is killed)."""
+
+_ENGINE_ERRORS = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
+
+
+def docker_client(timeout_s: float = 120.0) -> docker.DockerClient:
+    """Connect to the engine named by the environment (DOCKER_HOST, else the local socket).
+
+    Raises ``EngineUnavailable`` when nothing answers.
+    """
+    try:
+        client = docker.from_env(timeout=int(timeout_s))
+        client.ping()
+    except (DockerException, *_ENGINE_ERRORS) as error:
+        raise EngineUnavailable(_first_line(error)) from error
+    return client
+
+
+def container_settings(
+    image_id: str,
+    input_dir: Path,
+    output_dir: Path,
+    limits: RunLimits,
+    gpus: list[int] | None,
+    environment: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Return the ``containers.create`` keyword arguments that isolate one job.
+
+    Pure: no engine needed, so the settings are testable on their own; the docker tests then
+    read them back from ``docker inspect``.
+    """
+    threads = str(max(1, math.floor(limits.cpus)))
+    env = {
+        # The root filesystem is read-only: anything that wants a home or a cache gets /tmp.
+        "HOME": "/tmp",
+        "TMPDIR": "/tmp",
+        "SPARED_INPUT_DIR": "/input",
+        "SPARED_OUTPUT_DIR": "/output",
+        # The CPU quota does not change what os.cpu_count() reports; without these, BLAS and
+        # torch start a thread per host core and thrash inside the quota.
+        "OMP_NUM_THREADS": threads,
+        "OPENBLAS_NUM_THREADS": threads,
+        "MKL_NUM_THREADS": threads,
+        **(environment or {}),
+    }
+    settings: dict[str, Any] = {
+        "image": image_id,
+        "name": f"spared-job-{uuid.uuid4().hex[:12]}",
+        "labels": {JOB_LABEL: "1"},
+        "environment": env,
+        "user": f"{CONTAINER_UID}:{CONTAINER_GID}",
+        "network_mode": "none",
+        "read_only": True,
+        "mounts": [
+            Mount(target="/input", source=str(input_dir), type="bind", read_only=True),
+            Mount(target="/output", source=str(output_dir), type="bind", read_only=False),
+        ],
+        # exec stays allowed on /tmp: JIT compilers (torch.compile, numba) load code from it;
+        # nosuid/nodev plus no-new-privileges keep it from being a way up.
+        "tmpfs": {"/tmp": f"rw,nosuid,nodev,exec,size={limits.tmp_size_mb}m,mode=1777"},
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "pids_limit": limits.pids_limit,
+        "mem_limit": limits.mem_limit_bytes,
+        "memswap_limit": limits.mem_limit_bytes,
+        "nano_cpus": int(limits.cpus * 1e9),
+        "ipc_mode": "private",
+        # The engine keeps a bounded log on disk (two files rotated); a job printing without
+        # end cannot fill the disk, and the last log_max_kb survive for the tail.
+        "log_config": LogConfig(
+            type=LogConfig.types.JSON,
+            config={"max-size": f"{max(64, 2 * limits.log_max_kb)}k", "max-file": "2"},
+        ),
+        "detach": True,
+    }
+    if gpus:
+        settings["device_requests"] = [
+            DeviceRequest(device_ids=[str(g) for g in gpus], capabilities=[["gpu"]])
+        ]
+    return settings
+
+
+def run_container(
+    image: str,
+    input_dir: Path,
+    output_dir: Path,
+    limits: RunLimits,
+    gpus: list[int] | None = None,
+    *,
+    client: docker.DockerClient | None = None,
+    validate_output: OutputValidator | None = None,
+    on_started: Callable[[str], None] | None = None,
+    environment: Mapping[str, str] | None = None,
+) -> RunOutcome:
+    """Run ``image`` once on ``input_dir``, isolated, and report what happened.
+
+    Every job-level failure is a status of the returned ``RunOutcome`` (image missing, exit
+    code, time limit, OOM, output missing/too big/invalid, engine gone); nothing is raised for
+    those. ``output_dir`` must be absent or empty; it is created and chowned to 10001:10001.
+    ``validate_output(output_dir)`` may raise a ``BenchError`` to mark the output invalid.
+    ``on_started(container_id)`` is called once the container runs (a debugging and test hook:
+    it runs inside the wall-clock limit). ``client`` is reused when given (saves a connection
+    per job). Raises ``JobFolderError`` for unusable folders and ``RunnerConfigError`` when the
+    engine refuses the settings (e.g. GPUs on an engine without a GPU runtime).
+    """
+    t0 = time.perf_counter()
+    input_dir = check_input_dir(input_dir)
+    output_dir = prepare_output_dir(output_dir, owner=(CONTAINER_UID, CONTAINER_GID))
+    phase: dict[str, float] = {}
+    facts: dict[str, Any] = {}
+
+    def finish(status: RunStatus, message: str, **extra: Any) -> RunOutcome:
+        durations = RunDurations(**phase, total_s=time.perf_counter() - t0)
+        return RunOutcome(status=status, runner="docker", image=image, message=message,
+                          durations=durations, **facts, **extra)
+
+    try:
+        client = client if client is not None else docker_client()
+    except EngineUnavailable as error:
+        return finish("engine_unavailable", error.detail)
+
+    try:
+        resolved = client.images.get(image)
+    except ImageNotFound:
+        phase["resolve_s"] = time.perf_counter() - t0
+        return finish("image_missing", f"expected image {image!r} on this engine, "
+                                       "found no such image")
+    except APIError as error:
+        if error.status_code in (400, 404):  # an invalid reference is as missing as an absent one
+            return finish("image_missing", f"expected image {image!r} on this engine, "
+                                           f"found: {_first_line(error)}")
+        return finish("engine_unavailable", _first_line(error))
+    except _ENGINE_ERRORS as error:
+        return finish("engine_unavailable", _first_line(error))
+    facts["image_id"] = resolved.id
+    repo_digests = resolved.attrs.get("RepoDigests") or []
+    facts["repo_digest"] = repo_digests[0] if repo_digests else None
+    phase["resolve_s"] = time.perf_counter() - t0
+
+    t_create = time.perf_counter()
+    settings = container_settings(resolved.id, input_dir, output_dir, limits, gpus, environment)
+    try:
+        container = client.containers.create(**settings)
+    except APIError as error:
+        raise RunnerConfigError(image, _first_line(error)) from error
+    except _ENGINE_ERRORS as error:
+        return finish("engine_unavailable", _first_line(error))
+    phase["create_s"] = time.perf_counter() - t_create
+
+    notes: list[str] = []
+    try:
+        result = _run_and_collect(container, image, output_dir, limits, on_started,
+                                  validate_output, phase)
+    finally:
+        t_remove = time.perf_counter()
+        try:
+            container.remove(force=True, v=True)
+        except NotFound:
+            pass
+        except (APIError, *_ENGINE_ERRORS) as error:
+            log.error("job container %s could not be removed: %s", container.id[:12], error)
+            notes.append(f"container {container.id[:12]} could not be removed: "
+                         f"{_first_line(error)}")
+        phase["remove_s"] = time.perf_counter() - t_remove
+    status, message, extra = result
+    return finish(status, message, notes=notes, **extra)
+
+
+def _run_and_collect(
+    container: Container,
+    image: str,
+    output_dir: Path,
+    limits: RunLimits,
+    on_started: Callable[[str], None] | None,
+    validate_output: OutputValidator | None,
+    phase: dict[str, float],
+) -> tuple[RunStatus, str, dict[str, Any]]:
+    """Start, watch (time and output size), kill if needed, then judge; the caller removes."""
+    t_start = time.perf_counter()
+    try:
+        container.start()
+    except APIError as error:
+        raise RunnerConfigError(image, _first_line(error)) from error
+    except _ENGINE_ERRORS as error:
+        return "engine_unavailable", _first_line(error), {}
+
+    # The blocking wait lives in a thread so this one can enforce the deadline and the output
+    # size while it runs; the wait returns as soon as the container exits (no polling delay).
+    waited: dict[str, Any] = {}
+
+    def wait() -> None:
+        try:
+            waited["result"] = container.wait(timeout=limits.timeout_s + 120)
+        except Exception as error:  # handed to the main thread, which decides
+            waited["error"] = error
+
+    waiter = threading.Thread(target=wait, name=f"wait-{container.id[:12]}", daemon=True)
+    waiter.start()
+    if on_started is not None:
+        on_started(container.id)
+    deadline = t_start + limits.timeout_s
+    killed_for: str | None = None
+    output_size = 0
+    while True:
+        remaining = deadline - time.perf_counter()
+        waiter.join(max(0.0, min(OUTPUT_POLL_S, remaining)))
+        if not waiter.is_alive():
+            break
+        if time.perf_counter() >= deadline:
+            killed_for = "time"
+        else:
+            size = measure_output(output_dir, stop_after_bytes=limits.output_max_bytes)
+            output_size = size.total_bytes
+            if size.total_bytes > limits.output_max_bytes or size.entries > MAX_OUTPUT_ENTRIES:
+                killed_for = "output"
+        if killed_for is not None:
+            _kill(container)
+            waiter.join(60)
+            break
+    phase["run_s"] = time.perf_counter() - t_start
+
+    t_collect = time.perf_counter()
+    try:
+        if "error" in waited and not isinstance(waited["error"], _ENGINE_ERRORS):
+            raise waited["error"]
+        if "error" in waited:
+            return "engine_unavailable", _first_line(waited["error"]), {}
+        container.reload()
+        state = container.attrs["State"]
+        raw_log = container.logs(stdout=True, stderr=True)
+    except _ENGINE_ERRORS as error:
+        return "engine_unavailable", _first_line(error), {}
+    exit_code = state.get("ExitCode")
+    log_tail, log_truncated = cap_log(raw_log, limits.log_max_bytes)
+    extra: dict[str, Any] = {"exit_code": exit_code, "log_tail": log_tail,
+                             "log_truncated": log_truncated}
+    try:
+        status, message = _judge(state, killed_for, limits)
+        if status is None:
+            status, message, output_size = check_output(output_dir, limits, validate_output)
+        elif killed_for == "output":
+            output_size = max(output_size, measure_output(output_dir).total_bytes)
+            message = output_too_big_message(limits, output_size, killed=True)
+    finally:
+        phase["collect_s"] = time.perf_counter() - t_collect
+    extra["output_bytes"] = output_size
+    return status, message, extra
+
+
+def _judge(
+    state: dict[str, Any], killed_for: str | None, limits: RunLimits
+) -> tuple[RunStatus | None, str]:
+    """Map how the container ended to a status; ``None`` means "exited 0, check the output"."""
+    exit_code = state.get("ExitCode")
+    if killed_for == "time":
+        return "timed_out", (f"expected the job to finish within {limits.timeout_s:g} s, found "
+                             "it still running; it was killed")
+    if killed_for == "output":
+        return "output_invalid", ""
+    if state.get("OOMKilled") and exit_code != 0:
+        return "out_of_memory", (f"expected the job to stay within {limits.mem_limit_gb:g} GB of "
+                                 "memory (no swap; /tmp counts too), found it killed by the "
+                                 "kernel's out-of-memory killer")
+    if exit_code != 0:
+        hint = " (killed by SIGKILL)" if exit_code == 137 else ""
+        return "exit_nonzero", f"expected exit code 0, found {exit_code}{hint}"
+    return None, ""
+
+
+def _kill(container: Container) -> None:
+    try:
+        container.kill()
+    except APIError as error:
+        # 409: it exited on its own between the check and the kill
+        if error.status_code != 409:
+            raise
+
+
+def remove_job_containers(client: docker.DockerClient) -> list[str]:
+    """Remove every job container left behind (an evaluator killed mid-job); return their ids."""
+    removed = []
+    for container in client.containers.list(all=True, filters={"label": JOB_LABEL}):
+        try:
+            container.remove(force=True, v=True)
+        except NotFound:
+            continue
+        removed.append(container.id)
+    return removed
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]

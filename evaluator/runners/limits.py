@@ -1,0 +1,41 @@
+"""The resource limits of one job, shared by the docker and the local runner."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RunLimits(BaseModel):
+    """Resource limits of one job; the docker runner enforces all, the local runner few.
+
+    The docker runner maps them to the engine: ``timeout_s`` wall clock from start to kill,
+    ``mem_limit_gb`` memory with no swap (memswap equal), ``cpus`` CFS quota (nano-CPUs),
+    ``pids_limit`` processes and threads, ``tmp_size_mb`` the tmpfs /tmp (it counts against the
+    memory limit too), ``output_max_mb`` all of /output (checked while the job runs, the job is
+    killed past it), ``log_max_kb`` the log tail kept (and about the log bytes the engine stores).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timeout_s: float = Field(default=3600.0, gt=0)
+    mem_limit_gb: float = Field(default=16.0, gt=0)
+    cpus: float = Field(default=2.0, gt=0)
+    pids_limit: int = Field(default=1024, ge=8)
+    tmp_size_mb: int = Field(default=1024, gt=0)
+    output_max_mb: float = Field(default=1024.0, gt=0)
+    log_max_kb: int = Field(default=256, gt=0)
+
+    @property
+    def mem_limit_bytes(self) -> int:
+        """``mem_limit_gb`` in bytes (GiB: 2**30)."""
+        return int(self.mem_limit_gb * 2**30)
+
+    @property
+    def output_max_bytes(self) -> int:
+        """``output_max_mb`` in bytes (MiB: 2**20)."""
+        return int(self.output_max_mb * 2**20)
+
+    @property
+    def log_max_bytes(self) -> int:
+        """``log_max_kb`` in bytes (KiB: 2**10)."""
+        return self.log_max_kb * 2**10
