@@ -261,6 +261,13 @@ def prepare_processed(adata: ad.AnnData, name: str, source_sha256: str,
     Adds what a release needs and the file lacks (the SpaCKLE-completed layer).
     """
     # completion hook
+    from evaluator.completion import add_completion_layers
+    from evaluator.core.settings import Settings
+
+    settings = Settings.from_env()
+    add_completion_layers(adata, cache_dir=cache_dir or settings.cache_dir,
+                          data_hash=source_sha256, progress=settings.progress is not False,
+                          source=name)
 
 
 def _resolve_sources(sources: Iterable[Path | str]) -> dict[str, Path]:
