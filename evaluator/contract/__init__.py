@@ -1,3 +1,47 @@
-"""The contract layer of the evaluator (see DESIGN.md, "Layout")."""
+"""The predict contract, version 1: task.json and model.json models, file names, limits.
 
-__all__: list[str] = []
+Output validation of predictions.npy lives in ``evaluator.scoring.load_predictions`` (the
+scorer reads what the contract allows); ``evaluator.jobs`` applies both after a run.
+"""
+
+from evaluator.contract.errors import ContractError
+from evaluator.contract.models import (
+    CONTRACT_VERSION,
+    INPUT_FILES,
+    MAX_CONTRACT_JSON_BYTES,
+    MODEL_CARD_FILE,
+    PREDICTIONS_FILE,
+    SUPPORTED_CONTRACT_VERSIONS,
+    TASK_FILE,
+    TEST_FILE,
+    TRAIN_FILE,
+    ModelCard,
+    TaskSpec,
+    contract_json_schemas,
+    parse_model_card,
+    parse_task,
+    read_model_card,
+    read_task,
+    task_json,
+)
+
+__all__ = [
+    "CONTRACT_VERSION",
+    "INPUT_FILES",
+    "MAX_CONTRACT_JSON_BYTES",
+    "MODEL_CARD_FILE",
+    "PREDICTIONS_FILE",
+    "SUPPORTED_CONTRACT_VERSIONS",
+    "TASK_FILE",
+    "TEST_FILE",
+    "TRAIN_FILE",
+    "ContractError",
+    "ModelCard",
+    "TaskSpec",
+    "contract_json_schemas",
+    "parse_model_card",
+    "parse_task",
+    "read_model_card",
+    "read_task",
+    "task_json",
+]
