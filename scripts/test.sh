@@ -17,6 +17,8 @@ if [ -d tests/runners ]; then
   bash scripts/build_base_image.sh
 fi
 
+step "Postgres and Redis on loopback (store and queue tests)"; bash scripts/ensure_postgres.sh >/dev/null && bash scripts/ensure_redis.sh >/dev/null
+
 step "tests (pytest)"
 "$VENV/bin/pytest" -p no:cacheprovider "$@"
 note "all done in $(( $(date +%s) - start ))s"

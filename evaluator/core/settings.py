@@ -22,6 +22,16 @@ class Settings(BaseModel):
     - ``SPARED_BENCH_SEED``: default seed for synthetic data and training (default 0).
     - ``SPARED_BENCH_PROGRESS``: ``0`` turns progress bars off (default on when stderr is a TTY
       or when set to ``1``).
+    - ``DATABASE_URL``: SQLAlchemy URL of the results database (default the SQLite file
+      ``$SPARED_BENCH_HOME/bench.db``); ``postgresql://user:pw@host/db`` for the scaled stack.
+    - ``QUEUE_URL``: job queue (default the SQLite file ``$SPARED_BENCH_HOME/queue.db``, i.e.
+      ``sqlite:///...``); ``redis://host:6379/0`` for many workers on many machines.
+    - ``SPARED_BENCH_MAX_IMAGE_MB``: largest submission image accepted, archive or unpacked
+      (default 8192).
+    - ``SPARED_BENCH_DAILY_SUBMISSIONS``: submissions per team per UTC day (default 5; a team's
+      own limit in the database overrides it).
+    - ``SPARED_BENCH_JOB_MAX_ATTEMPTS``: runs of one job before an infrastructure failure (engine
+      gone, worker killed) is final (default 3); a model's own failure is never retried.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -29,6 +39,11 @@ class Settings(BaseModel):
     home: Path = Field(default_factory=_default_home)
     seed: int = 0
     progress: bool | None = None
+    database_url: str | None = None
+    queue_url: str | None = None
+    max_image_mb: float = Field(default=8192.0, gt=0)
+    daily_submissions: int = Field(default=5, ge=0)
+    job_max_attempts: int = Field(default=3, ge=1)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -40,7 +55,23 @@ class Settings(BaseModel):
             values["seed"] = int(seed)
         if (progress := os.environ.get("SPARED_BENCH_PROGRESS")) is not None:
             values["progress"] = progress not in {"0", "false", "no", ""}
+        for key, variable in (("database_url", "DATABASE_URL"), ("queue_url", "QUEUE_URL"),
+                              ("max_image_mb", "SPARED_BENCH_MAX_IMAGE_MB"),
+                              ("daily_submissions", "SPARED_BENCH_DAILY_SUBMISSIONS"),
+                              ("job_max_attempts", "SPARED_BENCH_JOB_MAX_ATTEMPTS")):
+            if value := os.environ.get(variable):
+                values[key] = value
         return cls(**values)
+
+    @property
+    def resolved_database_url(self) -> str:
+        """``database_url``, or the embedded SQLite database under ``home``."""
+        return self.database_url or f"sqlite:///{self.home / 'bench.db'}"
+
+    @property
+    def resolved_queue_url(self) -> str:
+        """``queue_url``, or the embedded SQLite queue under ``home``."""
+        return self.queue_url or f"sqlite:///{self.home / 'queue.db'}"
 
     @property
     def processed_dir(self) -> Path:

@@ -1,0 +1,192 @@
+"""Read helpers over the store, for the CLI, the orchestrator and the leaderboard.
+
+``results_rows`` / ``results_frame`` give the long table (one row per entry × dataset, metric
+columns) that ``evaluator.scoring.compute_statistics`` ranks; they only ever read one release
+and one track, so results of different releases are never mixed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from evaluator.store.errors import NotFound
+from evaluator.store.models import (
+    Job,
+    JobAttempt,
+    ReleaseRecord,
+    Result,
+    Submission,
+    Team,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+METRIC_COLUMNS: tuple[str, ...] = ("mse", "mae", "pcc_gene", "pcc_patch", "r2_gene", "r2_patch",
+                                   "constant_genes", "completed_mse", "completed_pcc_gene")
+
+
+def current_release(session: Session) -> ReleaseRecord | None:
+    """The current release, or None before the first one is published."""
+    return session.exec(select(ReleaseRecord).where(col(ReleaseRecord.is_current))).first()
+
+
+def list_release_records(session: Session) -> list[ReleaseRecord]:
+    """Every published release, oldest first."""
+    return list(session.exec(select(ReleaseRecord).order_by(col(ReleaseRecord.published_at))))
+
+
+def get_release_record(session: Session, ref: str) -> ReleaseRecord:
+    """A published release by id, unique id prefix (≥ 6 characters), label, or ``current``.
+
+    Raises ``NotFound`` listing the published releases.
+    """
+    records = list_release_records(session)
+    if ref == "current":
+        matches = [r for r in records if r.is_current]
+    else:
+        matches = [r for r in records if r.release_id == ref]
+        if not matches and len(ref) >= 6:
+            matches = [r for r in records if r.release_id.startswith(ref)]
+        if not matches:
+            matches = [r for r in records if r.label == ref][-1:]
+    if len(matches) != 1:
+        shown = ", ".join(f"{r.release_id[:12]} ({r.label or 'no label'})" for r in records)
+        raise NotFound("release", ref, f"expected one of the published releases: "
+                       f"{shown or 'none (publish one with `spared-bench data publish`)'}")
+    return matches[0]
+
+
+def upsert_release(session: Session, release_id: str, *, label: str | None,
+                   created_at: Any, tracks: dict[str, list[str]], make_current: bool
+                   ) -> ReleaseRecord:
+    """Record a release as published (once) and, with ``make_current``, make it the current one.
+
+    Exactly one release is current afterwards; the previous one keeps its results untouched.
+    """
+    record = session.get(ReleaseRecord, release_id)
+    if record is None:
+        record = ReleaseRecord(release_id=release_id, label=label, created_at=created_at,
+                               tracks=tracks)
+        session.add(record)
+        session.flush()
+    if make_current:
+        session.exec(update(ReleaseRecord).where(col(ReleaseRecord.release_id) != release_id)
+                     .values(is_current=False).execution_options(synchronize_session=False))
+        record.is_current = True
+        session.add(record)
+        session.flush()
+    return record
+
+
+def get_team(session: Session, name: str) -> Team:
+    """A team by name; ``NotFound`` when absent."""
+    team = session.exec(select(Team).where(Team.name == name)).first()
+    if team is None:
+        raise NotFound("team", name, "create it with `spared-bench team create NAME`")
+    return team
+
+
+def get_submission(session: Session, ref: str | int) -> Submission:
+    """A submission by id (``12`` or ``#12``) or by ``team/name``; ``NotFound`` when absent."""
+    text = str(ref).lstrip("#")
+    submission: Submission | None = None
+    if text.isdigit():
+        submission = session.get(Submission, int(text))
+    elif "/" in text:
+        team_name, _, name = text.partition("/")
+        submission = session.exec(
+            select(Submission).join(Team, col(Team.id) == col(Submission.team_id))
+            .where(Team.name == team_name, Submission.name == name)).first()
+    if submission is None:
+        raise NotFound("submission", ref, "expected an id such as 12 or TEAM/NAME")
+    return submission
+
+
+def entry_label(team: str, name: str) -> str:
+    """How an entry is named in results tables and rankings: ``team/name`` (unique)."""
+    return f"{team}/{name}"
+
+
+def results_rows(session: Session, release_id: str, track: str, *,
+                 include_hidden: bool = False) -> list[dict[str, Any]]:
+    """The long results table of one release and track: entry × dataset with every metric.
+
+    Columns: entry, submission_id, team, name, is_baseline, dataset, track, release_id and
+    ``METRIC_COLUMNS``. Hidden submissions are left out unless ``include_hidden``.
+    """
+    query = (
+        select(Result, Submission, Team)
+        .join(Submission, col(Submission.id) == col(Result.submission_id))
+        .join(Team, col(Team.id) == col(Submission.team_id))
+        .where(Result.release_id == release_id, Result.track == track)
+        .order_by(col(Submission.id), col(Result.dataset))
+    )
+    if not include_hidden:
+        query = query.where(col(Submission.hidden).is_(False))
+    rows = []
+    for result, submission, team in session.exec(query):
+        row: dict[str, Any] = {
+            "entry": entry_label(team.name, submission.name),
+            "submission_id": submission.id, "team": team.name, "name": submission.name,
+            "is_baseline": submission.is_baseline, "dataset": result.dataset,
+            "track": result.track, "release_id": result.release_id,
+        }
+        row.update({column: getattr(result, column) for column in METRIC_COLUMNS})
+        rows.append(row)
+    return rows
+
+
+def results_frame(session: Session, release_id: str, track: str, *,
+                  include_hidden: bool = False) -> pd.DataFrame:
+    """``results_rows`` as a pandas DataFrame (columns fixed even when empty)."""
+    import pandas as pd
+
+    columns = ["entry", "submission_id", "team", "name", "is_baseline", "dataset", "track",
+               "release_id", *METRIC_COLUMNS]
+    return pd.DataFrame(results_rows(session, release_id, track, include_hidden=include_hidden),
+                        columns=columns)
+
+
+def jobs_of(session: Session, submission_id: int, release_id: str | None = None) -> list[Job]:
+    """A submission's jobs (of one release, or all), by release, dataset and track."""
+    query = select(Job).where(Job.submission_id == submission_id)
+    if release_id is not None:
+        query = query.where(Job.release_id == release_id)
+    return list(session.exec(query.order_by(col(Job.release_id), col(Job.dataset),
+                                            col(Job.track))))
+
+
+def status_counts(session: Session, submission_id: int, release_id: str | None = None
+                  ) -> dict[str, int]:
+    """How many of a submission's jobs are in each status."""
+    return dict(Counter(job.status for job in jobs_of(session, submission_id, release_id)))
+
+
+def attempts_of(session: Session, job_id: int) -> list[JobAttempt]:
+    """A job's attempts, first to last."""
+    return list(session.exec(select(JobAttempt).where(JobAttempt.job_id == job_id)
+                             .order_by(col(JobAttempt.attempt))))
+
+
+def submissions_submitted_since(session: Session, team_id: int, since: Any) -> int:
+    """How many submissions a team made at or after ``since`` (baselines included)."""
+    return len(session.exec(select(Submission.id).where(
+        Submission.team_id == team_id, col(Submission.created_at) >= since)).all())
+
+
+def baselines(session: Session) -> list[Submission]:
+    """Submissions flagged as baselines, oldest first."""
+    return list(session.exec(select(Submission).where(col(Submission.is_baseline))
+                             .order_by(col(Submission.id))))
+
+
+def today_start_utc() -> Any:
+    """Midnight UTC of today (the per-team daily limit counts from here)."""
+    now = utcnow()
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
