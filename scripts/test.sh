@@ -15,6 +15,7 @@ if [ -d tests/runners ]; then
   step "Docker engine and base images"
   bash scripts/ensure_docker.sh
   bash scripts/build_base_image.sh
+  bash scripts/build_baselines.sh
 fi
 
 step "Postgres and Redis on loopback (store and queue tests)"; bash scripts/ensure_postgres.sh >/dev/null && bash scripts/ensure_redis.sh >/dev/null

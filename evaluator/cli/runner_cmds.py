@@ -1,0 +1,258 @@
+"""CLI commands that run submissions: ``check`` (public validation data) and ``evaluate``.
+
+Both go through ``evaluator.jobs`` (stage → run → validate → score), so a submission that
+passes ``check`` is run by ``evaluate`` in exactly the same way, on the hidden split instead.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import cast
+
+import click
+
+from evaluator.core.errors import BenchError
+from evaluator.core.settings import Settings
+from evaluator.datasets.release import TRACKS, Release, Track, list_releases, load_release
+from evaluator.jobs import (
+    LOCAL_RUNNER_WARNING,
+    DockerExecutor,
+    Executor,
+    JobPlan,
+    JobResult,
+    JobsReport,
+    LocalExecutor,
+    Purpose,
+    TaskSettings,
+    plan_jobs,
+    results_table,
+    run_jobs,
+)
+from evaluator.runners import RunLimits
+
+LOG_TAIL_LINES = 20
+
+
+class JobsFailed(click.ClickException):
+    """Some jobs failed: the summary is printed as ``Error: ...`` and the exit status is 1."""
+
+    exit_code = 1
+
+
+def _csv(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def _tracks(value: str | None) -> list[Track] | None:
+    names = _csv(value)
+    if names is None:
+        return None
+    bad = [n for n in names if n not in TRACKS]
+    if bad:
+        raise BenchError(f"--tracks: expected names among {', '.join(TRACKS)}, found {bad}")
+    return cast(list[Track], names)
+
+
+def _gpus(value: str | None) -> list[int] | None:
+    names = _csv(value)
+    if not names:
+        return None
+    if not all(n.isdigit() for n in names):
+        raise BenchError(f"--gpus: expected comma-separated device ids like 0,1, found {value!r}")
+    return [int(n) for n in names]
+
+
+def _release(ref: str | None, settings: Settings) -> Release:
+    if ref is not None:
+        return load_release(ref, settings.releases_dir)
+    manifests = list_releases(settings.releases_dir)
+    if not manifests:
+        raise BenchError(f"no release in {settings.releases_dir}: expected at least one; build "
+                         "one with `spared-bench data synth` and `spared-bench data release`")
+    return load_release(manifests[-1].release_id, settings.releases_dir)
+
+
+def _executor(runner: str, submission: str) -> Executor:
+    if runner == "local":
+        click.secho(LOCAL_RUNNER_WARNING, fg="yellow", bold=True, err=True)
+        return LocalExecutor(submission)
+    from evaluator.runners import docker_client
+    from evaluator.runners.errors import ImageMissing
+
+    client = docker_client()  # raises EngineUnavailable: nothing could run
+    try:
+        client.images.get(submission)
+    except Exception as exc:  # docker's ImageNotFound/APIError: the same for the author
+        raise ImageMissing(submission) from exc
+    return DockerExecutor(submission, client=client)
+
+
+def _job_line(result: JobResult) -> str:
+    where = f"{result.dataset}/{result.track}"
+    t = result.timings
+    if result.succeeded and result.score is not None:
+        m = result.score.metrics
+        pcc = "n/a" if m.pcc_gene is None else f"{m.pcc_gene:.4f}"
+        return (f"PASS  {where}: MSE {m.mse:.4f}  PCC-Gene {pcc}  "
+                f"(model {t.model_s:.1f} s, total {t.total_s:.1f} s)")
+    return f"FAIL  {where}: {result.status}: {result.message}"
+
+
+def _echo_failure_details(result: JobResult) -> None:
+    for note in result.notes:
+        click.echo(f"      note: {note}")
+    if not result.succeeded and result.log_tail.strip():
+        lines = result.log_tail.rstrip().splitlines()[-LOG_TAIL_LINES:]
+        click.echo(f"      --- last {len(lines)} line(s) of the submission's output ---")
+        for line in lines:
+            click.echo(f"      | {line}")
+
+
+def _run(purpose: Purpose, submission: str, runner: str, release_ref: str | None,
+         datasets: str | None, tracks: str | None, time_limit_s: float, mem_limit_gb: float,
+         cpus: float, gpus: str | None, seed: int | None, keep_outputs: Path | None
+         ) -> tuple[Release, list[JobPlan], list[JobResult], TaskSettings]:
+    settings = Settings.from_env()
+    release = _release(release_ref, settings)
+    plans = plan_jobs(release, _csv(datasets), _tracks(tracks))
+    gpu_ids = _gpus(gpus)
+    executor = _executor(runner, submission)
+    task_settings = TaskSettings(time_limit_s=time_limit_s, device="cuda" if gpu_ids else "cpu",
+                                 seed=settings.seed if seed is None else seed)
+    limits = RunLimits(timeout_s=time_limit_s, mem_limit_gb=mem_limit_gb, cpus=cpus)
+    label = "public validation split" if purpose == "validation" else "hidden split"
+    click.echo(f"{'checking' if purpose == 'validation' else 'evaluating'} {submission} "
+               f"({runner} runner) on the {label} of release {release.release_id[:12]}"
+               f"{f' ({release.manifest.label})' if release.manifest.label else ''}: "
+               f"{len(plans)} job(s), time limit {time_limit_s:g} s each", err=True)
+
+    def on_start(i: int, n: int, plan: JobPlan) -> None:
+        click.echo(f"[{i}/{n}] {plan.dataset}/{plan.track}: staging and running ...", err=True)
+
+    def on_result(i: int, n: int, result: JobResult) -> None:
+        status = "ok" if result.succeeded else result.status
+        click.echo(f"[{i}/{n}] {result.dataset}/{result.track}: {status} in "
+                   f"{result.timings.total_s:.1f} s", err=True)
+
+    results = run_jobs(executor, release, plans, purpose=purpose, settings=task_settings,
+                       limits=limits, staging_root=settings.home / "staging", gpus=gpu_ids,
+                       keep_outputs=keep_outputs, on_start=on_start, on_result=on_result)
+    return release, plans, results, task_settings
+
+
+def _common_options(func: click.decorators.FC) -> click.decorators.FC:
+    options = [
+        click.option("--runner", type=click.Choice(["docker", "local"]), default="docker",
+                     show_default=True,
+                     help="docker: SUBMISSION is an image, run isolated. local: SUBMISSION is a "
+                          "command (e.g. 'python submissions/baselines/mean/predict.py') run "
+                          "as a plain process with NO isolation (development only)."),
+        click.option("--release", "release_ref", default=None,
+                     help="Release id, id prefix or label [default: the newest release]."),
+        click.option("--datasets", default=None,
+                     help="Comma-separated datasets [default: every dataset of the release]."),
+        click.option("--tracks", default=None,
+                     help="Comma-separated tracks among raw,spackle [default: every track]."),
+        click.option("--time-limit-s", type=click.FloatRange(min=1), default=3600.0,
+                     show_default=True, help="Wall-clock limit of each job (in task.json too)."),
+        click.option("--mem-limit-gb", type=click.FloatRange(min=0.1), default=16.0,
+                     show_default=True, help="Memory limit of each job (docker runner)."),
+        click.option("--cpus", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
+                     help="CPU limit of each job (docker runner)."),
+        click.option("--gpus", default=None,
+                     help="GPU device ids for the jobs, e.g. 0 or 0,1 (task.json device=cuda)."),
+        click.option("--seed", type=int, default=None,
+                     help="Seed in task.json [default: SPARED_BENCH_SEED or 0]."),
+        click.option("--keep-outputs", type=click.Path(file_okay=False, path_type=Path),
+                     default=None, help="Copy each job's predictions.npy and model.json here "
+                                        "(<dir>/<dataset>/<track>/)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@click.command("check")
+@click.argument("submission")
+@_common_options
+def check_command(submission: str, runner: str, release_ref: str | None, datasets: str | None,
+                  tracks: str | None, time_limit_s: float, mem_limit_gb: float, cpus: float,
+                  gpus: str | None, seed: int | None, keep_outputs: Path | None) -> None:
+    """Run SUBMISSION exactly as the evaluator would, on public validation data; report.
+
+    Each (dataset, track) becomes a task built like an evaluation task from the release's
+    public training file: the val slides are held out where the hidden split is test, else the
+    last training slide, else (one slide) a random 30% of its spots. The output is validated
+    and scored as in an evaluation; the metrics are your own, on validation data. Exit 0 when
+    every job passes, 1 otherwise.
+    """
+    _release_obj, _plans, results, _settings = _run(
+        "validation", submission, runner, release_ref, datasets, tracks, time_limit_s,
+        mem_limit_gb, cpus, gpus, seed, keep_outputs)
+    click.echo("")
+    for result in results:
+        click.echo(_job_line(result))
+        if result.holdout:
+            click.echo(f"      held out: {result.holdout}")
+        _echo_failure_details(result)
+    passed = sum(r.succeeded for r in results)
+    click.echo("")
+    if passed == len(results):
+        click.secho(f"check passed: {passed}/{len(results)} job(s) ran, wrote valid "
+                    "predictions and were scored (metrics on validation data, not the "
+                    "hidden split)", fg="green")
+        return
+    raise JobsFailed(f"check FAILED: {len(results) - passed} of {len(results)} job(s) failed; "
+                     "see the messages above")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:60] or "submission"
+
+
+@click.command("evaluate")
+@click.argument("submission")
+@_common_options
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Report JSON path; a CSV is written beside it "
+                                 "[default: <SPARED_BENCH_HOME>/reports/<submission>-<release>-"
+                                 "<time>.json].")
+def evaluate_command(submission: str, runner: str, release_ref: str | None,
+                     datasets: str | None, tracks: str | None, time_limit_s: float,
+                     mem_limit_gb: float, cpus: float, gpus: str | None, seed: int | None,
+                     keep_outputs: Path | None, report_path: Path | None) -> None:
+    """Evaluate SUBMISSION on the hidden split of a release: run, validate, score, report.
+
+    Prints a table of the SpaRED metrics per (dataset, track) and writes a JSON and a CSV
+    report (atomically). Exit 0 when every job succeeded, 1 otherwise.
+    """
+    release, _plans, results, settings = _run(
+        "evaluation", submission, runner, release_ref, datasets, tracks, time_limit_s,
+        mem_limit_gb, cpus, gpus, seed, keep_outputs)
+    report = JobsReport(submission=submission, runner=runner, purpose="evaluation",
+                        release_id=release.release_id, time_limit_s=settings.time_limit_s,
+                        results=results)
+    if report_path is None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        report_path = (Settings.from_env().home / "reports"
+                       / f"{_slug(submission)}-{release.release_id[:12]}-{stamp}.json")
+    json_path, csv_path = report.write(report_path)
+    click.echo("")
+    click.echo(results_table(results))
+    failed = [r for r in results if not r.succeeded]
+    for result in failed:
+        click.echo("")
+        click.echo(_job_line(result))
+        _echo_failure_details(result)
+    click.echo("")
+    summary = (f"{report.n_succeeded}/{len(results)} job(s) succeeded; report: {json_path} "
+               f"and {csv_path}")
+    if failed:
+        raise JobsFailed(summary)
+    click.echo(summary)
+
+
+COMMANDS: list[click.Command] = [check_command, evaluate_command]
+
