@@ -25,11 +25,24 @@ and rows that look constant, are recomputed exactly by two passes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NoReturn
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from evaluator.scoring._kernels import Engine, exact_centered, sufficient_stats
+from evaluator.scoring._kernels import (
+    AGG_FINITE,
+    AGG_GENE,
+    AGG_N_MEASURED,
+    AGG_SAD,
+    AGG_SDD,
+    AGG_SPOT,
+    Engine,
+    exact_centered,
+    fused_metrics,
+    numba_available,
+    sufficient_stats,
+)
 from evaluator.scoring.errors import MetricInputError
 
 # One-pass Σx² - (Σx)²/n is trusted when it keeps at least this fraction of Σx² (≥ 6 of the 16
@@ -95,6 +108,84 @@ def _as_matrix(name: str, value: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+def _checked_inputs(
+    truth: np.ndarray, pred: np.ndarray, mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (truth, prediction, mask) as C-contiguous arrays of one shape, or raise."""
+    t = _as_matrix("truth", truth)
+    p = _as_matrix("prediction", pred)
+    m = np.asarray(mask)
+    if m.dtype != np.bool_:
+        raise MetricInputError("mask", "dtype bool (True = measured)", f"dtype {m.dtype}")
+    m = np.ascontiguousarray(m)
+    if p.shape != t.shape or m.shape != t.shape:
+        raise MetricInputError(
+            "shapes", f"truth, prediction and mask of one shape {t.shape}",
+            f"prediction {p.shape}, mask {m.shape}",
+        )
+    return t, p, m
+
+
+def _raise_non_finite(t: np.ndarray, p: np.ndarray, m: np.ndarray) -> NoReturn:
+    """Raise ``MetricInputError`` naming the first non-finite measured entry (or overflow)."""
+    bad_t = m & ~np.isfinite(t)
+    which, bad = ("truth", bad_t) if bad_t.any() else ("prediction", m & ~np.isfinite(p))
+    first = tuple(int(x) for x in np.argwhere(bad)[0]) if bad.any() else "overflow"
+    raise MetricInputError(
+        which, "finite values on measured entries",
+        f"{int(bad.sum())} non-finite, first at (spot, gene) {first}",
+    )
+
+
+def _use_numba(engine: Engine) -> bool:
+    """Return True when ``engine`` selects the numba kernel (``auto``: when numba imports)."""
+    return engine == "numba" or (engine == "auto" and numba_available())
+
+
+def _numba_metrics(
+    t: np.ndarray, p: np.ndarray, m: np.ndarray, *, detail: bool
+) -> tuple[MetricSet, np.ndarray, np.ndarray]:
+    """Compute the metric set with the fused numba kernel; also (gene, spot) per-unit arrays."""
+    agg, gene, spot = fused_metrics(
+        t, p, m, detail=detail, column_condition_min=_COLUMN_CONDITION_MIN,
+        row_constant_check=_ROW_CONSTANT_CHECK,
+    )
+    n_measured = int(agg[AGG_N_MEASURED])
+    if n_measured == 0:
+        raise MetricInputError("mask", "at least one measured (True) entry", "none")
+    if agg[AGG_FINITE] != 1.0:
+        _raise_non_finite(t, p, m)
+    g, s = AGG_GENE, AGG_SPOT
+
+    def mean(total: float, count: float) -> float | None:
+        return float(total / count) if count > 0 else None
+
+    pcc_gene = mean(agg[g], agg[g + 1])
+    pcc_patch = mean(agg[s], agg[s + 1])
+    if pcc_gene is None or pcc_patch is None:  # unreachable once n_measured > 0
+        raise MetricInputError("mask", "at least one measured entry", "none")
+    metrics = MetricSet(
+        mse=float(agg[AGG_SDD] / n_measured),
+        mae=float(agg[AGG_SAD] / n_measured),
+        pcc_gene=pcc_gene,
+        pcc_patch=pcc_patch,
+        r2_gene=mean(agg[g + 2], agg[g + 3]),
+        r2_patch=mean(agg[s + 2], agg[s + 3]),
+        n_spots=t.shape[0],
+        n_genes=t.shape[1],
+        n_measured=n_measured,
+        constant_genes=int(agg[g + 4]),
+        constant_truth_genes=int(agg[g + 5]),
+        single_value_genes=int(agg[g + 6]),
+        unmeasured_genes=int(agg[g + 7]),
+        constant_spots=int(agg[s + 4]),
+        constant_truth_spots=int(agg[s + 5]),
+        single_value_spots=int(agg[s + 6]),
+        unmeasured_spots=int(agg[s + 7]),
+    )
+    return metrics, gene, spot
+
+
 def _pearson(
     n: np.ndarray, stt: np.ndarray, spp: np.ndarray, stp: np.ndarray,
     t_const: np.ndarray, p_const: np.ndarray,
@@ -120,39 +211,16 @@ def _mean_or_none(values: np.ndarray) -> float | None:
     return float(finite.mean()) if finite.size else None
 
 
-def compute_metrics_detailed(
-    truth: np.ndarray, pred: np.ndarray, mask: np.ndarray, *, engine: Engine = "auto"
-) -> MetricDetail:
-    """Compute the metric set and its per-gene / per-spot detail on mask-true entries.
-
-    Raises ``MetricInputError`` when shapes differ, the mask is not boolean, nothing is measured,
-    or a measured entry of truth or prediction is not finite.
-    """
-    t = _as_matrix("truth", truth)
-    p = _as_matrix("prediction", pred)
-    m = np.asarray(mask)
-    if m.dtype != np.bool_:
-        raise MetricInputError("mask", "dtype bool (True = measured)", f"dtype {m.dtype}")
-    m = np.ascontiguousarray(m)
-    if p.shape != t.shape or m.shape != t.shape:
-        raise MetricInputError(
-            "shapes", f"truth, prediction and mask of one shape {t.shape}",
-            f"prediction {p.shape}, mask {m.shape}",
-        )
+def _numpy_detailed(t: np.ndarray, p: np.ndarray, m: np.ndarray) -> MetricDetail:
+    """Compute the metric set and per-unit detail with vectorised numpy (the fallback engine)."""
     n_spots, n_genes = t.shape
-    stats = sufficient_stats(t, p, m, engine=engine)
+    stats = sufficient_stats(t, p, m)
     col, row = stats.col, stats.row
     n_measured = int(col[0].sum())
     if n_measured == 0:
         raise MetricInputError("mask", "at least one measured (True) entry", "none")
     if not (np.isfinite(col).all() and np.isfinite(row).all()):
-        bad_t = m & ~np.isfinite(t)
-        which, bad = ("truth", bad_t) if bad_t.any() else ("prediction", m & ~np.isfinite(p))
-        first = tuple(int(x) for x in np.argwhere(bad)[0]) if bad.any() else "overflow"
-        raise MetricInputError(
-            which, "finite values on measured entries",
-            f"{int(bad.sum())} non-finite, first at (spot, gene) {first}",
-        )
+        _raise_non_finite(t, p, m)
 
     # Genes: undo the shift-free parts of the one-pass formulas, then fix ill-conditioned columns.
     g_n = col[0]
@@ -226,11 +294,35 @@ def compute_metrics_detailed(
     )
 
 
+def compute_metrics_detailed(
+    truth: np.ndarray, pred: np.ndarray, mask: np.ndarray, *, engine: Engine = "auto"
+) -> MetricDetail:
+    """Compute the metric set and its per-gene / per-spot detail on mask-true entries.
+
+    Raises ``MetricInputError`` when shapes differ, the mask is not boolean, nothing is measured,
+    or a measured entry of truth or prediction is not finite.
+    """
+    t, p, m = _checked_inputs(truth, pred, mask)
+    if not _use_numba(engine):
+        return _numpy_detailed(t, p, m)
+    metrics, gene, spot = _numba_metrics(t, p, m, detail=True)
+    return MetricDetail(
+        metrics=metrics,
+        gene_n=gene[0].astype(np.int64), gene_pcc=gene[1], gene_r2=gene[2],
+        gene_mse=gene[3], gene_mae=gene[4],
+        spot_n=spot[0].astype(np.int64), spot_pcc=spot[1], spot_r2=spot[2], spot_mse=spot[3],
+    )
+
+
 def compute_metrics(
     truth: np.ndarray, pred: np.ndarray, mask: np.ndarray, *, engine: Engine = "auto"
 ) -> MetricSet:
     """Compute MSE, MAE, PCC-Gene, PCC-Patch, R2-Gene, R2-Patch on mask-true entries.
 
-    See the module docstring for the exact definitions; raises ``MetricInputError``.
+    See the module docstring for the exact definitions; raises ``MetricInputError``. With numba,
+    no per-gene or per-spot array is built (only the aggregates).
     """
-    return compute_metrics_detailed(truth, pred, mask, engine=engine).metrics
+    t, p, m = _checked_inputs(truth, pred, mask)
+    if not _use_numba(engine):
+        return _numpy_detailed(t, p, m).metrics
+    return _numba_metrics(t, p, m, detail=False)[0]

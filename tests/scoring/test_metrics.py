@@ -176,3 +176,38 @@ def test_nan_on_unmeasured_prediction_entries_is_ignored() -> None:
     m = np.array([[1, 0], [1, 1], [1, 1]], dtype=bool)
     got = compute_metrics(t, p, m)
     assert got.mse == pytest.approx(1 / 5)
+
+
+@pytest.mark.parametrize("block_bytes", [64, 4096, 1 << 20])
+def test_block_touching_path_gives_identical_results(
+    monkeypatch: pytest.MonkeyPatch, block_bytes: int
+) -> None:
+    # Large arrays take the path that touches each block of rows before computing on it; force it
+    # on small data (odd block sizes included) and expect bit-identical metrics and detail.
+    from evaluator.scoring import _kernels
+
+    rng = np.random.default_rng(8)
+    t = rng.random((333, 37)).astype(np.float32)
+    p = (t * 0.3 + rng.random(t.shape)).astype(np.float32)
+    m = rng.random(t.shape) < 0.7
+    plain = compute_metrics_detailed(t, p, m, engine="numba")
+    monkeypatch.setattr(_kernels, "PREFETCH_MIN_BYTES", 0)
+    monkeypatch.setattr(_kernels, "PREFETCH_BLOCK_BYTES", block_bytes)
+    touched = compute_metrics_detailed(t, p, m, engine="numba")
+    assert touched.metrics == plain.metrics
+    np.testing.assert_array_equal(touched.spot_pcc, plain.spot_pcc)
+    np.testing.assert_array_equal(touched.gene_r2, plain.gene_r2)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_summary_and_detailed_paths_agree(engine: str) -> None:
+    rng = np.random.default_rng(9)
+    t = rng.random((120, 20))
+    p = t * 0.7 + rng.random(t.shape)
+    m = rng.random(t.shape) < 0.6
+    m[3] = False
+    detail = compute_metrics_detailed(t, p, m, engine=engine)
+    assert compute_metrics(t, p, m, engine=engine) == detail.metrics
+    assert detail.metrics.pcc_patch == pytest.approx(np.nanmean(detail.spot_pcc), rel=1e-12)
+    assert detail.metrics.r2_gene == pytest.approx(np.nanmean(detail.gene_r2), rel=1e-12)
+    assert np.isnan(detail.spot_pcc[3]) and detail.spot_n[3] == 0
