@@ -14,8 +14,11 @@ jobs' folders. Inputs must be readable by uid 10001 (release files are world-rea
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
+import socket
 import threading
 import time
 import uuid
@@ -62,12 +65,30 @@ def docker_client(timeout_s: float = 120.0) -> docker.DockerClient:
 
     Raises ``EngineUnavailable`` when nothing answers.
     """
+    _probe_unix_socket(os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock")
     try:
         client = docker.from_env(timeout=int(timeout_s))
         client.ping()
     except (DockerException, *_ENGINE_ERRORS) as error:
         raise EngineUnavailable(_first_line(error)) from error
     return client
+
+
+def _probe_unix_socket(host: str) -> None:
+    """Raise ``EngineUnavailable`` unless a local engine socket accepts a connection.
+
+    Checked here because docker-py leaks the socket of a failed unix connect (its
+    ``UnixHTTPConnection.connect`` never closes it), which a long-lived worker would pile up.
+    """
+    if not host.startswith("unix://"):
+        return
+    path = host.removeprefix("unix://")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(5)
+        try:
+            probe.connect(path)
+        except OSError as error:
+            raise EngineUnavailable(f"{path}: {error.strerror or error}") from error
 
 
 def container_settings(
@@ -77,6 +98,7 @@ def container_settings(
     limits: RunLimits,
     gpus: list[int] | None,
     environment: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Return the ``containers.create`` keyword arguments that isolate one job.
 
@@ -100,7 +122,7 @@ def container_settings(
     settings: dict[str, Any] = {
         "image": image_id,
         "name": f"spared-job-{uuid.uuid4().hex[:12]}",
-        "labels": {JOB_LABEL: "1"},
+        "labels": {**(labels or {}), JOB_LABEL: "1"},
         "environment": env,
         "user": f"{CONTAINER_UID}:{CONTAINER_GID}",
         "network_mode": "none",
@@ -145,6 +167,7 @@ def run_container(
     validate_output: OutputValidator | None = None,
     on_started: Callable[[str], None] | None = None,
     environment: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> RunOutcome:
     """Run ``image`` once on ``input_dir``, isolated, and report what happened.
 
@@ -154,12 +177,41 @@ def run_container(
     ``validate_output(output_dir)`` may raise a ``BenchError`` to mark the output invalid.
     ``on_started(container_id)`` is called once the container runs (a debugging and test hook:
     it runs inside the wall-clock limit). ``client`` is reused when given (saves a connection
-    per job). Raises ``JobFolderError`` for unusable folders and ``RunnerConfigError`` when the
+    per job). ``environment`` and ``labels`` add to the container's (e.g. the job id as a
+    label). Raises ``JobFolderError`` for unusable folders and ``RunnerConfigError`` when the
     engine refuses the settings (e.g. GPUs on an engine without a GPU runtime).
     """
     t0 = time.perf_counter()
     input_dir = check_input_dir(input_dir)
     output_dir = prepare_output_dir(output_dir, owner=(CONTAINER_UID, CONTAINER_GID))
+    if client is not None:
+        return _run_with_client(client, image, input_dir, output_dir, limits, gpus,
+                                validate_output, on_started, environment, labels, t0)
+    try:
+        own_client = docker_client()
+    except EngineUnavailable as error:
+        return RunOutcome(status="engine_unavailable", runner="docker", image=image,
+                          message=error.detail,
+                          durations=RunDurations(total_s=time.perf_counter() - t0))
+    with contextlib.closing(own_client):
+        return _run_with_client(own_client, image, input_dir, output_dir, limits, gpus,
+                                validate_output, on_started, environment, labels, t0)
+
+
+def _run_with_client(
+    client: docker.DockerClient,
+    image: str,
+    input_dir: Path,
+    output_dir: Path,
+    limits: RunLimits,
+    gpus: list[int] | None,
+    validate_output: OutputValidator | None,
+    on_started: Callable[[str], None] | None,
+    environment: Mapping[str, str] | None,
+    labels: Mapping[str, str] | None,
+    t0: float,
+) -> RunOutcome:
+    """Resolve, create, run, judge and remove, with an open client (see ``run_container``)."""
     phase: dict[str, float] = {}
     facts: dict[str, Any] = {}
 
@@ -167,11 +219,6 @@ def run_container(
         durations = RunDurations(**phase, total_s=time.perf_counter() - t0)
         return RunOutcome(status=status, runner="docker", image=image, message=message,
                           durations=durations, **facts, **extra)
-
-    try:
-        client = client if client is not None else docker_client()
-    except EngineUnavailable as error:
-        return finish("engine_unavailable", error.detail)
 
     try:
         resolved = client.images.get(image)
@@ -192,7 +239,8 @@ def run_container(
     phase["resolve_s"] = time.perf_counter() - t0
 
     t_create = time.perf_counter()
-    settings = container_settings(resolved.id, input_dir, output_dir, limits, gpus, environment)
+    settings = container_settings(resolved.id, input_dir, output_dir, limits, gpus, environment,
+                                  labels)
     try:
         container = client.containers.create(**settings)
     except APIError as error:

@@ -1,0 +1,6 @@
+"""Hostile: never finish."""
+
+import time
+
+print("going to sleep", flush=True)
+time.sleep(3600)
