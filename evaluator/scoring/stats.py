@@ -18,7 +18,8 @@ and optionally ``pcc_gene`` (other columns are ignored).
   from it), wherever it ranks. Of the entries left, the best-ranked heads group 2, which takes
   every remaining entry not significantly different from that head; and so on down. When
   Kruskal–Wallis does not reject (p ≥ alpha), no pair is called different: everyone is group 1.
-- Friedman test, blocks = datasets, then Nemenyi post-hoc (scikit-posthocs), with average ranks
+- Friedman test, blocks = datasets, then Nemenyi post-hoc (scikit-posthocs' test, computed by
+  ``nemenyi_friedman`` with a vectorised studentized-range tail), with average ranks
   (rank 1 = lowest MSE on a dataset) and the critical difference CD = q_α·√(k(k+1)/(6N)),
   q_α = studentized range quantile (1-α; k, ∞)/√2 (Demšar 2006). Needs ≥ 3 complete entries.
 - Fewer than 2 complete entries, or MSE tied everywhere, give ``test_status = "not_enough"``
@@ -184,13 +185,15 @@ def dunn_bonferroni(groups: list[np.ndarray], labels: list[str]) -> PValueMatrix
 
 def significance_groups(order: list[str], p_value: PValueMatrix, alpha: float) -> dict[str, int]:
     """Assign groups: each head (best left) takes every entry left with p ≥ alpha against it."""
+    index = {label: i for i, label in enumerate(p_value.labels)}
     groups: dict[str, int] = {}
     remaining = list(order)
     group = 0
     while remaining:
         group += 1
         head = remaining[0]
-        members = [e for e in remaining if e == head or p_value.get(head, e) >= alpha]
+        row = p_value.p_values[index[head]]
+        members = [e for e in remaining if e == head or row[index[e]] >= alpha]
         for entry in members:
             groups[entry] = group
         remaining = [e for e in remaining if e not in groups]
@@ -198,11 +201,86 @@ def significance_groups(order: list[str], p_value: PValueMatrix, alpha: float) -
 
 
 def critical_difference(k: int, n_datasets: int, alpha: float) -> tuple[float, float]:
-    """Return (q_alpha, CD) of the Nemenyi test for k entries over n datasets (Demšar 2006)."""
-    from scipy.stats import studentized_range
+    """Return (q_alpha, CD) of the Nemenyi test for k entries over n datasets (Demšar 2006).
 
-    q_alpha = float(studentized_range.ppf(1.0 - alpha, k, np.inf) / math.sqrt(2.0))
+    q_alpha solves studentized range sf(q; k, ∞) = alpha (``studentized_range_sf_inf``, Brent's
+    method to 1e-13), divided by √2.
+    """
+    from scipy.optimize import brentq
+
+    def excess(q: float) -> float:
+        return float(studentized_range_sf_inf(np.array(q), k)) - alpha
+
+    upper = 4.0
+    while excess(upper) > 0.0:
+        upper *= 2.0
+    root = brentq(excess, 0.0, upper, xtol=1e-13, rtol=1e-13)
+    q_alpha = float(root) / math.sqrt(2.0)
     return q_alpha, q_alpha * math.sqrt(k * (k + 1) / (6.0 * n_datasets))
+
+
+# Trapezoid step for the studentized-range integral; see ``studentized_range_sf_inf``.
+_SR_STEP = 0.1
+# Grid points whose weight is below this fraction of the largest carry no p-value above ~1e-37.
+_SR_WEIGHT_FLOOR = 1e-40
+_SR_CHUNK = 256
+
+
+def studentized_range_sf_inf(q: np.ndarray, k: int) -> np.ndarray:
+    """Return P(Q > q) for the studentized range of k normal means with infinite df (vectorised).
+
+    sf(q) = k ∫ φ(z) [Φ(z)^(k-1) - (Φ(z) - Φ(z-q))^(k-1)] dz, the complement of the df = ∞ form
+    in Lund & Lund (1983), computed as k ∫ φ Φ^(k-1) (1 - (1 - Φ(z-q)/Φ(z))^(k-1)) dz so that small
+    p-values keep their relative precision. The integrand is smooth and decays like a Gaussian,
+    so the trapezoid rule on a uniform grid (step 0.1) is spectrally accurate: ~1e-14 relative
+    against 40-digit quadrature (mpmath) for k = 3..500 and q up to 17. scipy's
+    ``studentized_range.sf(q, k, inf)`` is 1 - cdf with one adaptive quadrature per value
+    (absolute tolerance ~1e-11): the same numbers, ~1 ms each instead of ~4 µs.
+    """
+    from scipy.special import ndtr
+
+    q = np.asarray(q, dtype=float)
+    if q.size == 0:
+        return np.zeros(q.shape)
+    # Φ^(k-1) kills the lower tail; the upper end reaches past q/2, where a tiny sf has its mass.
+    z = np.arange(-9.0, max(9.0, float(q.max()) / 2.0 + 8.0) + _SR_STEP, _SR_STEP)
+    a = ndtr(z)
+    with np.errstate(divide="ignore", under="ignore"):
+        weight = k * np.exp(-0.5 * z * z + (k - 1) * np.log(a)) / math.sqrt(2.0 * math.pi)
+    keep = weight > _SR_WEIGHT_FLOOR * weight.max()
+    z, a, weight = z[keep], a[keep], weight[keep] * _SR_STEP
+    flat = q.reshape(-1)
+    out = np.empty(flat.size)
+    for start in range(0, flat.size, _SR_CHUNK):
+        chunk = flat[start : start + _SR_CHUNK, None]
+        ratio = np.minimum(ndtr(z - chunk) / a, 1.0)
+        with np.errstate(divide="ignore"):
+            inner = -np.expm1((k - 1) * np.log1p(-ratio))
+        out[start : start + _SR_CHUNK] = inner @ weight
+    return np.clip(out, 0.0, 1.0).reshape(q.shape)
+
+
+def nemenyi_friedman(matrix: np.ndarray) -> np.ndarray:
+    """Return the Nemenyi post-hoc p-values after Friedman for a (datasets x entries) matrix.
+
+    The same test as scikit-posthocs' ``posthoc_nemenyi_friedman``: average ranks R over the
+    datasets (ties averaged), q = |R_i - R_j| / √(k(k+1)/(6N)), p = studentized range sf(q√2;
+    k, ∞) (Demšar 2006); the diagonal is 1. All pairs in one vectorised call; pairs with equal q
+    share one evaluation.
+    """
+    from scipy.stats import rankdata
+
+    n, k = matrix.shape
+    mean_ranks = rankdata(matrix, axis=1, method="average").mean(axis=0)
+    upper = np.triu_indices(k, 1)
+    differences = np.abs(mean_ranks[upper[0]] - mean_ranks[upper[1]])
+    q_values = differences / np.sqrt(k * (k + 1.0) / (6.0 * n))
+    distinct, inverse = np.unique(q_values * np.sqrt(2.0), return_inverse=True)
+    p_values = studentized_range_sf_inf(distinct, k)[inverse]
+    out = np.ones((k, k))
+    out[upper] = p_values
+    out[upper[1], upper[0]] = p_values
+    return out
 
 
 def _friedman(
@@ -216,11 +294,10 @@ def _friedman(
         return None, f"Friedman needs at least 2 datasets, found {n_datasets}"
     if bool((np.ptp(matrix, axis=1) == 0).all()):
         return None, "every dataset has all entries tied: nothing to rank"
-    import scikit_posthocs as sp
     from scipy.stats import friedmanchisquare, rankdata
 
     statistic, p_value = friedmanchisquare(*matrix.T)
-    nemenyi = sp.posthoc_nemenyi_friedman(matrix).to_numpy(dtype=float)
+    nemenyi = nemenyi_friedman(matrix)
     average = rankdata(matrix, axis=1).mean(axis=0)
     q_alpha, cd = critical_difference(k, n_datasets, alpha)
     return FriedmanResult(

@@ -20,6 +20,7 @@ from evaluator.scoring import (
     significance_groups,
 )
 from evaluator.scoring.cd_diagram import cliques
+from evaluator.scoring.stats import nemenyi_friedman, studentized_range_sf_inf
 
 DATASETS = [f"d{i:02d}" for i in range(26)]
 
@@ -188,11 +189,64 @@ def test_friedman_nemenyi_and_average_ranks() -> None:
     assert f.p_value == pytest.approx(want.pvalue)
     ranks = sstats.rankdata(cols, axis=1).mean(axis=0)
     assert [f.average_ranks[e] for e in order] == pytest.approx(list(ranks))
+    # scipy's studentized_range.sf is 1 - cdf (quadrature tolerance ~1e-11 absolute), so its
+    # p-values below ~1e-9 carry only absolute precision; ours keep relative precision there.
     np.testing.assert_allclose(
-        np.array(f.nemenyi.p_values), sp.posthoc_nemenyi_friedman(cols).to_numpy()
+        np.array(f.nemenyi.p_values), sp.posthoc_nemenyi_friedman(cols).to_numpy(),
+        rtol=1e-6, atol=1e-13,
     )
     assert f.critical_difference == pytest.approx(2.569 * math.sqrt(4 * 5 / (6 * 26)), rel=1e-3)
     assert f.average_ranks["D"] > f.average_ranks["A"]
+
+
+# P(Q > q) of the studentized range (df = ∞) by 40-digit quadrature (mpmath) of
+# k ∫ φ(z) [Φ(z)^(k-1) - (Φ(z) - Φ(z-q))^(k-1)] dz.
+STUDENTIZED_RANGE_SF_GOLDEN = [
+    (2, 2.5, 0.07709987174354177),
+    (3, 1.5, 0.53859515541642977),
+    (3, 6.0, 6.5573498433088362e-5),
+    (4, 12.0, 1.2911823485653216e-16),
+    (10, 4.5, 0.047305827312928572),
+    (100, 6.0, 0.062516555461499043),
+    (100, 17.0, 1.3673504149180496e-29),
+    (500, 8.0, 0.0015749830746397852),
+]
+
+
+@pytest.mark.parametrize(("k", "q", "want"), STUDENTIZED_RANGE_SF_GOLDEN)
+def test_studentized_range_sf_matches_high_precision_and_scipy(
+    k: int, q: float, want: float
+) -> None:
+    got = float(studentized_range_sf_inf(np.array([q]), k)[0])
+    assert got == pytest.approx(want, rel=1e-12)
+    assert got == pytest.approx(sstats.studentized_range.sf(q, k, np.inf), rel=1e-6, abs=1e-13)
+
+
+def test_studentized_range_sf_is_one_at_zero_and_keeps_shape() -> None:
+    got = studentized_range_sf_inf(np.array([[0.0, 3.0], [3.0, 40.0]]), 5)
+    assert got.shape == (2, 2)
+    assert got[0, 0] == pytest.approx(1.0, abs=1e-14)
+    assert got[0, 1] == got[1, 0]
+    assert 0.0 <= got[1, 1] < 1e-100
+
+
+@pytest.mark.parametrize(("n", "k", "ties", "seed"), [
+    (26, 3, False, 0), (26, 4, True, 1), (5, 10, False, 2), (26, 30, True, 3),
+    (26, 100, False, 4), (3, 7, True, 5), (12, 50, False, 6),
+])
+def test_nemenyi_matches_scikit_posthocs(n: int, k: int, ties: bool, seed: int) -> None:
+    import scikit_posthocs as sp
+
+    rng = np.random.default_rng(seed)
+    matrix = rng.random((n, k)) + np.linspace(0, 2, k) * rng.random()
+    if ties:
+        matrix = np.round(matrix, 1)
+    got = nemenyi_friedman(matrix)
+    want = sp.posthoc_nemenyi_friedman(matrix).to_numpy()
+    # Relative 1e-6 down to scipy's own absolute floor (its sf is 1 - cdf, tolerance ~1e-11).
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-13)
+    np.testing.assert_array_equal(got, got.T)
+    assert (np.diag(got) == 1.0).all()
 
 
 def test_cd_diagram_is_valid_svg_with_every_entry_and_cliques() -> None:
