@@ -15,6 +15,13 @@ TINY_DATASETS = (
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep every test's data out of the user's store; train short SpaCKLE models in releases."""
+    os.environ["SPARED_BENCH_HOME"] = str(tmp_path_factory.mktemp("spared_bench_home"))
+    os.environ.setdefault("SPARED_BENCH_SPACKLE_STEPS", "20")
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _quiet_threads() -> None:
     """Keep numeric libraries to one thread each: CI machines have two cores."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")

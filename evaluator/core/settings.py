@@ -5,11 +5,25 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from evaluator.core.errors import BenchError
 
 
 def _default_home() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "spared-bench"
+
+
+_ENV_VARIABLES: dict[str, str] = {
+    "home": "SPARED_BENCH_HOME",
+    "seed": "SPARED_BENCH_SEED",
+    "database_url": "DATABASE_URL",
+    "queue_url": "QUEUE_URL",
+    "max_image_mb": "SPARED_BENCH_MAX_IMAGE_MB",
+    "daily_submissions": "SPARED_BENCH_DAILY_SUBMISSIONS",
+    "job_max_attempts": "SPARED_BENCH_JOB_MAX_ATTEMPTS",
+    "spackle_max_steps": "SPARED_BENCH_SPACKLE_STEPS",
+}
 
 
 class Settings(BaseModel):
@@ -32,6 +46,9 @@ class Settings(BaseModel):
       own limit in the database overrides it).
     - ``SPARED_BENCH_JOB_MAX_ATTEMPTS``: runs of one job before an infrastructure failure (engine
       gone, worker killed) is final (default 3); a model's own failure is never retried.
+    - ``SPARED_BENCH_SPACKLE_STEPS``: training steps of the SpaCKLE models a release build trains
+      for datasets without ``c_t_log1p`` (default: SpaCKLE's own default, 100); part of the
+      release id.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -44,24 +61,31 @@ class Settings(BaseModel):
     max_image_mb: float = Field(default=8192.0, gt=0)
     daily_submissions: int = Field(default=5, ge=0)
     job_max_attempts: int = Field(default=3, ge=1)
+    spackle_max_steps: int | None = Field(default=None, ge=1)
 
     @classmethod
     def from_env(cls) -> Settings:
-        """Build settings from ``os.environ``; unset variables take their defaults."""
+        """Build settings from ``os.environ``; unset variables take their defaults.
+
+        Raises ``BenchError`` naming the variable when a value does not parse.
+        """
         values: dict[str, object] = {}
-        if home := os.environ.get("SPARED_BENCH_HOME"):
-            values["home"] = Path(home).expanduser().resolve()
-        if seed := os.environ.get("SPARED_BENCH_SEED"):
-            values["seed"] = int(seed)
-        if (progress := os.environ.get("SPARED_BENCH_PROGRESS")) is not None:
-            values["progress"] = progress not in {"0", "false", "no", ""}
-        for key, variable in (("database_url", "DATABASE_URL"), ("queue_url", "QUEUE_URL"),
-                              ("max_image_mb", "SPARED_BENCH_MAX_IMAGE_MB"),
-                              ("daily_submissions", "SPARED_BENCH_DAILY_SUBMISSIONS"),
-                              ("job_max_attempts", "SPARED_BENCH_JOB_MAX_ATTEMPTS")):
+        for key, variable in _ENV_VARIABLES.items():
             if value := os.environ.get(variable):
                 values[key] = value
-        return cls(**values)
+        if home := values.get("home"):
+            values["home"] = Path(str(home)).expanduser().resolve()
+        if (progress := os.environ.get("SPARED_BENCH_PROGRESS")) is not None:
+            values["progress"] = progress not in {"0", "false", "no", ""}
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            raise BenchError(
+                f"environment variable {_ENV_VARIABLES.get(field, field)}: expected "
+                f"{error['msg'].lower()}, found {values.get(field)!r}"
+            ) from exc
 
     @property
     def resolved_database_url(self) -> str:
@@ -72,6 +96,12 @@ class Settings(BaseModel):
     def resolved_queue_url(self) -> str:
         """``queue_url``, or the embedded SQLite queue under ``home``."""
         return self.queue_url or f"sqlite:///{self.home / 'queue.db'}"
+
+    def show_progress(self) -> bool:
+        """Return whether to draw progress bars: as set, else only when stderr is a terminal."""
+        import sys
+
+        return self.progress if self.progress is not None else sys.stderr.isatty()
 
     @property
     def processed_dir(self) -> Path:

@@ -47,6 +47,8 @@ from evaluator.datasets.store import write_h5ad
 if TYPE_CHECKING:
     import anndata as ad
 
+    from evaluator.completion import SpackleConfig
+
 Track = Literal["raw", "spackle"]
 TRACKS: tuple[Track, ...] = ("raw", "spackle")
 RELEASE_FORMAT_VERSION = "1"
@@ -171,10 +173,14 @@ def _sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def release_id_for(sources: Mapping[str, str]) -> str:
-    """Return the release id of a set of sources: ``{dataset name: source sha256}``."""
+def release_id_for(sources: Mapping[str, str], derivation: str = "") -> str:
+    """Return the release id of sources ``{dataset name: source sha256}`` and their derivation.
+
+    ``derivation`` fingerprints how absent layers are computed (``completion_fingerprint``).
+    """
     canonical = json.dumps(
-        {"format_version": RELEASE_FORMAT_VERSION, "datasets": dict(sorted(sources.items()))},
+        {"format_version": RELEASE_FORMAT_VERSION, "datasets": dict(sorted(sources.items())),
+         "derivation": derivation},
         sort_keys=True,
     )
     return _sha256_text(canonical)
@@ -266,8 +272,25 @@ def prepare_processed(adata: ad.AnnData, name: str, source_sha256: str,
 
     settings = Settings.from_env()
     add_completion_layers(adata, cache_dir=cache_dir or settings.cache_dir,
-                          data_hash=source_sha256, progress=settings.progress is not False,
-                          source=name)
+                          data_hash=source_sha256, config=completion_config(),
+                          progress=settings.show_progress(), source=name)
+
+
+def completion_config() -> SpackleConfig:
+    """Return the SpaCKLE configuration release builds use (``SPARED_BENCH_SPACKLE_STEPS``)."""
+    from evaluator.completion import SpackleConfig
+    from evaluator.core.settings import Settings
+
+    steps = Settings.from_env().spackle_max_steps
+    return SpackleConfig(max_steps=steps) if steps else SpackleConfig()
+
+
+def completion_fingerprint() -> str:
+    """Return the hash of what derives missing layers (the SpaCKLE configuration).
+
+    Part of the release id: the same sources completed differently are a different release.
+    """
+    return _sha256_text(json.dumps(completion_config().cache_key_fields(), sort_keys=True))
 
 
 def _resolve_sources(sources: Iterable[Path | str]) -> dict[str, Path]:
@@ -301,7 +324,7 @@ def build_release(
     resolved = _resolve_sources(sources)
     say(f"hashing {len(resolved)} source file(s)")
     hashes = {name: sha256_file(path) for name, path in resolved.items()}
-    release_id = release_id_for(hashes)
+    release_id = release_id_for(hashes, completion_fingerprint())
     final = Path(releases_dir) / release_id
     if (final / MANIFEST_NAME).is_file():
         say(f"release {release_id[:12]} already exists with this content; verifying it")

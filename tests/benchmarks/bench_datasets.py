@@ -1,7 +1,8 @@
 """Synthesize the ``full`` size at 32×32 patches and build its release.
 
 Figures: spots/s and MB/s of synthesis (generation + atomic .h5ad write) and of the release build
-(validate, split, write, hash). Reference: a plain ``numpy.save`` of the same arrays, in the same
+(validate, split, write, hash; SpaCKLE's training is benchmarked in bench_completion).
+Reference: a plain ``numpy.save`` of the same arrays, in the same
 process, which is the floor for merely putting those bytes on disk.
 """
 
@@ -43,6 +44,9 @@ def run(quick: bool = False, patch_size: int = 32) -> list[BenchRow]:
             start = time.perf_counter()
             adata = generate_dataset(name, "full", seed=0, patch_size=patch_size)
             synth_s += time.perf_counter() - start
+            # SpaCKLE training is measured by bench_completion; pre-filling its layer keeps this
+            # benchmark on the data path (validate, split, write, hash) of the release build.
+            adata.layers["c_t_log1p"] = adata.layers["c_d_log1p"]
             start = time.perf_counter()
             write_h5ad(adata, root / "processed" / f"{name}.h5ad")
             write_s += time.perf_counter() - start
