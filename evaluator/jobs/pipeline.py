@@ -201,12 +201,22 @@ def validate_output(output_dir: Path, task: TaskSpec) -> np.ndarray:
     plus a header in size, dtype float32, shape (n_test_spots, n_genes), all values finite.
     """
     path = Path(output_dir) / PREDICTIONS_FILE
+    where = f"/output/{PREDICTIONS_FILE}"
     try:
-        return load_predictions(path, expected_shape=task.predictions_shape,
-                                max_bytes=task.predictions_max_bytes)
+        # Twice the float32 bytes here, so that a float64 file is told about its dtype (the
+        # actual mistake) rather than its size; the exact bound is checked after.
+        predictions = load_predictions(path, expected_shape=task.predictions_shape,
+                                       max_bytes=2 * task.predictions_max_bytes)
     except PredictionError as exc:
-        raise OutputError(f"/output/{PREDICTIONS_FILE}", exc.field, exc.expected,
-                          exc.found) from exc
+        expected = exc.expected
+        if exc.field == "size":
+            expected = f"at most {task.predictions_max_bytes} bytes"
+        raise OutputError(where, exc.field, expected, exc.found) from exc
+    size = path.stat().st_size
+    if size > task.predictions_max_bytes:
+        raise OutputError(where, "size", f"at most {task.predictions_max_bytes} bytes",
+                          f"{size} bytes")
+    return predictions
 
 
 def load_job_truth(staged: StagedInputs) -> TruthSet:

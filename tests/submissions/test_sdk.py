@@ -1,0 +1,118 @@
+"""The submission SDK: reads staged inputs like anndata does, writes valid predictions, and
+needs nothing of the evaluator (numpy and h5py only)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from evaluator.jobs import TaskSettings, stage_evaluation_inputs, validate_output
+
+REPO = Path(__file__).resolve().parents[2]
+SDK_DIR = REPO / "submissions" / "sdk"
+sys.path.insert(0, str(SDK_DIR))
+import spared_sdk as sdk  # noqa: E402
+
+# Run in a fresh interpreter whose path holds only the SDK's folder beside the standard
+# library and site-packages: importing the evaluator (or pydantic) is made to fail outright.
+SCRIPT = """
+import sys
+for name in ("evaluator", "pydantic", "anndata", "pandas"):
+    sys.modules[name] = None
+import numpy as np
+import spared_sdk as sdk
+task = sdk.read_task()
+train, test = sdk.load_train(), sdk.load_test()
+assert train.X.shape == (train.n_spots, task.n_genes) and test.X is None
+w = sdk.training_weights(train, task.track)
+mean = (train.X * w).sum(0) / np.maximum(w.sum(0), 1)
+sdk.write_predictions(np.tile(mean, (test.n_spots, 1)).astype(np.float64), task)
+sdk.write_model_card("sdk-test", {"n_train": train.n_spots})
+np.savez(sdk.output_dir() / "seen.npz", X=train.X, mask=train.mask, patches=test.patches,
+         slides=test.slide_ids, genes=np.array(train.genes), rows=test.obs["array_row"],
+         ids=test.spot_ids)
+print("imported:", sorted(m for m, mod in sys.modules.items()
+                         if mod is not None and m.split(".")[0] in ("evaluator", "pydantic")))
+"""
+
+
+@pytest.fixture(scope="module")
+def staged(tiny_release, tmp_path_factory: pytest.TempPathFactory):
+    return stage_evaluation_inputs(tiny_release, "mirzazadeh_human_prostate_cancer", "raw",
+                                   TaskSettings(time_limit_s=30), tmp_path_factory.mktemp("st"))
+
+
+def test_sdk_runs_without_the_evaluator(staged, tiny_release, tmp_path: Path) -> None:
+    out = tmp_path / "output"
+    out.mkdir()
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(SDK_DIR),
+           "SPARED_INPUT_DIR": str(staged.input_dir), "SPARED_OUTPUT_DIR": str(out)}
+    result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "imported: []" in result.stdout
+    predictions = validate_output(out, staged.task)  # the evaluator's own check accepts it
+    assert predictions.dtype == np.float32 and predictions.shape == staged.task.predictions_shape
+    assert json.loads((out / "model.json").read_text())["name"] == "sdk-test"
+
+    seen = np.load(out / "seen.npz")
+    train = ad.read_h5ad(tiny_release.train_path(staged.task.dataset, "raw"))
+    test = ad.read_h5ad(tiny_release.test_inputs_path(staged.task.dataset))
+    np.testing.assert_array_equal(seen["X"], np.asarray(train.X))
+    np.testing.assert_array_equal(seen["mask"], np.asarray(train.layers["mask"]))
+    np.testing.assert_array_equal(
+        seen["patches"], np.asarray(test.obsm["patches_scale_1.0"]).reshape(-1, 8, 8, 3))
+    assert seen["slides"].tolist() == test.obs["slide_id"].astype(str).tolist()
+    assert seen["rows"].tolist() == test.obs["array_row"].tolist()
+    assert seen["ids"].tolist() == test.obs_names.tolist()
+    assert seen["genes"].tolist() == staged.task.genes
+
+
+def test_write_predictions_refuses_what_the_evaluator_would(tmp_path: Path, staged) -> None:
+    task = sdk.read_task(staged.input_dir)
+    n, g = task.n_test_spots, task.n_genes
+    with pytest.raises(sdk.ContractViolation, match=rf"expected shape .* = \({n}, {g}\), "
+                                                    rf"found \({g}, {n}\)"):
+        sdk.write_predictions(np.zeros((g, n)), task, tmp_path)
+    bad = np.zeros((n, g))
+    bad[2, 1] = np.nan
+    with pytest.raises(sdk.ContractViolation, match=r"1 NaN/inf, first at \(spot, gene\) \(2, 1\)"):
+        sdk.write_predictions(bad, task, tmp_path)
+    assert not (tmp_path / "predictions.npy").exists()
+    path = sdk.write_predictions(np.ones((n, g), dtype=np.float64), task, tmp_path)
+    assert np.load(path).dtype == np.float32
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["predictions.npy"]  # no temp files
+
+
+def test_task_json_problems(tmp_path: Path) -> None:
+    (tmp_path / "task.json").write_text(json.dumps({"contract_version": 2}))
+    with pytest.raises(sdk.ContractViolation, match=r"contract_version': expected 1"):
+        sdk.read_task(tmp_path)
+    (tmp_path / "task.json").write_text(json.dumps({"contract_version": 1, "dataset": "x"}))
+    with pytest.raises(sdk.ContractViolation, match=r"expected keys \['track', 'genes'"):
+        sdk.read_task(tmp_path)
+
+
+def test_sparse_matrices_read_as_dense(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    dense = (rng.random((12, 5)) > 0.6) * rng.random((12, 5)).astype(np.float32)
+    for fmt in (sp.csr_matrix, sp.csc_matrix):
+        adata = ad.AnnData(X=fmt(dense.astype(np.float32)),
+                           obsm={"patches_scale_1.0": np.zeros((12, 4 * 4 * 3), np.uint8),
+                                 "spatial": np.zeros((12, 2))})
+        adata.layers["mask"] = fmt(dense > 0)
+        adata.obs["slide_id"] = ["A"] * 6 + ["B"] * 6
+        adata.write_h5ad(tmp_path / "train.h5ad")
+        spots = sdk.load_train(tmp_path)
+        np.testing.assert_array_equal(spots.X, dense.astype(np.float32))
+        np.testing.assert_array_equal(spots.mask, dense > 0)
+        assert spots.patches.shape == (12, 4, 4, 3)
+        assert spots.slide_ids.tolist() == ["A"] * 6 + ["B"] * 6
