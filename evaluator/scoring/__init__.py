@@ -29,7 +29,9 @@ from evaluator.scoring.stats import (
     compute_statistics,
     critical_difference,
     dunn_bonferroni,
+    nemenyi_friedman,
     significance_groups,
+    studentized_range_sf_inf,
 )
 from evaluator.scoring.truth import TruthSet, load_truth, truth_from_arrays
 
@@ -58,8 +60,10 @@ __all__ = [
     "dunn_bonferroni",
     "load_predictions",
     "load_truth",
+    "nemenyi_friedman",
     "report_cd_svg",
     "score_predictions",
     "significance_groups",
+    "studentized_range_sf_inf",
     "truth_from_arrays",
 ]

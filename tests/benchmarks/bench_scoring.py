@@ -7,24 +7,37 @@ the whole dataset, an upper bound). Two references measured in the same process:
 - ``masked_reference``: the straightforward masked-tensor implementation (numpy.ma, the
   analogue of SpaRED's torch.masked code): masked means, centre, masked sums per axis, float64.
   Results must agree to 1e-6 relative; the maximum relative difference is in the note.
-- the read floor: ``truth.sum(); pred.sum(); mask.sum()``, one pass over the three arrays.
+- the read floor: ``truth.sum(); pred.sum(); mask.sum()``, one pass over the three arrays (the
+  target's reference). ``mask.sum()`` is bound by the bool-to-int cast, not by reading, so the note
+  also gives the ratio to a stricter floor that reads the mask with ``np.count_nonzero``.
+
+The metric call and the floors are timed interleaved, best of many (at least ``repeat``, for about
+``_METRIC_BUDGET_S`` per case), after a warm-up call that loads the numba kernel from its cache:
+the development machine has 2 shared cores, and the best of a few calls is too noisy.
 
 Statistics: ``compute_statistics`` for 100 entries x 26 datasets, Dunn + ranking (no Friedman)
-and the full report, next to scikit-posthocs' bare ``posthoc_dunn`` on the same data.
+and the full report (+ Friedman, Nemenyi, CD), next to scikit-posthocs' bare ``posthoc_dunn`` on
+the same data; and our Nemenyi p-values next to scikit-posthocs' ``posthoc_nemenyi_friedman``.
 """
 
 from __future__ import annotations
 
 import csv
+import gc
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from evaluator.scoring import compute_metrics, compute_statistics
+from evaluator.scoring.stats import nemenyi_friedman
 from tests.benchmarks.harness import BenchRow, time_call
 
 DATASETS_CSV = Path(__file__).resolve().parents[2] / "evaluator/datasets/data/spared_datasets.csv"
 METRICS = ("mse", "mae", "pcc_gene", "pcc_patch", "r2_gene", "r2_patch")
+_METRIC_BUDGET_S = 0.4
 
 
 def masked_reference(t: np.ndarray, p: np.ndarray, m: np.ndarray) -> dict[str, float]:
@@ -79,20 +92,47 @@ def _dataset_sizes() -> list[tuple[str, int, int]]:
         return [(r["abbreviation"], int(r["spots"]), int(r["genes"])) for r in csv.DictReader(fh)]
 
 
+def best_interleaved(
+    fns: dict[str, Callable[[], Any]], *, repeat: int, budget_s: float
+) -> dict[str, float]:
+    """Return the best wall seconds of each function, called in turn ``repeat`` times or more.
+
+    Rounds continue while the elapsed time is under ``budget_s`` (at most 50 x ``repeat``), so
+    every function sees the same machine conditions and gets the same number of tries.
+    """
+    best = dict.fromkeys(fns, float("inf"))
+    gc.collect()
+    start = time.perf_counter()
+    rounds = 0
+    while rounds < repeat or (time.perf_counter() - start < budget_s and rounds < 50 * repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+        rounds += 1
+    return best
+
+
 def _metric_rows(label: str, n_spots: int, n_genes: int, repeat: int) -> list[BenchRow]:
     t, p, m = _synthetic(n_spots, n_genes, seed=n_spots)
-    compute_metrics(t, p, m)  # compile / load the kernel outside the timing
-    ours_s, ours = time_call(lambda: compute_metrics(t, p, m), repeat=repeat)
-    floor_s, _ = time_call(lambda: (t.sum(), p.sum(), m.sum()), repeat=repeat)
+    ours = compute_metrics(t, p, m)  # load the kernel from numba's cache outside the timing
+    best = best_interleaved({
+        "ours": lambda: compute_metrics(t, p, m),
+        "floor": lambda: (t.sum(), p.sum(), m.sum()),
+        "strict": lambda: (t.sum(), p.sum(), np.count_nonzero(m)),
+    }, repeat=repeat, budget_s=_METRIC_BUDGET_S)
     ref_s, ref = time_call(lambda: masked_reference(t, p, m), repeat=1)
     diff = _max_rel_diff(ours.model_dump(), ref)
     case = f"{label} {n_spots}x{n_genes}"
     verdict = "ok" if diff <= 1e-6 else "MISMATCH"
+    ours_ms, floor_ms, strict_ms = (best[k] * 1e3 for k in ("ours", "floor", "strict"))
+    met = "met" if ours_ms <= 3 * floor_ms else "MISSED"
     return [
-        BenchRow("scoring", f"metrics {case}", ours_s * 1e3, "ms", ref_s * 1e3,
+        BenchRow("scoring", f"metrics {case}", ours_ms, "ms", ref_s * 1e3,
                  "masked_reference ms", note=f"max rel diff {diff:.1e} {verdict}"),
-        BenchRow("scoring", f"metrics {case}", ours_s * 1e3, "ms", floor_s * 1e3,
-                 "read floor ms", note="target ratio <= 3x"),
+        BenchRow("scoring", f"metrics {case}", ours_ms, "ms", floor_ms, "read floor ms",
+                 note=f"target ratio <= 3x {met}; {ours_ms / strict_ms:.2f}x the count_nonzero "
+                      f"floor ({strict_ms:.3g} ms)"),
     ]
 
 
@@ -112,18 +152,43 @@ def _stats_rows(n_entries: int, repeat: int) -> list[BenchRow]:
     frame = pd.DataFrame(rows)
     groups = [frame.loc[frame["entry"] == f"e{i:03d}", "mse"].to_numpy()
               for i in range(n_entries)]
-    compute_statistics(frame)  # import scipy / scikit-posthocs outside the timing
-    bare_s, _ = time_call(lambda: sp.posthoc_dunn(groups, p_adjust="bonferroni"), repeat=repeat)
-    dunn_s, report = time_call(lambda: compute_statistics(frame, friedman=False), repeat=repeat)
-    full_s, _ = time_call(lambda: compute_statistics(frame), repeat=repeat)
+    full = compute_statistics(frame)  # import scipy / scikit-posthocs outside the timing
+    best = best_interleaved({
+        "bare": lambda: sp.posthoc_dunn(groups, p_adjust="bonferroni"),
+        "dunn": lambda: compute_statistics(frame, friedman=False),
+        "full": lambda: compute_statistics(frame),
+    }, repeat=repeat, budget_s=1.0)
+    report = compute_statistics(frame, friedman=False)
     case = f"{n_entries} entries x 26 datasets"
     groups_n = max(e.group or 0 for e in report.ranked())
-    return [
-        BenchRow("scoring", f"stats Dunn+ranking {case}", dunn_s * 1e3, "ms", bare_s * 1e3,
-                 "bare posthoc_dunn ms", note=f"target < 200 ms; {groups_n} groups"),
-        BenchRow("scoring", f"stats full (+Friedman/Nemenyi/CD) {case}", full_s * 1e3, "ms",
-                 bare_s * 1e3, "bare posthoc_dunn ms"),
+    dunn_ms, full_ms, bare_ms = (best[k] * 1e3 for k in ("dunn", "full", "bare"))
+    rows = [
+        BenchRow("scoring", f"stats Dunn+ranking {case}", dunn_ms, "ms", bare_ms,
+                 "bare posthoc_dunn ms",
+                 note=f"target < 200 ms {'met' if dunn_ms < 200 else 'MISSED'}; "
+                      f"{groups_n} groups"),
+        BenchRow("scoring", f"stats full (+Friedman/Nemenyi/CD) {case}", full_ms, "ms",
+                 bare_ms, "bare posthoc_dunn ms",
+                 note=f"target < 200 ms {'met' if full_ms < 200 else 'MISSED'}"),
     ]
+    if full.friedman is not None:
+        ordered = np.column_stack([
+            frame.loc[frame["entry"] == e, ["dataset", "mse"]].sort_values("dataset")["mse"]
+            for e in full.friedman.nemenyi.labels
+        ])
+        ours_s = best_interleaved({"ours": lambda: nemenyi_friedman(ordered)}, repeat=repeat,
+                                  budget_s=0.2)["ours"]
+        sp_s, want = time_call(lambda: sp.posthoc_nemenyi_friedman(ordered), repeat=1)
+        got = np.array(full.friedman.nemenyi.p_values)
+        want = want.to_numpy()
+        close = bool(np.allclose(got, want, rtol=1e-6, atol=1e-13))
+        rows.append(BenchRow(
+            "scoring", f"stats Nemenyi p-values {case}", ours_s * 1e3, "ms", sp_s * 1e3,
+            "posthoc_nemenyi_friedman ms",
+            note=f"max abs diff {np.abs(got - want).max():.1e} "
+                 f"{'ok (rtol 1e-6, atol 1e-13)' if close else 'MISMATCH'}",
+        ))
+    return rows
 
 
 def run(quick: bool) -> list[BenchRow]:
