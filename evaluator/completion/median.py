@@ -50,9 +50,9 @@ def adaptive_median_filter(
     Measured (mask-True) entries are returned unchanged (cast to float32). Medians are computed
     in float64 and then cast, so results equal a loop over ``np.median`` exactly.
 
-    Vectorized: per hop, the window members of all spots that still have an unresolved entry
-    are gathered as value ranks, sorted per gene column within each window at once, and the
-    middle order statistics read off; Python loops run only over hops, row chunks and slides.
+    Vectorized: per hop, the window values of every still-unresolved (spot, gene) entry are
+    gathered into one padded block, sorted row-wise, and the middle order statistics read
+    off; Python loops run only over hops, entry chunks and slides.
 
     Raises ``CompletionInputError`` for inconsistent shapes, a non-boolean mask, non-finite
     measured values, non-integer grid coordinates, duplicate spots in a slide or ``n_hops < 1``.
@@ -69,15 +69,9 @@ def adaptive_median_filter(
     unresolved = ~mask_arr
     completed = np.zeros((n_spots, n_genes), dtype=np.float64)
 
-    # Ranks of every value within its gene column: sorting integer keys (window id, rank) per
-    # column orders each window's values without a Python loop over windows.
-    order = np.argsort(values, axis=0, kind="stable")
-    ranks = np.empty_like(order)
-    np.put_along_axis(
-        ranks, order, np.broadcast_to(np.arange(n_spots)[:, None], order.shape), axis=0
-    )
-    sorted_values = np.take_along_axis(values, order, axis=0)
-
+    is_zero = (values == 0.0).astype(np.float32)
+    has_negative = bool((values < 0.0).any())
+    is_negative = (values < 0.0).astype(np.float32)
     adjacency = hex_neighbors(rows, cols, groups)
     step = (adjacency + sp.identity(n_spots, dtype=np.float32, format="csr")).tocsr()
     step.data[:] = 1.0
@@ -89,12 +83,21 @@ def adaptive_median_filter(
         pending = np.flatnonzero(unresolved.any(axis=1))
         if pending.size == 0:
             break
-        medians = _window_medians(window, pending, ranks, sorted_values)
-        hit = unresolved[pending] & (medians != 0.0)
-        block = completed[pending]
-        block[hit] = medians[hit]
-        completed[pending] = block
-        unresolved[pending] &= ~hit
+        # Counting zeros and negatives per window (a sparse product) settles the entries whose
+        # median is certainly 0 without sorting: both middle positions fall among the zeros.
+        rows_window = window[pending]
+        sizes = np.diff(rows_window.indptr)[:, None]
+        zeros = rows_window @ is_zero
+        negatives = rows_window @ is_negative if has_negative else 0.0
+        certainly_zero = ((sizes - 1) // 2 >= negatives) & (sizes // 2 < negatives + zeros)
+        local, gene_idx = np.nonzero(unresolved[pending] & ~certainly_zero)
+        if local.size == 0:
+            continue
+        spot_idx = pending[local]
+        medians = _window_medians(window, spot_idx, gene_idx, values)
+        hit = medians != 0.0
+        completed[spot_idx[hit], gene_idx[hit]] = medians[hit]
+        unresolved[spot_idx[hit], gene_idx[hit]] = False
 
     if unresolved.any():
         slide_medians = _nonzero_medians_per_slide(values, groups)
@@ -107,37 +110,32 @@ def adaptive_median_filter(
 
 
 def _window_medians(
-    window: sp.csr_matrix, spots: np.ndarray, ranks: np.ndarray, sorted_values: np.ndarray
+    window: sp.csr_matrix, spot_idx: np.ndarray, gene_idx: np.ndarray, values: np.ndarray
 ) -> np.ndarray:
-    """Return the per-gene median of the window of each spot in ``spots`` (float64)."""
-    n_spots, n_genes = ranks.shape
-    sizes = np.diff(window.indptr)[spots]
-    result = np.empty((spots.size, n_genes), dtype=np.float64)
-    # Chunk spots so that the gathered (members x genes) block stays bounded.
-    max_members = max(1, _CHUNK_ELEMENTS // max(1, n_genes))
-    cum = np.cumsum(sizes)
-    start = 0
-    while start < spots.size:
-        base = cum[start - 1] if start else 0
-        stop = int(np.searchsorted(cum, base + max_members, side="right"))
-        stop = max(stop, start + 1)
-        chunk = spots[start:stop]
-        sub = window[chunk]
-        seg_sizes = np.diff(sub.indptr)
-        seg_id = np.repeat(np.arange(chunk.size, dtype=np.int64), seg_sizes)
-        keys = seg_id[:, None] * n_spots + ranks[sub.indices]
-        keys.sort(axis=0)
-        seg_start = sub.indptr[:-1].astype(np.int64)
-        lo_pos = seg_start + (seg_sizes - 1) // 2
-        hi_pos = seg_start + seg_sizes // 2
-        offset = np.arange(chunk.size, dtype=np.int64)[:, None] * n_spots
-        lo_rank = keys[lo_pos] - offset
-        hi_rank = keys[hi_pos] - offset
-        lo_val = np.take_along_axis(sorted_values, lo_rank, axis=0)
-        hi_val = np.take_along_axis(sorted_values, hi_rank, axis=0)
+    """Return, per (spot, gene) entry, the median of the gene over the spot's window (float64).
+
+    Window members are gathered into a (entries x largest window) block padded with +inf,
+    each row is sorted, and the middle order statistics are read at each row's own count.
+    """
+    sizes = np.diff(window.indptr)
+    width = int(sizes.max())
+    # Padded member table of every spot: row i holds its window, then -1.
+    members = np.full((window.shape[0], width), -1, dtype=np.int64)
+    slot = np.arange(window.indices.size) - np.repeat(window.indptr[:-1], sizes)
+    members[np.repeat(np.arange(window.shape[0]), sizes), slot] = window.indices
+    padded = np.vstack([values, np.full((1, values.shape[1]), np.inf)])
+    members[members < 0] = values.shape[0]  # the +inf row
+    result = np.empty(spot_idx.size, dtype=np.float64)
+    chunk = max(1, _CHUNK_ELEMENTS // width)
+    for start in range(0, spot_idx.size, chunk):
+        spots = spot_idx[start:start + chunk]
+        block = padded[members[spots], gene_idx[start:start + chunk, None]]
+        block.sort(axis=1)
+        count = sizes[spots]
+        lo = np.take_along_axis(block, ((count - 1) // 2)[:, None], axis=1)[:, 0]
+        hi = np.take_along_axis(block, (count // 2)[:, None], axis=1)[:, 0]
         # Same arithmetic as np.median: mean of the two middle values (equal for odd sizes).
-        result[start:stop] = (lo_val + hi_val) / 2.0
-        start = stop
+        result[start:start + chunk] = (lo + hi) / 2.0
     return result
 
 
@@ -212,16 +210,19 @@ def _validate(
     if isinstance(n_hops, bool) or not isinstance(n_hops, int | np.integer) or n_hops < 1:
         raise CompletionInputError(f"n_hops: expected an integer >= 1, found {n_hops!r}")
     if n_spots:
-        _, groups = np.unique(slides.astype(str), return_inverse=True)
+        slide_names, groups = np.unique(slides.astype(str), return_inverse=True)
         groups = groups.astype(np.int64).reshape(-1)
-        keys = np.stack([groups, coords[0], coords[1]], axis=1)
-        uniq, counts = np.unique(keys, axis=0, return_counts=True)
-        if (counts > 1).any():
-            g, r, c = uniq[np.argmax(counts > 1)]
+        r, c = coords[0] - coords[0].min(), coords[1] - coords[1].min()
+        span_r, span_c = int(r.max()) + 1, int(c.max()) + 1
+        key = np.sort((groups * span_r + r) * span_c + c)
+        dup = np.flatnonzero(key[1:] == key[:-1])
+        if dup.size:
+            k = int(key[dup[0]])
+            g, rc = divmod(k, span_r * span_c)
             raise CompletionInputError(
                 "array_row/array_col: expected one spot per grid position and slide, found "
-                f"{int(counts.max())} spots at (array_row={r}, array_col={c}) of slide "
-                f"{np.unique(slides.astype(str))[g]!r}"
+                f"several at (array_row={rc // span_c + coords[0].min()}, "
+                f"array_col={rc % span_c + coords[1].min()}) of slide {slide_names[g]!r}"
             )
     else:
         groups = np.zeros(0, dtype=np.int64)
