@@ -1,3 +1,113 @@
-"""The orchestrator layer of the evaluator (see DESIGN.md, "Layout")."""
+"""The orchestrator: queue (Huey), workers, intake, status, publishing and re-evaluation.
 
-__all__: list[str] = []
+Service functions (``submit_image_archive``, ``register_image``, ``get_status``,
+``publish_release``, ``reevaluate``, ``authenticate``) are what the CLI and the leaderboard's
+API call; ``Worker`` consumes the queue. Importing this package imports neither docker nor
+torch (the web app calls the service functions): the worker and the execution of jobs are
+loaded on first use of ``Worker``, ``WorkerOptions``, ``execute_claim``, ``ExecutionReport`` or
+``classify``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from evaluator.orchestrator.auth import (
+    authenticate,
+    create_team,
+    ensure_team,
+    hash_token,
+    issue_token,
+    require_admin,
+    revoke_token,
+)
+from evaluator.orchestrator.errors import (
+    AuthError,
+    LimitExceeded,
+    OrchestratorError,
+    QueueUnavailable,
+    QueueUrlError,
+    ServerUnavailable,
+    SubmissionRejected,
+)
+from evaluator.orchestrator.images import (
+    REQUIRED_PLATFORM,
+    ArchiveFacts,
+    ImageFacts,
+    ensure_image,
+    read_archive,
+)
+from evaluator.orchestrator.queue import JobQueue, make_huey
+from evaluator.orchestrator.service import (
+    BASELINE_TEAM,
+    Bench,
+    JobView,
+    PublishReport,
+    ReevaluateReport,
+    SubmissionReceipt,
+    SubmissionStatus,
+    get_status,
+    publish_release,
+    reevaluate,
+    register_image,
+    submit_image_archive,
+    wait_for,
+)
+
+_LAZY = {
+    "Worker": "evaluator.orchestrator.worker",
+    "WorkerOptions": "evaluator.orchestrator.worker",
+    "ExecutionReport": "evaluator.orchestrator.execution",
+    "classify": "evaluator.orchestrator.execution",
+    "execute_claim": "evaluator.orchestrator.execution",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'evaluator.orchestrator' has no attribute {name!r}")
+
+__all__ = [
+    "BASELINE_TEAM",
+    "REQUIRED_PLATFORM",
+    "ArchiveFacts",
+    "AuthError",
+    "Bench",
+    "ExecutionReport",
+    "ImageFacts",
+    "JobQueue",
+    "JobView",
+    "LimitExceeded",
+    "OrchestratorError",
+    "PublishReport",
+    "QueueUnavailable",
+    "QueueUrlError",
+    "ReevaluateReport",
+    "ServerUnavailable",
+    "SubmissionReceipt",
+    "SubmissionRejected",
+    "SubmissionStatus",
+    "Worker",
+    "WorkerOptions",
+    "authenticate",
+    "classify",
+    "create_team",
+    "ensure_image",
+    "ensure_team",
+    "execute_claim",
+    "get_status",
+    "hash_token",
+    "issue_token",
+    "make_huey",
+    "publish_release",
+    "read_archive",
+    "reevaluate",
+    "register_image",
+    "require_admin",
+    "revoke_token",
+    "submit_image_archive",
+    "wait_for",
+]

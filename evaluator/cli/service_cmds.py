@@ -1,0 +1,414 @@
+"""CLI commands of the service: submit, status, worker, reevaluate, teams, queue, results, db,
+and ``data publish``.
+
+Without ``--server`` they work on the store and queue named by ``DATABASE_URL`` / ``QUEUE_URL``
+(default: SQLite files under ``$SPARED_BENCH_HOME``); with ``--server URL`` ``submit`` and
+``status`` talk to the leaderboard web app's API instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from evaluator.cli.datasets_cmds import data_group, format_rows
+from evaluator.core.errors import BenchError
+from evaluator.core.settings import Settings
+
+
+def _bench() -> Any:
+    from evaluator.orchestrator import Bench
+
+    return Bench.open(Settings.from_env())
+
+
+def _by(bench: Any, token: str | None) -> Any:
+    """The team a token belongs to, or None (local operator) without a token."""
+    if not token:
+        return None
+    from evaluator.orchestrator import authenticate
+    from evaluator.store import session_scope
+
+    with session_scope(bench.engine) as session:
+        return authenticate(session, token)
+
+
+def _gpus(value: str | None) -> tuple[int, ...]:
+    if not value:
+        return ()
+    try:
+        gpus = tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError as error:
+        raise click.BadParameter(f"expected GPU ids like 0,1, found {value!r}") from error
+    if len(set(gpus)) != len(gpus) or any(g < 0 for g in gpus):
+        raise click.BadParameter(f"expected distinct non-negative GPU ids, found {value!r}")
+    return gpus
+
+
+def _echo_json(model: Any) -> None:
+    click.echo(json.dumps(model.model_dump(mode="json"), indent=2))
+
+
+# -- database -----------------------------------------------------------------------------------
+
+
+@click.group("db")
+def db_group() -> None:
+    """The results database (DATABASE_URL; default SQLite under SPARED_BENCH_HOME)."""
+
+
+@db_group.command("upgrade")
+def db_upgrade_command() -> None:
+    """Create or migrate the database schema to this version (idempotent)."""
+    from evaluator.store import get_engine, redact_url, upgrade
+
+    url = Settings.from_env().resolved_database_url
+    revision = upgrade(get_engine(url))
+    click.echo(f"database {redact_url(url)} at revision {revision}")
+
+
+@db_group.command("current")
+def db_current_command() -> None:
+    """Print the database's schema revision and the one this code expects."""
+    from evaluator.store import current_revision, get_engine, head_revision, redact_url
+
+    url = Settings.from_env().resolved_database_url
+    click.echo(f"database {redact_url(url)}: revision {current_revision(get_engine(url))}, "
+               f"code expects {head_revision()}")
+
+
+# -- teams --------------------------------------------------------------------------------------
+
+
+@click.group("team")
+def team_group() -> None:
+    """Teams and their API tokens (maintainers)."""
+
+
+@team_group.command("create")
+@click.argument("name")
+@click.option("--admin", is_flag=True, help="May publish, re-evaluate and register baselines.")
+@click.option("--daily-limit", type=click.IntRange(0), default=None,
+              help="Submissions per UTC day [default: SPARED_BENCH_DAILY_SUBMISSIONS].")
+def team_create_command(name: str, admin: bool, daily_limit: int | None) -> None:
+    """Create a team."""
+    from evaluator.orchestrator import create_team
+    from evaluator.store import session_scope
+
+    with session_scope(_bench().engine) as session:
+        team = create_team(session, name, admin=admin, daily_limit=daily_limit)
+        click.echo(f"created team {team.name!r}{' (admin)' if admin else ''}")
+
+
+@team_group.command("token")
+@click.argument("name")
+@click.option("--label", default="", help="A note on what the token is for.")
+def team_token_command(name: str, label: str) -> None:
+    """Issue an API token for a team; it is printed once and stored hashed."""
+    from evaluator.orchestrator import issue_token
+    from evaluator.store import session_scope
+
+    with session_scope(_bench().engine) as session:
+        secret = issue_token(session, name, label=label)
+    click.echo(secret)
+    click.echo("store it now: only its hash is kept", err=True)
+
+
+@team_group.command("revoke")
+@click.argument("prefix")
+def team_revoke_command(prefix: str) -> None:
+    """Revoke the tokens starting with PREFIX (at least 8 characters, e.g. sbt_AbCd)."""
+    from evaluator.orchestrator import revoke_token
+    from evaluator.store import session_scope
+
+    with session_scope(_bench().engine) as session:
+        count = revoke_token(session, prefix)
+    click.echo(f"revoked {count} token(s)")
+
+
+@team_group.command("list")
+def team_list_command() -> None:
+    """List teams with their submission counts."""
+    from sqlmodel import select
+
+    from evaluator.store import Submission, Team, session_scope
+
+    with session_scope(_bench().engine) as session:
+        teams = session.exec(select(Team).order_by(Team.name)).all()
+        rows = [[t.name, "yes" if t.is_admin else "", t.daily_submission_limit or "default",
+                 len(session.exec(select(Submission.id).where(Submission.team_id == t.id)).all())]
+                for t in teams]
+    click.echo(format_rows(["team", "admin", "daily limit", "submissions"], rows)
+               if rows else "no teams yet")
+
+
+# -- submissions --------------------------------------------------------------------------------
+
+
+def _save_stream(image: str) -> Iterator[bytes]:
+    """``docker save`` of a local image, as chunks (nothing is written to disk)."""
+    from evaluator.runners import docker_client
+
+    client = docker_client()
+    from docker.errors import ImageNotFound
+
+    try:
+        saved = client.images.get(image)
+    except ImageNotFound as error:
+        raise BenchError(f"image {image!r}: expected it on this machine's Docker engine, found "
+                         "no such image") from error
+    return iter(saved.save(chunk_size=1 << 20, named=True))
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            yield chunk
+
+
+@click.command("submit")
+@click.argument("image")
+@click.option("--name", required=True, help="Name of the entry (unique within your team).")
+@click.option("--description", default="", help="What the model is, in a sentence or two.")
+@click.option("--team", default=None,
+              help="Local use: the team submitting [default: your token's team, else 'local'].")
+@click.option("--token", envvar="SPARED_BENCH_TOKEN", default=None,
+              help="API token [env SPARED_BENCH_TOKEN]; required with --server.")
+@click.option("--server", envvar="SPARED_BENCH_SERVER", default=None,
+              help="Leaderboard URL to submit to [env SPARED_BENCH_SERVER; default: local].")
+@click.option("--baseline", is_flag=True, help="Register as a baseline (admins, local use).")
+@click.option("--wait", "wait_s", type=click.FloatRange(0), default=None,
+              help="Local use: wait up to this many seconds for the jobs to finish.")
+@click.option("--json", "as_json", is_flag=True, help="Print the receipt as JSON.")
+def submit_command(image: str, name: str, description: str, team: str | None,
+                   token: str | None, server: str | None, baseline: bool,
+                   wait_s: float | None, as_json: bool) -> None:
+    """Submit IMAGE (an image on this engine, or a `docker save` .tar file) for evaluation.
+
+    Locally the image is loaded (or registered), its content digest recorded, and one job per
+    dataset and track of the current release is queued; `spared-bench worker` runs them.
+    """
+    is_file = Path(image).is_file()
+    if server:
+        from evaluator.orchestrator.client import post_submission
+
+        if not token:
+            raise BenchError("--server: expected an API token (--token or SPARED_BENCH_TOKEN), "
+                             "found none")
+        chunks = _file_chunks(Path(image)) if is_file else _save_stream(image)
+        receipt = post_submission(server, token, chunks, name=name, description=description)
+    else:
+        from evaluator.orchestrator import register_image, submit_image_archive
+
+        bench = _bench()
+        by = _by(bench, token)
+        if is_file:
+            receipt = submit_image_archive(bench, Path(image), name=name,
+                                           description=description, by=by, team=team,
+                                           baseline=baseline)
+        else:
+            receipt = register_image(bench, image, name=name, description=description, by=by,
+                                     team=team, baseline=baseline)
+    if as_json:
+        _echo_json(receipt)
+    else:
+        click.echo(f"submission #{receipt.submission_id} {receipt.team}/{receipt.name}: "
+                   f"{receipt.image_digest[:19]} ({receipt.platform}, "
+                   f"{receipt.size_bytes / 2**20:.0f} MB); {receipt.message}")
+    if wait_s is not None and not server:
+        from evaluator.orchestrator import wait_for
+
+        final = wait_for(bench, receipt.submission_id, timeout_s=wait_s)
+        _print_status(final, logs=False)
+
+
+def _print_status(status: Any, *, logs: bool) -> None:
+    click.echo(f"submission #{status.submission_id} {status.team}/{status.name} "
+               f"({status.image_digest[:19]}){' [baseline]' if status.is_baseline else ''}")
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(status.counts.items())) or "no jobs"
+    click.echo(f"jobs: {counts}")
+    scores = {(r["release_id"], r["dataset"], r["track"]): r for r in status.results}
+    rows = []
+    for job in status.jobs:
+        result = scores.get((job.release_id, job.dataset, job.track))
+        rows.append([job.release_id[:12], job.dataset, job.track, job.status,
+                     f"{job.attempts}/{job.max_attempts}",
+                     f"{result['mse']:.4f}" if result else "",
+                     f"{result['pcc_gene']:.4f}" if result else "",
+                     job.message[:80]])
+    if rows:
+        click.echo(format_rows(["release", "dataset", "track", "status", "tries", "MSE",
+                                "PCC-Gene", "message"], rows))
+    if logs:
+        for job in status.jobs:
+            if job.log_tail and job.status == "failed":
+                click.echo(f"\n--- log of job {job.job_id} ({job.dataset}/{job.track}) ---")
+                click.echo(job.log_tail.rstrip())
+
+
+@click.command("status")
+@click.argument("submission")
+@click.option("--token", envvar="SPARED_BENCH_TOKEN", default=None,
+              help="API token [env SPARED_BENCH_TOKEN]; logs are shown to their own team only.")
+@click.option("--server", envvar="SPARED_BENCH_SERVER", default=None,
+              help="Leaderboard URL [env SPARED_BENCH_SERVER; default: local].")
+@click.option("--no-logs", is_flag=True, help="Leave out the logs of failed jobs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status_command(submission: str, token: str | None, server: str | None, no_logs: bool,
+                   as_json: bool) -> None:
+    """Show a submission's jobs, results and (your own) logs; SUBMISSION is an id or TEAM/NAME."""
+    if server:
+        from evaluator.orchestrator.client import get_submission_status
+
+        if not token:
+            raise BenchError("--server: expected an API token (--token or SPARED_BENCH_TOKEN), "
+                             "found none")
+        status = get_submission_status(server, token, submission)
+    else:
+        from evaluator.orchestrator import get_status
+
+        bench = _bench()
+        status = get_status(bench, submission, by=_by(bench, token), logs=not no_logs)
+    if as_json:
+        _echo_json(status)
+    else:
+        _print_status(status, logs=not no_logs)
+
+
+# -- workers, queue, re-evaluation --------------------------------------------------------------
+
+
+@click.command("worker")
+@click.option("--gpus", default=None,
+              help="GPU ids this worker owns, e.g. 0,1: one job per GPU at a time "
+                   "[default: none, one CPU-only job at a time].")
+@click.option("--name", envvar="SPARED_BENCH_WORKER_NAME", default=None,
+              help="Unique worker name [env SPARED_BENCH_WORKER_NAME; default: host name].")
+@click.option("--lease-s", type=click.FloatRange(1), default=60.0, show_default=True,
+              help="A running job whose worker is silent this long is run again.")
+@click.option("--heartbeat-s", type=click.FloatRange(0.1), default=5.0, show_default=True,
+              help="How often a running job's lease is renewed.")
+@click.option("--reap-interval-s", type=click.FloatRange(0.5), default=10.0, show_default=True,
+              help="How often this worker looks for jobs of dead workers.")
+@click.option("--retry-delay-s", type=click.FloatRange(0), default=5.0, show_default=True,
+              help="Wait before an infrastructure failure is retried.")
+@click.option("--timeout-s", type=click.FloatRange(1), default=3600.0, show_default=True,
+              help="Wall-clock limit of each job (also told to the model in task.json).")
+@click.option("--mem-limit-gb", type=click.FloatRange(0.1), default=16.0, show_default=True)
+@click.option("--cpus", type=click.FloatRange(0.1), default=2.0, show_default=True)
+@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING"]), default="INFO",
+              show_default=True)
+def worker_command(gpus: str | None, name: str | None, lease_s: float, heartbeat_s: float,
+                   reap_interval_s: float, retry_delay_s: float, timeout_s: float,
+                   mem_limit_gb: float, cpus: float, log_level: str) -> None:
+    """Consume the job queue until SIGTERM (finishes running jobs) or SIGINT."""
+    from evaluator.orchestrator import Worker, WorkerOptions
+    from evaluator.runners import RunLimits
+
+    logging.basicConfig(level=getattr(logging, log_level), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if heartbeat_s * 2 > lease_s:
+        raise click.BadParameter(f"expected --lease-s at least twice --heartbeat-s, found "
+                                 f"{lease_s:g} and {heartbeat_s:g}")
+    options: dict[str, Any] = {
+        "gpus": _gpus(gpus), "lease_s": lease_s, "heartbeat_s": heartbeat_s,
+        "reap_interval_s": reap_interval_s, "retry_delay_s": retry_delay_s,
+        "limits": RunLimits(timeout_s=timeout_s, mem_limit_gb=mem_limit_gb, cpus=cpus)}
+    if name:
+        options["name"] = name
+    Worker(Settings.from_env(), WorkerOptions(**options)).run()
+
+
+@click.command("reevaluate")
+@click.option("--release", "release_ref", required=True,
+              help="A published release: id, prefix, label or 'current'.")
+@click.option("--all", "all_entries", is_flag=True, help="Every visible entry.")
+@click.option("--baselines", "baselines_only", is_flag=True, help="Every baseline.")
+@click.option("--submission", default=None, help="One entry: id or TEAM/NAME.")
+@click.option("--token", envvar="SPARED_BENCH_TOKEN", default=None,
+              help="An admin token [default: local operator].")
+def reevaluate_command(release_ref: str, all_entries: bool, baselines_only: bool,
+                       submission: str | None, token: str | None) -> None:
+    """Queue entries on a release; each runs its recorded image digest (never a tag)."""
+    from evaluator.orchestrator import reevaluate
+
+    bench = _bench()
+    report = reevaluate(bench, release_ref, submission=submission, all_entries=all_entries,
+                        baselines_only=baselines_only, by=_by(bench, token))
+    rows = [[entry, queued, report.skipped.get(entry, 0)]
+            for entry, queued in report.jobs_queued.items()]
+    click.echo(f"release {report.release_id[:12]}: queued "
+               f"{sum(report.jobs_queued.values())} job(s)")
+    if rows:
+        click.echo(format_rows(["entry", "jobs queued", "already there"], rows))
+
+
+@click.command("queue")
+@click.option("--flush", is_flag=True, help="Drop every message (the database keeps the jobs; "
+                                            "workers re-enqueue queued ones).")
+def queue_command(flush: bool) -> None:
+    """Show the queue (messages waiting, delayed) and the jobs by status."""
+    from sqlmodel import func, select
+
+    from evaluator.store import Job, session_scope
+
+    bench = _bench()
+    if flush:
+        bench.queue.flush()
+    with session_scope(bench.engine) as session:
+        counts = dict(session.exec(select(Job.status, func.count()).group_by(Job.status)).all())
+    click.echo(f"queue {bench.queue.kind}: {bench.queue.pending()} waiting, "
+               f"{bench.queue.scheduled()} delayed")
+    click.echo("jobs: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+                           or "none"))
+
+
+@click.command("results")
+@click.option("--release", "release_ref", default="current", show_default=True,
+              help="A published release: id, prefix, label or 'current'.")
+@click.option("--track", type=click.Choice(["raw", "spackle"]), default="raw",
+              show_default=True)
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV (the input of `stats`).")
+def results_command(release_ref: str, track: str, as_csv: bool) -> None:
+    """Print the stored results of one release and track (entry x dataset)."""
+    from evaluator.store import get_release_record, results_frame, session_scope
+
+    with session_scope(_bench().engine) as session:
+        record = get_release_record(session, release_ref)
+        frame = results_frame(session, record.release_id, track)
+    if as_csv:
+        click.echo(frame.to_csv(index=False), nl=False)
+        return
+    if frame.empty:
+        click.echo(f"no results on release {record.release_id[:12]} ({track}) yet")
+        return
+    rows = [[r.entry, r.dataset, f"{r.mse:.4f}", f"{r.pcc_gene:.4f}"]
+            for r in frame.itertuples()]
+    click.echo(f"release {record.release_id[:12]}, track {track}")
+    click.echo(format_rows(["entry", "dataset", "MSE", "PCC-Gene"], rows))
+
+
+@data_group.command("publish")
+@click.argument("release_ref")
+@click.option("--no-baselines", is_flag=True, help="Do not queue the baselines on it.")
+def publish_command(release_ref: str, no_baselines: bool) -> None:
+    """Make a built release current and queue every baseline on it."""
+    from evaluator.orchestrator import publish_release
+
+    report = publish_release(_bench(), release_ref, queue_baselines=not no_baselines)
+    before = report.previous_release_id
+    click.echo(f"release {report.release_id[:12]} ({report.label or 'no label'}) is current"
+               + (f" (was {before[:12]})" if before and before != report.release_id else ""))
+    for entry, count in report.jobs_queued.items():
+        click.echo(f"  queued {count} job(s) of baseline {entry}")
+
+
+COMMANDS: list[click.Command] = [db_group, team_group, submit_command, status_command,
+                                 worker_command, reevaluate_command, queue_command,
+                                 results_command]

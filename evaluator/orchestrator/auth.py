@@ -1,0 +1,93 @@
+"""Teams and API tokens: tokens are shown once and stored as SHA-256 digests.
+
+A token is ``sbt_`` + 43 URL-safe characters (256 random bits): guessing one is hopeless, so a
+fast hash suffices (no dictionary attack applies), and lookups are one indexed equality.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from sqlmodel import Session, col, select
+
+from evaluator.orchestrator.errors import AuthError, OrchestratorError
+from evaluator.store import ApiToken, Team, get_team, utcnow
+
+TOKEN_PREFIX = "sbt_"
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_team(session: Session, name: str, *, admin: bool = False,
+                daily_limit: int | None = None) -> Team:
+    """Create a team; raises ``OrchestratorError`` when the name is taken or malformed."""
+    name = name.strip()
+    if not name or len(name) > 100 or "/" in name:
+        raise OrchestratorError(f"team name {name!r}: expected 1-100 characters without '/', "
+                                "found otherwise")
+    if session.exec(select(Team).where(Team.name == name)).first() is not None:
+        raise OrchestratorError(f"team {name!r} already exists: expected a new name")
+    team = Team(name=name, is_admin=admin, daily_submission_limit=daily_limit)
+    session.add(team)
+    session.flush()
+    return team
+
+
+def ensure_team(session: Session, name: str, *, admin: bool = False) -> Team:
+    """The team of that name, created when missing (local use and baselines)."""
+    team = session.exec(select(Team).where(Team.name == name)).first()
+    return team if team is not None else create_team(session, name, admin=admin)
+
+
+def issue_token(session: Session, team_name: str, *, label: str = "") -> str:
+    """Create a token for a team and return the secret (shown once, stored hashed)."""
+    team = get_team(session, team_name)
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(ApiToken(team_id=team.id or 0, token_hash=hash_token(secret),
+                         prefix=secret[:12], label=label))
+    session.flush()
+    return secret
+
+
+def authenticate(session: Session, token: str | None) -> Team:
+    """The team a token belongs to; raises ``AuthError`` for a missing, unknown or revoked one.
+
+    Records the token's last use.
+    """
+    if not token:
+        raise AuthError("expected an API token (--token or SPARED_BENCH_TOKEN), found none")
+    row = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).first()
+    if row is None:
+        raise AuthError(f"token {token[:12]}...: expected a valid API token, found an unknown "
+                        "one; ask the maintainers for a token")
+    if row.revoked_at is not None:
+        raise AuthError(f"token {row.prefix}...: expected an active token, found it revoked on "
+                        f"{row.revoked_at:%Y-%m-%d}")
+    row.last_used_at = utcnow()
+    session.add(row)
+    team = session.get(Team, row.team_id)
+    if team is None:
+        raise AuthError(f"token {row.prefix}...: its team no longer exists")
+    return team
+
+
+def revoke_token(session: Session, prefix: str) -> int:
+    """Revoke the tokens starting with ``prefix`` (at least 8 characters); returns how many."""
+    if len(prefix) < 8:
+        raise OrchestratorError(f"token prefix {prefix!r}: expected at least 8 characters")
+    rows = session.exec(select(ApiToken).where(col(ApiToken.prefix).startswith(prefix[:12]),
+                                               col(ApiToken.revoked_at).is_(None))).all()
+    for row in rows:
+        row.revoked_at = utcnow()
+        session.add(row)
+    return len(rows)
+
+
+def require_admin(team: Team, action: str) -> None:
+    """Raise ``AuthError`` unless the team is an admin team."""
+    if not team.is_admin:
+        raise AuthError(f"{action}: expected an admin token, found one of team {team.name!r}")

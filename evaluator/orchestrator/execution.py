@@ -1,0 +1,145 @@
+"""Run one claimed job through the job pipeline and say whose fault a failure was.
+
+The pipeline (``evaluator.jobs``: stage → run container → validate → score) is the same one
+``spared-bench check`` and ``evaluate`` use; here it runs the submission's image by content
+id (never a tag), with labels naming the worker and the job so a restarted worker can remove
+the containers its killed predecessor left, and records when the container started.
+
+Failures are sorted in two kinds: ``model`` (the submission's own doing: non-zero exit, time or
+memory limit, bad output; final) and ``infra`` (engine gone, image not on this engine, staging
+or scoring trouble, anything unexpected: retried up to the job's ``max_attempts``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from evaluator.core.errors import BenchError
+from evaluator.datasets.release import Release, Track
+from evaluator.runners import RunLimits, RunOutcome, run_container
+from evaluator.scoring import JobScore
+from evaluator.store import Claim, utcnow
+
+log = logging.getLogger(__name__)
+
+WORKER_LABEL = "org.sparedbench.worker"
+JOB_ID_LABEL = "org.sparedbench.job-id"
+
+MODEL_STATUSES = frozenset({"exit_nonzero", "timed_out", "out_of_memory", "output_missing",
+                            "output_invalid"})
+"""Runner statuses that are the submission's own fault: never retried."""
+
+ReportKind = Literal["succeeded", "model", "infra"]
+
+
+@dataclass
+class ExecutionReport:
+    """What running a claimed job came to, in the terms the store records."""
+
+    kind: ReportKind
+    status: str
+    message: str
+    score: JobScore | None = None
+    log_text: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+    container_started_at: datetime | None = None
+
+
+@dataclass
+class LabelledDockerExecutor:
+    """``evaluator.jobs.Executor`` running an image by id with worker/job labels.
+
+    ``on_started`` is called with the time the container started.
+    """
+
+    submission: str
+    labels: dict[str, str]
+    client: Any = None
+    on_started: Callable[[datetime], None] | None = None
+    runner: Literal["docker", "local"] = "docker"
+
+    def __call__(self, input_dir: Path, output_dir: Path, limits: RunLimits,
+                 gpus: list[int] | None, validate_output: Callable[[Path], None]) -> RunOutcome:
+        def started(_container_id: str) -> None:
+            if self.on_started is not None:
+                self.on_started(utcnow())
+
+        return run_container(self.submission, input_dir, output_dir, limits, gpus,
+                             client=self.client, validate_output=validate_output,
+                             on_started=started, labels=self.labels)
+
+
+def classify(status: str) -> ReportKind:
+    """The failure kind of a pipeline status (``succeeded`` for success)."""
+    if status == "succeeded":
+        return "succeeded"
+    return "model" if status in MODEL_STATUSES else "infra"
+
+
+def execute_claim(
+    claim: Claim,
+    release: Release,
+    *,
+    limits: RunLimits,
+    staging_root: Path,
+    work_dir: Path,
+    seed: int,
+    client: Any = None,
+    on_container_started: Callable[[datetime], None] | None = None,
+) -> ExecutionReport:
+    """Stage, run, validate and score a claimed job; never raises for a job's failure.
+
+    Evaluator-side exceptions (staging, folders, engine settings, anything unexpected) become an
+    ``infra`` report carrying the error's message.
+    """
+    from evaluator.jobs import TaskSettings, run_staged_job, stage_inputs
+
+    t0 = time.perf_counter()
+    started: dict[str, datetime] = {}
+
+    def record_start(at: datetime) -> None:
+        started["at"] = at
+        if on_container_started is not None:
+            on_container_started(at)
+
+    executor = LabelledDockerExecutor(
+        submission=claim.image_digest,
+        labels={WORKER_LABEL: claim.worker, JOB_ID_LABEL: str(claim.job_id)},
+        client=client, on_started=record_start)
+    track: Track = claim.track  # type: ignore[assignment]
+    settings = TaskSettings(time_limit_s=limits.timeout_s,
+                            device="cuda" if claim.gpus else "cpu", seed=seed)
+    try:
+        t_stage = time.perf_counter()
+        staged = stage_inputs("evaluation", release, claim.dataset, track, settings,
+                              staging_root)
+        stage_s = time.perf_counter() - t_stage
+        work_dir.mkdir(parents=True, exist_ok=True)
+        result = run_staged_job(executor, staged, limits, gpus=list(claim.gpus) or None,
+                                work_dir=work_dir, stage_s=stage_s)
+    except BenchError as error:
+        return ExecutionReport("infra", "evaluator_error", str(error),
+                               timings={"total_s": time.perf_counter() - t0},
+                               container_started_at=started.get("at"))
+    except Exception as error:  # a bug or an OS error: the job is retried, the worker lives
+        log.exception("job %s: unexpected error", claim.job_id)
+        return ExecutionReport("infra", "evaluator_error",
+                               f"unexpected evaluator error: {type(error).__name__}: {error}",
+                               timings={"total_s": time.perf_counter() - t0},
+                               container_started_at=started.get("at"))
+    timings = result.timings.model_dump()
+    message = result.message
+    if result.notes:
+        message = f"{message} ({'; '.join(result.notes)})"
+    kind = classify(result.status)
+    if kind == "succeeded" and result.score is None:
+        kind, message = "infra", "the job succeeded but produced no score"
+    return ExecutionReport(kind, result.status, message, score=result.score,
+                           log_text=result.log_tail, timings=timings,
+                           container_started_at=started.get("at"))

@@ -1,0 +1,533 @@
+"""The service layer: intake, status, publishing and re-evaluation, over the store and the queue.
+
+The CLI calls these functions against the embedded store; the leaderboard web app's API calls
+the same ones (``submit_image_archive`` for ``POST /api/submissions``, ``get_status`` for
+``GET /api/submissions/<id>``, ``authenticate`` for its bearer tokens). ``by`` arguments are
+the authenticated team, or None for a local operator (someone with the database at hand).
+
+Jobs are written to the database first and enqueued after the commit: a job is never on the
+queue without its row, and a row whose message was lost is re-enqueued by the workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from evaluator.core.errors import BenchError
+from evaluator.core.settings import Settings
+from evaluator.datasets.release import load_release
+from evaluator.orchestrator.auth import ensure_team, require_admin
+from evaluator.orchestrator.errors import (
+    AuthError,
+    LimitExceeded,
+    OrchestratorError,
+    QueueUnavailable,
+    SubmissionRejected,
+)
+from evaluator.orchestrator.images import (
+    ImageFacts,
+    archive_path,
+    check_platform,
+    check_size,
+    image_facts,
+    load_archive,
+    read_archive,
+    receive_stream,
+    save_archive,
+)
+from evaluator.orchestrator.queue import JobQueue
+from evaluator.store import (
+    Job,
+    NewJobs,
+    ReleaseRecord,
+    Submission,
+    Team,
+    attempts_of,
+    create_jobs,
+    current_release,
+    get_release_record,
+    get_submission,
+    jobs_of,
+    open_store,
+    results_rows,
+    session_scope,
+    status_counts,
+    submissions_submitted_since,
+    today_start_utc,
+    upsert_release,
+)
+
+log = logging.getLogger(__name__)
+
+BASELINE_TEAM = "baselines"
+LOCAL_TEAM = "local"
+
+
+@dataclass
+class Bench:
+    """What the service functions work on: settings, the database and the queue."""
+
+    settings: Settings
+    engine: Engine
+    queue: JobQueue
+
+    @classmethod
+    def open(cls, settings: Settings | None = None) -> Bench:
+        """Open the store (migrating it) and the queue named by the settings."""
+        settings = settings or Settings.from_env()
+        return cls(settings, open_store(settings.resolved_database_url),
+                   JobQueue(settings.resolved_queue_url))
+
+    @property
+    def images_dir(self) -> Path:
+        """Archives of submitted images (``<hex>.tar``), for workers on other engines."""
+        return self.settings.home / "images"
+
+    @property
+    def max_image_bytes(self) -> int:
+        """The largest image accepted, archive or unpacked."""
+        return int(self.settings.max_image_mb * 2**20)
+
+
+class SubmissionReceipt(BaseModel):
+    """What intake returns: the new submission and the jobs queued for it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    submission_id: int
+    team: str
+    name: str
+    image_digest: str
+    platform: str
+    size_bytes: int
+    release_id: str | None
+    jobs_queued: int
+    message: str
+
+
+class JobView(BaseModel):
+    """One job as its author sees it (the log tail only for the author and admins)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: int
+    release_id: str
+    dataset: str
+    track: str
+    status: str
+    attempts: int
+    max_attempts: int
+    failure_kind: str | None
+    message: str
+    queued_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    worker: str | None
+    log_tail: str | None = None
+
+
+class SubmissionStatus(BaseModel):
+    """A submission's state: its jobs (per release) and its results."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    submission_id: int
+    team: str
+    name: str
+    description: str
+    image_digest: str
+    is_baseline: bool
+    created_at: datetime
+    counts: dict[str, int]
+    jobs: list[JobView]
+    results: list[dict[str, Any]]
+
+    @property
+    def done(self) -> bool:
+        """True when no job is queued or running."""
+        return not any(job.status in {"queued", "running"} for job in self.jobs)
+
+
+class PublishReport(BaseModel):
+    """What publishing a release did."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    release_id: str
+    label: str | None
+    previous_release_id: str | None
+    jobs_queued: dict[str, int]
+
+
+class ReevaluateReport(BaseModel):
+    """What queuing entries on a release did: jobs queued per entry, entries skipped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    release_id: str
+    jobs_queued: dict[str, int]
+    skipped: dict[str, int]
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _entries(release: ReleaseRecord) -> list[tuple[str, str]]:
+    return [(dataset, track) for dataset, tracks in sorted(release.tracks.items())
+            for track in tracks]
+
+
+def _enqueue_after_commit(bench: Bench, job_ids: list[int]) -> str:
+    """Enqueue committed jobs; a queue outage is reported, not raised (the workers resync)."""
+    if not job_ids:
+        return ""
+    try:
+        bench.queue.enqueue(job_ids)
+    except QueueUnavailable as error:
+        log.warning("%s", error)
+        return f"; {error}"
+    return ""
+
+
+def _team_of(session: Session, by: Team | None, team_name: str | None) -> Team:
+    if by is not None:
+        if team_name and team_name != by.name and not by.is_admin:
+            raise AuthError(f"team {team_name!r}: expected your own team {by.name!r}, found "
+                            "another (only admins submit for others)")
+        if team_name and team_name != by.name:
+            return ensure_team(session, team_name)
+        team = session.get(Team, by.id)
+        if team is None:
+            raise AuthError(f"team {by.name!r} no longer exists")
+        return team
+    return ensure_team(session, team_name or LOCAL_TEAM, admin=team_name == BASELINE_TEAM)
+
+
+def _check_daily_limit(session: Session, bench: Bench, team: Team) -> None:
+    if team.is_admin:
+        return
+    limit = (team.daily_submission_limit if team.daily_submission_limit is not None
+             else bench.settings.daily_submissions)
+    used = submissions_submitted_since(session, team.id or 0, today_start_utc())
+    if used >= limit:
+        raise LimitExceeded(team.name, limit, used)
+
+
+def _check_new(session: Session, team: Team, name: str, image_id: str) -> None:
+    if not name.strip() or len(name) > 100 or "/" in name:
+        raise SubmissionRejected(f"submission name {name!r}: expected 1-100 characters without "
+                                 "'/', found otherwise")
+    same = session.exec(select(Submission).where(Submission.image_digest == image_id)).first()
+    if same is not None:
+        owner = session.get(Team, same.team_id)
+        raise SubmissionRejected(
+            f"image {image_id[:19]}: expected a new image, found it already submitted as "
+            f"#{same.id} ({owner.name if owner else '?'}/{same.name}) on "
+            f"{same.created_at:%Y-%m-%d}; an image is evaluated once per release "
+            "(maintainers re-evaluate it on new releases)")
+    taken = session.exec(select(Submission).where(Submission.team_id == team.id,
+                                                  Submission.name == name)).first()
+    if taken is not None:
+        raise SubmissionRejected(f"submission name {name!r}: expected a name new to team "
+                                 f"{team.name!r}, found it used by #{taken.id}")
+
+
+def _record(bench: Bench, *, by: Team | None, team_name: str | None, name: str,
+            description: str, image_ref: str, facts: ImageFacts, baseline: bool
+            ) -> SubmissionReceipt:
+    """Insert the submission and its jobs on the current release, then enqueue them."""
+    with session_scope(bench.engine) as session:
+        team = _team_of(session, by, team_name)
+        # Serialize a team's submissions (Postgres row lock) so the daily limit holds under
+        # concurrent uploads; SQLite's write transactions are serialized already.
+        session.exec(select(Team).where(Team.id == team.id).with_for_update()).one()
+        if baseline and not team.is_admin:
+            raise AuthError(f"baseline {name!r}: expected an admin team to register baselines, "
+                            f"found team {team.name!r}")
+        _check_daily_limit(session, bench, team)
+        _check_new(session, team, name, facts.image_id)
+        submission = Submission(team_id=team.id or 0, name=name, description=description,
+                                image_ref=image_ref[:300], image_digest=facts.image_id,
+                                image_size_bytes=facts.size_bytes, platform=facts.platform,
+                                is_baseline=baseline)
+        session.add(submission)
+        session.flush()
+        release = current_release(session)
+        queued = NewJobs()
+        if release is not None:
+            queued = create_jobs(session, submission.id or 0, release.release_id,
+                                 _entries(release),
+                                 max_attempts=bench.settings.job_max_attempts)
+        receipt = SubmissionReceipt(
+            submission_id=submission.id or 0, team=team.name, name=name,
+            image_digest=facts.image_id, platform=facts.platform, size_bytes=facts.size_bytes,
+            release_id=release.release_id if release else None,
+            jobs_queued=len(queued.to_enqueue), message="")
+    note = _enqueue_after_commit(bench, queued.to_enqueue)
+    if receipt.release_id is None:
+        receipt.message = ("recorded; no release is published yet, so nothing was queued "
+                           "(publish one with `spared-bench data publish`)")
+    else:
+        receipt.message = (f"queued {receipt.jobs_queued} job(s) on release "
+                           f"{receipt.release_id[:12]}{note}")
+    return receipt
+
+
+def _docker(client: Any) -> Any:
+    if client is not None:
+        return client
+    from evaluator.runners import docker_client
+
+    return docker_client()
+
+
+# -- intake -------------------------------------------------------------------------------------
+
+
+def submit_image_archive(bench: Bench, source: Path | BinaryIO | Iterable[bytes], *,
+                         name: str, description: str = "", by: Team | None = None,
+                         team: str | None = None, baseline: bool = False,
+                         load: bool = True, client: Any = None) -> SubmissionReceipt:
+    """Take a ``docker save`` archive (a path, a file object or a stream of chunks) as a
+    submission: check it, load it, record its digest and queue its jobs.
+
+    The archive is read once, streamed to disk and refused as soon as it passes
+    ``Settings.max_image_mb``; it must hold one linux/amd64 image whose id is new, and the
+    unpacked image must fit the same limit. The team's daily limit is checked before reading.
+    The id, platform and size are read from the archive itself; with ``load`` the image is
+    also loaded into this machine's engine (the engine's own view is checked again). Without
+    ``load`` (the web app, which holds no docker socket) no docker code is imported: workers
+    load the kept archive when their engine lacks the image.
+    Raises ``SubmissionRejected``, ``LimitExceeded``, ``AuthError``.
+    """
+    with session_scope(bench.engine) as session:
+        _check_daily_limit(session, bench, _team_of(session, by, team))
+    incoming_dir = bench.images_dir / "incoming"
+    if isinstance(source, Path | str):
+        with open(source, "rb") as handle:
+            received = receive_stream(handle, incoming_dir, bench.max_image_bytes)
+    else:
+        received = receive_stream(source, incoming_dir, bench.max_image_bytes)
+    try:
+        facts = read_archive(received)
+        check_platform(facts.platform, "image archive")
+        check_size(facts.layers_bytes, bench.max_image_bytes, "image (unpacked layers)")
+        with session_scope(bench.engine) as session:
+            _check_new(session, _team_of(session, by, team), name, facts.image_id)
+        loaded = facts.as_image()
+        if load:
+            engine_client = _docker(client)
+            existed = _present(engine_client, facts.image_id)
+            loaded = load_archive(engine_client, received, facts)
+            try:
+                check_platform(loaded.platform, "image")
+                check_size(loaded.size_bytes, bench.max_image_bytes, "image (unpacked)")
+            except SubmissionRejected:
+                if not existed:
+                    _remove_image(engine_client, loaded.image_id)
+                raise
+        target = archive_path(bench.images_dir, loaded.image_id)
+        if not target.exists():
+            os.replace(received, target)
+        ref = facts.repo_tags[0] if facts.repo_tags else loaded.image_id
+        return _record(bench, by=by, team_name=team, name=name, description=description,
+                       image_ref=ref, facts=loaded, baseline=baseline)
+    finally:
+        received.unlink(missing_ok=True)
+
+
+def register_image(bench: Bench, ref: str, *, name: str, description: str = "",
+                   by: Team | None = None, team: str | None = None, baseline: bool = False,
+                   keep_archive: bool = True, client: Any = None) -> SubmissionReceipt:
+    """Take an image already on this machine's engine as a submission (by tag or id).
+
+    Records its content id (the tag is kept only as a label), checks platform and size, and
+    with ``keep_archive`` saves it to the archive store for workers on other engines.
+    Raises ``SubmissionRejected``, ``LimitExceeded``, ``AuthError``.
+    """
+    engine_client = _docker(client)
+    facts = image_facts(engine_client, ref)
+    check_platform(facts.platform, f"image {ref!r}")
+    check_size(facts.size_bytes, bench.max_image_bytes, f"image {ref!r}")
+    with session_scope(bench.engine) as session:
+        owner = _team_of(session, by, team)
+        _check_daily_limit(session, bench, owner)
+        _check_new(session, owner, name, facts.image_id)
+    if keep_archive:
+        save_archive(engine_client, facts.image_id, bench.images_dir)
+    return _record(bench, by=by, team_name=team, name=name, description=description,
+                   image_ref=ref, facts=facts, baseline=baseline)
+
+
+def _present(client: Any, image_id: str) -> bool:
+    from docker.errors import ImageNotFound
+
+    try:
+        client.images.get(image_id)
+        return True
+    except ImageNotFound:
+        return False
+
+
+def _remove_image(client: Any, image_id: str) -> None:
+    try:
+        client.images.remove(image_id, force=True)
+    except Exception as error:  # a rejected image left behind costs disk, not correctness
+        log.warning("could not remove rejected image %s: %s", image_id[:19], error)
+
+
+# -- status -------------------------------------------------------------------------------------
+
+
+def get_status(bench: Bench, ref: str | int, *, by: Team | None = None,
+               logs: bool = True) -> SubmissionStatus:
+    """A submission's jobs and results; logs only for its own team, admins and local use.
+
+    Raises ``NotFound`` and, for another team's hidden or foreign logs, ``AuthError``.
+    """
+    with session_scope(bench.engine) as session:
+        submission = get_submission(session, ref)
+        team = session.get(Team, submission.team_id)
+        own = by is None or by.is_admin or by.id == submission.team_id
+        if submission.hidden and not own:
+            raise AuthError(f"submission #{submission.id}: expected your own or a public entry, "
+                            "found a hidden one of another team")
+        jobs = []
+        for job in jobs_of(session, submission.id or 0):
+            tail = None
+            if logs and own:
+                attempts = attempts_of(session, job.id or 0)
+                tail = attempts[-1].log_text if attempts else ""
+            jobs.append(_job_view(job, tail))
+        results = []
+        for release_id in sorted({job.release_id for job in jobs}):
+            for track in ("raw", "spackle"):
+                results += [r for r in results_rows(session, release_id, track,
+                                                    include_hidden=True)
+                            if r["submission_id"] == submission.id]
+        return SubmissionStatus(
+            submission_id=submission.id or 0, team=team.name if team else "?",
+            name=submission.name, description=submission.description,
+            image_digest=submission.image_digest, is_baseline=submission.is_baseline,
+            created_at=submission.created_at, counts=status_counts(session, submission.id or 0),
+            jobs=jobs, results=results)
+
+
+def _job_view(job: Job, tail: str | None) -> JobView:
+    return JobView(job_id=job.id or 0, release_id=job.release_id, dataset=job.dataset,
+                   track=job.track, status=job.status, attempts=job.attempts,
+                   max_attempts=job.max_attempts, failure_kind=job.failure_kind,
+                   message=job.message, queued_at=job.queued_at, started_at=job.started_at,
+                   finished_at=job.finished_at, worker=job.worker, log_tail=tail)
+
+
+# -- releases and re-evaluation -----------------------------------------------------------------
+
+
+def queue_submission(bench: Bench, session: Session, submission: Submission,
+                     release: ReleaseRecord, *, retry_failed: bool) -> NewJobs:
+    """Create a submission's jobs on a release (not yet enqueued: enqueue after commit)."""
+    return create_jobs(session, submission.id or 0, release.release_id, _entries(release),
+                       max_attempts=bench.settings.job_max_attempts, retry_failed=retry_failed)
+
+
+def publish_release(bench: Bench, release_ref: str, *, by: Team | None = None,
+                    queue_baselines: bool = True) -> PublishReport:
+    """Make a built release current and queue every baseline on it.
+
+    The release is loaded and verified from the release store (``ReleaseNotFound``,
+    ``ReleaseIntegrityError``). Results of earlier releases stay as they are, under their own
+    release. Publishing the current release again queues only what is missing.
+    """
+    if by is not None:
+        require_admin(by, "publish a release")
+    release = load_release(release_ref, bench.settings.releases_dir)
+    manifest = release.manifest
+    tracks = {name: list(record.tracks) for name, record in manifest.datasets.items()}
+    to_enqueue: list[int] = []
+    queued: dict[str, int] = {}
+    with session_scope(bench.engine) as session:
+        previous = current_release(session)
+        record = upsert_release(session, manifest.release_id, label=manifest.label,
+                                created_at=manifest.created_utc, tracks=tracks,
+                                make_current=True)
+        if queue_baselines:
+            for submission in session.exec(select(Submission).where(
+                    col(Submission.is_baseline)).order_by(col(Submission.id))):
+                new = queue_submission(bench, session, submission, record, retry_failed=False)
+                queued[_label(session, submission)] = len(new.to_enqueue)
+                to_enqueue += new.to_enqueue
+        report = PublishReport(release_id=manifest.release_id, label=manifest.label,
+                               previous_release_id=previous.release_id if previous else None,
+                               jobs_queued=queued)
+    _enqueue_after_commit(bench, to_enqueue)
+    return report
+
+
+def _label(session: Session, submission: Submission) -> str:
+    team = session.get(Team, submission.team_id)
+    return f"{team.name if team else '?'}/{submission.name}"
+
+
+def reevaluate(bench: Bench, release_ref: str, *, submission: str | int | None = None,
+               all_entries: bool = False, baselines_only: bool = False,
+               by: Team | None = None, retry_failed: bool = True) -> ReevaluateReport:
+    """Queue entries on a published release: one submission, every baseline, or all entries.
+
+    Each entry runs its recorded image digest again (never a tag). Jobs that already exist on
+    that release are left alone, except failed ones when ``retry_failed``. Admins only.
+    """
+    if by is not None:
+        require_admin(by, "re-evaluate")
+    chosen = sum([submission is not None, all_entries, baselines_only])
+    if chosen != 1:
+        raise OrchestratorError("re-evaluate: expected exactly one of --submission S, --all or "
+                                f"--baselines, found {chosen}")
+    to_enqueue: list[int] = []
+    queued: dict[str, int] = {}
+    skipped: dict[str, int] = {}
+    with session_scope(bench.engine) as session:
+        record = get_release_record(session, release_ref)
+        if submission is not None:
+            targets = [get_submission(session, submission)]
+        else:
+            query = select(Submission).where(col(Submission.hidden).is_(False))
+            if baselines_only:
+                query = query.where(col(Submission.is_baseline))
+            targets = list(session.exec(query.order_by(col(Submission.id))))
+        for target in targets:
+            new = queue_submission(bench, session, target, record, retry_failed=retry_failed)
+            label = _label(session, target)
+            queued[label] = len(new.to_enqueue)
+            skipped[label] = len(new.skipped)
+            to_enqueue += new.to_enqueue
+        report = ReevaluateReport(release_id=record.release_id, jobs_queued=queued,
+                                  skipped=skipped)
+    _enqueue_after_commit(bench, to_enqueue)
+    return report
+
+
+def wait_for(bench: Bench, submission_id: int, *, timeout_s: float,
+             poll_s: float = 1.0) -> SubmissionStatus:
+    """Poll until a submission has no queued or running job; raises ``BenchError`` on timeout."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = get_status(bench, submission_id, logs=False)
+        if status.done:
+            return status
+        if time.monotonic() > deadline:
+            raise BenchError(f"submission #{submission_id}: expected its jobs to finish within "
+                             f"{timeout_s:.0f} s, found {status.counts}")
+        time.sleep(poll_s)

@@ -1,0 +1,386 @@
+"""A worker: consumes job ids from the queue, one container per assigned GPU (or CPU-only).
+
+``spared-bench worker [--gpus 0,1]`` runs a Huey consumer with one thread per GPU (one thread
+when CPU-only); each thread takes a GPU from the pool for the length of a job, so a job never
+shares its GPU. Jobs of one submission are spread over workers by the queue itself: a thread
+takes the next message only when it is free.
+
+Faults:
+- killed (SIGKILL) mid-job: its heartbeats stop; after ``lease_s`` any live worker puts the job
+  back on the queue (``requeue_stale``), and a restarted worker of the same name does so at
+  once and removes the containers its predecessor left. The result is stored once (unique
+  entry, ON CONFLICT DO NOTHING).
+- engine down before a job: the job is not claimed (no attempt spent); it goes back on the
+  queue after ``engine_backoff_s`` for this or another worker. Engine lost mid-job: the attempt
+  fails as infrastructure and the job is retried up to its ``max_attempts``.
+- database briefly down: every write is retried (``with_retry``) for up to ``db_wait_s``; a
+  result is never dropped (if the database stays away, the job's lease expires and it reruns).
+- a message lost with a killed Redis or an enqueue that failed: when the queue is empty, jobs
+  still ``queued`` in the database for longer than ``lease_s`` are enqueued again (duplicates are
+  harmless: only one claim succeeds).
+Worker names must be unique among running workers (default: the host name).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue as stdqueue
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from evaluator.core.settings import Settings
+from evaluator.datasets.release import Release, load_release
+from evaluator.orchestrator.errors import QueueUnavailable
+from evaluator.orchestrator.execution import WORKER_LABEL, ExecutionReport, execute_claim
+from evaluator.orchestrator.images import ensure_image
+from evaluator.orchestrator.queue import JobQueue
+from evaluator.runners import RunLimits
+from evaluator.store import (
+    Claim,
+    claim_job,
+    complete_job,
+    fail_job,
+    heartbeat,
+    mark_container_started,
+    open_store,
+    queued_job_ids,
+    requeue_stale,
+    requeue_worker_jobs,
+    utcnow,
+    with_retry,
+)
+
+log = logging.getLogger(__name__)
+
+
+class WorkerOptions(BaseModel):
+    """How a worker runs: identity, GPUs, lease timing, limits of each job."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(default_factory=socket.gethostname, min_length=1, max_length=200)
+    gpus: tuple[int, ...] = ()
+    heartbeat_s: float = Field(default=5.0, gt=0)
+    lease_s: float = Field(default=60.0, gt=0)
+    reap_interval_s: float = Field(default=10.0, gt=0)
+    engine_backoff_s: float = Field(default=5.0, ge=0)
+    retry_delay_s: float = Field(default=5.0, ge=0)
+    db_wait_s: float = Field(default=600.0, gt=0)
+    poll_max_s: float = Field(default=1.0, gt=0)
+    limits: RunLimits = Field(default_factory=RunLimits)
+
+    @property
+    def slots(self) -> int:
+        """Jobs run at once: one per GPU, one when CPU-only."""
+        return max(1, len(self.gpus))
+
+
+class _Heartbeat:
+    """Renews a claim's lease every ``interval_s`` in a thread; notes when the lease is lost."""
+
+    def __init__(self, worker: Worker, claim: Claim, interval_s: float) -> None:
+        self.worker = worker
+        self.claim = claim
+        self.interval_s = interval_s
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{claim.job_id}",
+                                        daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                held = with_retry(self.worker.engine, lambda s: heartbeat(s, self.claim),
+                                  wait_s=self.interval_s * 3, what="heartbeat")
+            except Exception as error:  # the next beat tries again; the lease covers a few
+                log.warning("job %s: heartbeat failed: %s", self.claim.job_id, error)
+                continue
+            if not held and not self.lost:
+                self.lost = True
+                log.warning("job %s: lease lost (the job was taken back); its result, if "
+                            "any, is kept only if no other run stored one", self.claim.job_id)
+
+
+class Worker:
+    """Consumes the queue (see the module doc); ``run()`` blocks until SIGTERM/SIGINT."""
+
+    def __init__(self, settings: Settings, options: WorkerOptions) -> None:
+        self.settings = settings
+        self.options = options
+        self.engine = open_store(settings.resolved_database_url)
+        self.queue = JobQueue(settings.resolved_queue_url)
+        self.queue.set_handler(self.handle)
+        self._gpu_pool: stdqueue.Queue[int] = stdqueue.Queue()
+        for gpu in options.gpus:
+            self._gpu_pool.put(gpu)
+        self._live_tokens: set[str] = set()
+        self._lock = threading.Lock()
+        self._releases: dict[str, Release] = {}
+        self._client: Any = None
+        self._stop = threading.Event()
+        self.jobs_done = 0
+
+    # -- paths and shared resources -------------------------------------------------------------
+
+    @property
+    def staging_root(self) -> Path:
+        """Staged inputs, shared by the workers of a machine (atomic, read-only folders)."""
+        return self.settings.home / "staging"
+
+    @property
+    def work_dir(self) -> Path:
+        """This worker's scratch folder (job outputs, removed after each job)."""
+        return self.settings.home / "work" / self.options.name.replace("/", "_")
+
+    @property
+    def images_dir(self) -> Path:
+        """Archives of submitted images (loaded into this worker's engine when missing)."""
+        return self.settings.home / "images"
+
+    def _release(self, release_id: str) -> Release:
+        with self._lock:
+            release = self._releases.get(release_id)
+        if release is None:
+            # Verified once per process: every file's hash is checked on load.
+            release = load_release(release_id, self.settings.releases_dir)
+            with self._lock:
+                self._releases[release_id] = release
+        return release
+
+    def docker(self) -> Any:
+        """This worker's Docker client (created on first use; None while no engine answers)."""
+        from evaluator.runners import EngineUnavailable, docker_client
+
+        with self._lock:
+            if self._client is not None:
+                return self._client
+            try:
+                self._client = docker_client()
+            except EngineUnavailable:
+                return None
+            return self._client
+
+    def engine_answers(self) -> bool:
+        """True when this worker's Docker engine answers a ping."""
+        client = self.docker()
+        if client is None:
+            return False
+        try:
+            return bool(client.ping())
+        except Exception:
+            return False
+
+    @contextlib.contextmanager
+    def _gpus(self) -> Iterator[tuple[int, ...]]:
+        if not self.options.gpus:
+            yield ()
+            return
+        gpu = self._gpu_pool.get()
+        try:
+            yield (gpu,)
+        finally:
+            self._gpu_pool.put(gpu)
+
+    # -- one job ---------------------------------------------------------------------------------
+
+    def handle(self, job_id: int) -> None:
+        """Run one dequeued job id to its end (the queue's handler; never raises)."""
+        try:
+            with self._gpus() as gpus:
+                self._handle(job_id, gpus)
+        except Exception:
+            # The job stays as the database says: running jobs are reaped after their lease.
+            log.exception("job %s: worker error", job_id)
+
+    def _handle(self, job_id: int, gpus: tuple[int, ...]) -> None:
+        if not self.engine_answers():
+            log.warning("job %s: no Docker engine answers on this worker; putting it back on "
+                        "the queue for %.0f s", job_id, self.options.engine_backoff_s)
+            self._enqueue([job_id], delay_s=self.options.engine_backoff_s)
+            self._stop.wait(self.options.engine_backoff_s)
+            return
+        claim = with_retry(self.engine,
+                           lambda s: claim_job(s, job_id, self.options.name, gpus),
+                           wait_s=self.options.db_wait_s, what=f"claim job {job_id}")
+        if claim is None:
+            log.info("job %s: not claimable (already taken or final); skipped", job_id)
+            return
+        with self._lock:
+            self._live_tokens.add(claim.lease_token)
+        try:
+            report = self._execute(claim)
+            self._finish(claim, report)
+        finally:
+            with self._lock:
+                self._live_tokens.discard(claim.lease_token)
+
+    def _execute(self, claim: Claim) -> ExecutionReport:
+        t0 = time.perf_counter()
+        queue_wait_s = (claim.started_at - claim.queued_at).total_seconds()
+        log.info("job %s: %s/%s of submission %s, attempt %s, gpus %s", claim.job_id,
+                 claim.dataset, claim.track, claim.submission_id, claim.attempt,
+                 list(claim.gpus) or "none")
+
+        def started(at: datetime) -> None:
+            try:
+                with_retry(self.engine, lambda s: mark_container_started(s, claim, at),
+                           wait_s=10, what="container start")
+            except Exception as error:  # a missing timestamp is not worth failing the job
+                log.warning("job %s: container start not recorded: %s", claim.job_id, error)
+
+        with _Heartbeat(self, claim, self.options.heartbeat_s):
+            client = self.docker()
+            problem = ensure_image(client, claim.image_digest, self.images_dir)
+            if problem is not None:
+                report = ExecutionReport("infra", "image_missing", problem)
+            else:
+                try:
+                    release = self._release(claim.release_id)
+                except Exception as error:
+                    report = ExecutionReport("infra", "evaluator_error",
+                                             f"release {claim.release_id[:12]}: {error}")
+                else:
+                    report = execute_claim(
+                        claim, release, limits=self.options.limits,
+                        staging_root=self.staging_root, work_dir=self.work_dir,
+                        seed=self.settings.seed, client=client, on_container_started=started)
+        report.timings["queue_wait_s"] = queue_wait_s
+        report.timings["worker_s"] = time.perf_counter() - t0
+        return report
+
+    def _finish(self, claim: Claim, report: ExecutionReport) -> None:
+        t0 = time.perf_counter()
+        timings = report.timings
+        if report.kind == "succeeded" and report.score is not None:
+            score = report.score
+            stored = with_retry(
+                self.engine,
+                lambda s: complete_job(s, claim, score, message=report.message,
+                                       log_text=report.log_text, timings=timings),
+                wait_s=self.options.db_wait_s, what=f"store result of job {claim.job_id}")
+            log.info("job %s: succeeded (mse %.4f)%s", claim.job_id, score.metrics.mse,
+                     "" if stored else "; a result was already stored, this one is dropped")
+        else:
+            kind = "model" if report.kind == "model" else "infra"
+            outcome = with_retry(
+                self.engine,
+                lambda s: fail_job(s, claim, kind, report.message, outcome=report.status,
+                                   log_text=report.log_text, timings=timings),
+                wait_s=self.options.db_wait_s, what=f"record failure of job {claim.job_id}")
+            log.info("job %s: %s (%s): %s -> %s", claim.job_id, report.status, kind,
+                     report.message, outcome.status)
+            if outcome.status == "queued":
+                self._enqueue([claim.job_id], delay_s=self.options.retry_delay_s)
+        timings["db_s"] = time.perf_counter() - t0
+        self.jobs_done += 1
+
+    def _enqueue(self, job_ids: list[int], *, delay_s: float = 0.0) -> None:
+        if not job_ids:
+            return
+        try:
+            self.queue.enqueue(job_ids, delay_s=delay_s)
+        except QueueUnavailable as error:
+            # The database still says queued: the resync below enqueues them again later.
+            log.warning("%s", error)
+
+    # -- upkeep ------------------------------------------------------------------------------------
+
+    def recover(self) -> list[int]:
+        """Take back this name's jobs left by a dead predecessor, and remove its containers.
+
+        Returns the job ids put back on the queue.
+        """
+        with self._lock:
+            keep = set(self._live_tokens)
+        moved = with_retry(self.engine,
+                           lambda s: requeue_worker_jobs(s, self.options.name, keep),
+                           wait_s=self.options.db_wait_s, what="recover jobs")
+        if not keep:
+            self._remove_leftover_containers()
+        requeued = [m.job_id for m in moved if m.status == "queued"]
+        for m in moved:
+            log.warning("job %s: %s", m.job_id, m.message)
+        self._enqueue(requeued)
+        return requeued
+
+    def _remove_leftover_containers(self) -> None:
+        client = self.docker()
+        if client is None:
+            return
+        try:
+            leftovers = client.containers.list(
+                all=True, filters={"label": f"{WORKER_LABEL}={self.options.name}"})
+            for container in leftovers:
+                log.warning("removing container %s left by a previous run of worker %s",
+                            container.short_id, self.options.name)
+                container.remove(force=True, v=True)
+        except Exception as error:
+            log.warning("could not remove leftover containers: %s", error)
+
+    def reap(self) -> list[int]:
+        """Requeue jobs whose worker stopped beating, and re-enqueue lost queued jobs.
+
+        Returns the job ids enqueued.
+        """
+        moved = with_retry(self.engine,
+                           lambda s: requeue_stale(s, lease_s=self.options.lease_s),
+                           wait_s=self.options.db_wait_s, what="requeue stale jobs")
+        for m in moved:
+            log.warning("job %s: %s", m.job_id, m.message)
+        enqueued = [m.job_id for m in moved if m.status == "queued"]
+        self._enqueue(enqueued)
+        try:
+            idle = self.queue.pending() == 0 and self.queue.scheduled() == 0
+        except Exception:
+            idle = False
+        if idle:
+            cutoff = utcnow() - timedelta(seconds=self.options.lease_s)
+            lost = with_retry(self.engine, lambda s: queued_job_ids(s, older_than=cutoff),
+                              wait_s=self.options.db_wait_s, what="find lost jobs")
+            lost = [j for j in lost if j not in enqueued]
+            if lost:
+                log.warning("re-enqueueing %d job(s) queued in the database but not on the "
+                            "queue: %s", len(lost), lost[:10])
+                self._enqueue(lost)
+                enqueued += lost
+        return enqueued
+
+    def _upkeep_loop(self) -> None:
+        while not self._stop.wait(self.options.reap_interval_s):
+            try:
+                self.reap()
+            except Exception as error:
+                log.warning("upkeep failed (retried next round): %s", error)
+
+    def run(self) -> None:
+        """Recover, start upkeep, consume the queue until SIGTERM (graceful) or SIGINT."""
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        requeued = self.recover()
+        log.info("worker %s: %d slot(s), gpus %s, queue %s, %d job(s) recovered",
+                 self.options.name, self.options.slots, list(self.options.gpus) or "none",
+                 self.queue.kind, len(requeued))
+        upkeep = threading.Thread(target=self._upkeep_loop, name="upkeep", daemon=True)
+        upkeep.start()
+        consumer = self.queue.consumer(workers=self.options.slots,
+                                       max_delay_s=self.options.poll_max_s)
+        try:
+            consumer.run()
+        finally:
+            self._stop.set()
+            upkeep.join(timeout=5)
