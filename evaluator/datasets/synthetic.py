@@ -144,11 +144,23 @@ def assign_splits(info: DatasetInfo) -> list[tuple[str, str, str]]:
     return list(zip(slides, slide_patient, splits, strict=True))
 
 
-def _spots_per_slide(total: int, n_slides: int, rng: np.random.Generator) -> np.ndarray:
+def spots_per_slide(total: int, n_slides: int, rng: np.random.Generator) -> np.ndarray:
+    """Split ``total`` spots over slides (±20%), none above a Visium slide's 4,992 spots.
+
+    Spots a full slide cannot hold go to the others, so the total is always kept.
+    """
+    if total > n_slides * SPOTS_PER_VISIUM_SLIDE:
+        raise ValueError(f"{total} spots do not fit on {n_slides} Visium slides")
     weights = rng.uniform(0.8, 1.2, n_slides)
     counts = np.floor(weights / weights.sum() * total).astype(np.int64)
     counts[: total - counts.sum()] += 1
-    return np.minimum(counts, SPOTS_PER_VISIUM_SLIDE)
+    while (excess := int(np.clip(counts - SPOTS_PER_VISIUM_SLIDE, 0, None).sum())) > 0:
+        counts = np.minimum(counts, SPOTS_PER_VISIUM_SLIDE)
+        room = SPOTS_PER_VISIUM_SLIDE - counts
+        share = np.floor(room / room.sum() * excess).astype(np.int64)
+        share[np.argsort(-room)[: excess - share.sum()]] += 1
+        counts += share
+    return counts
 
 
 def _tissue_spots(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -353,7 +365,7 @@ def generate_dataset(
     rng = dataset_rng(info.name, seed)
     model = _dataset_model(info.genes, rng)
     slide_plan = assign_splits(info)
-    per_slide = _spots_per_slide(total, len(slide_plan), rng)
+    per_slide = spots_per_slide(total, len(slide_plan), rng)
 
     obs_parts, latent_parts, xy_parts, batch_parts, stain_parts = [], [], [], [], []
     patient_effect = {p: rng.normal(0, 0.25, info.genes) for _, p, _ in slide_plan}

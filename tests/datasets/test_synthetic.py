@@ -13,7 +13,13 @@ from evaluator.core.visium import hex_neighbors
 from evaluator.datasets.registry import get_dataset, load_registry
 from evaluator.datasets.schema import read_h5ad, validate_dataset
 from evaluator.datasets.splits import hidden_mask
-from evaluator.datasets.synthetic import assign_splits, generate_dataset
+from evaluator.datasets.synthetic import (
+    SPOTS_PER_VISIUM_SLIDE,
+    assign_splits,
+    dataset_rng,
+    generate_dataset,
+    spots_per_slide,
+)
 from tests.conftest import TINY_DATASETS
 
 
@@ -156,6 +162,14 @@ def test_full_size_has_the_real_spot_and_gene_counts() -> None:
     assert adata.shape == (info.spots, info.genes)
     assert adata.obs["slide_id"].nunique() == info.slides
     assert adata.obsm["patches_scale_1.0"].shape == (info.spots, 12 * 12 * 3)
+
+
+@pytest.mark.parametrize("info", load_registry(), ids=lambda d: d.abbreviation)
+def test_full_size_keeps_every_spot_of_the_registry(info) -> None:
+    counts = spots_per_slide(info.spots, info.slides, dataset_rng(info.name, 0))
+    assert counts.sum() == info.spots
+    assert counts.max() <= SPOTS_PER_VISIUM_SLIDE
+    assert len(counts) == info.slides
 
 
 def test_cli_synth_writes_files_and_rejects_unknown_names(
