@@ -4,7 +4,7 @@ Evaluation inputs come from a release's public files (hard links, or copies acro
 systems): ``<staging>/<release_id>/evaluation/<dataset>/<track>/<task_key>/``. Validation
 inputs (``spared-bench check``) are built from the public training file alone (see
 ``validation_split``): their data files are written once under
-``<staging>/<release_id>/validation/<dataset>/<track>/data/``, their truth beside them in
+``<staging>/<release_id>/validation-v<N>/<dataset>/<track>/data/``, their truth beside them in
 ``truth.npz`` (never in the folder that is mounted), and each task folder links to the data.
 
 ``task_key`` is a hash of task.json's content: the data files are shared by every job of a
@@ -47,6 +47,8 @@ TRUTH_FILE = "truth.npz"
 VALIDATION_HOLDOUT_FRACTION = 0.3
 """Share of a single-slide dataset's spots held out for validation."""
 VALIDATION_SEED = 0
+VALIDATION_SPLIT_VERSION = 1
+"""Bump when ``validation_split`` changes: cached validation data of another rule is not reused."""
 
 
 @dataclass(frozen=True)
@@ -269,7 +271,8 @@ def stage_validation_inputs(release: Release, dataset: str, track: Track, settin
     """
     record = release.dataset(dataset)
     release.train_path(dataset, track)
-    base = Path(staging_root) / release.release_id / "validation" / record.name / track
+    base = (Path(staging_root) / release.release_id / f"validation-v{VALIDATION_SPLIT_VERSION}"
+            / record.name / track)
     data_dir = base / "data"
     if not data_dir.is_dir():
         try:

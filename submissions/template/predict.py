@@ -16,8 +16,8 @@ from pathlib import Path
 # template's Dockerfile; if you copied it next to this file, this line changes nothing.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sdk"))
 
-import numpy as np  # noqa: E402
-import spared_sdk as sdk  # noqa: E402
+import numpy as np
+import spared_sdk as sdk
 
 
 def main() -> None:
