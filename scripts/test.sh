@@ -20,6 +20,8 @@ fi
 
 step "Postgres and Redis on loopback (store and queue tests)"; bash scripts/ensure_postgres.sh >/dev/null && bash scripts/ensure_redis.sh >/dev/null
 
+step "Chromium and wrk (browser tests, leaderboard benchmark)"; bash scripts/ensure_chromium.sh
+
 step "tests (pytest)"
 "$VENV/bin/pytest" -p no:cacheprovider "$@"
 note "all done in $(( $(date +%s) - start ))s"
