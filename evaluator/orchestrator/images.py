@@ -83,8 +83,8 @@ def receive_stream(chunks: Iterable[bytes] | BinaryIO, folder: Path, max_bytes: 
                 total += len(chunk)
                 if total > max_bytes:
                     raise SubmissionRejected(
-                        f"image archive: expected at most {max_bytes / 2**20:.0f} MB, found more "
-                        f"(stopped reading at {total / 2**20:.0f} MB)")
+                        f"image archive: expected at most {max_bytes / 2**20:.3g} MB, found more "
+                        f"(stopped reading at {total / 2**20:.3g} MB)")
                 out.write(chunk)
     except BaseException:
         path.unlink(missing_ok=True)
@@ -191,8 +191,8 @@ def check_platform(platform: str, what: str) -> None:
 def check_size(size_bytes: int, max_bytes: int, what: str) -> None:
     """Refuse an image larger than ``max_bytes`` unpacked."""
     if size_bytes > max_bytes:
-        raise SubmissionRejected(f"{what}: expected at most {max_bytes / 2**20:.0f} MB, found "
-                                 f"{size_bytes / 2**20:.0f} MB")
+        raise SubmissionRejected(f"{what}: expected at most {max_bytes / 2**20:.3g} MB, found "
+                                 f"{size_bytes / 2**20:.3g} MB")
 
 
 def load_archive(client: Any, path: Path, facts: ArchiveFacts) -> ImageFacts:

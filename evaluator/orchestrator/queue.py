@@ -113,16 +113,27 @@ class JobQueue:
         return count
 
     def pending(self) -> int:
-        """Messages waiting to be dequeued (not counting delayed ones)."""
+        """Messages waiting to be dequeued (delayed ones too, until a consumer has seen them and
+        moved them to the schedule)."""
         return int(self.huey.pending_count())
 
     def scheduled(self) -> int:
-        """Delayed messages (retries waiting for their time)."""
+        """Delayed messages a consumer holds in the schedule (retries waiting for their time)."""
         return int(self.huey.scheduled_count())
 
     def flush(self) -> None:
         """Drop every message of this queue (tests, and `spared-bench queue flush`)."""
         self.huey.flush()
+
+    def close(self) -> None:
+        """Close the queue's connections (Redis pool, SQLite handle)."""
+        storage = self.huey.storage
+        pool = getattr(getattr(storage, "conn", None), "connection_pool", None)
+        if pool is not None:
+            pool.disconnect()
+        close = getattr(storage, "close", None)
+        if callable(close):
+            close()
 
     def consumer(self, *, workers: int, max_delay_s: float = 1.0, **options: Any) -> Any:
         """A Huey consumer running ``workers`` threads on this queue (a worker process's loop).

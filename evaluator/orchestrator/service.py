@@ -88,6 +88,10 @@ class Bench:
         return cls(settings, open_store(settings.resolved_database_url),
                    JobQueue(settings.resolved_queue_url))
 
+    def close(self) -> None:
+        """Close the queue's connections (the engine's pool is shared per process)."""
+        self.queue.close()
+
     @property
     def images_dir(self) -> Path:
         """Archives of submitted images (``<hex>.tar``), for workers on other engines."""
