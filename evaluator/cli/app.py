@@ -31,7 +31,8 @@ for _module in (datasets_cmds, scoring_cmds, completion_cmds, runner_cmds, servi
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; print a ``BenchError`` as one clear message (no traceback) and exit 2."""
     try:
-        cli.main(args=argv, prog_name="spared-bench", standalone_mode=False)
+        # Without standalone mode click returns a command's exit code instead of exiting.
+        result = cli.main(args=argv, prog_name="spared-bench", standalone_mode=False)
     except BenchError as exc:
         click.echo(f"error: {exc}", err=True)
         return EXIT_USER_ERROR
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

@@ -177,6 +177,8 @@ def test_cli_validate_and_import_report_problems(
     result = CliRunner().invoke(cli, ["data", "validate", str(source)])
     assert result.exit_code == 1
     assert "obsm['patches_scale_1.0']: expected dtype uint8, found float32" in result.output
+    assert main(["data", "validate", str(source)]) == 1
+    capsys.readouterr()
     assert main(["data", "import", str(source), "--dataset", "MHCP1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err
