@@ -1,0 +1,170 @@
+"""The computations of SpaRED's processing, one function per step, on plain arrays.
+
+References are SpaRED's own functions (``spared.filtering.filter_dataset``,
+``spared.gene_features.get_exp_frac`` / ``get_glob_exp_frac`` / ``compute_moran``,
+``spared.layer_operations.tpm_normalization`` / ``log1p_transformation`` / ``get_deltas``);
+the runner (``evaluator.datasets.pipeline.runner``) chains them in SpaRED's order.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+
+def inside(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Return ``low < values < high`` (SpaRED keeps totals strictly inside its range)."""
+    return (values > low) & (values < high)
+
+
+def spot_totals(counts: sp.spmatrix) -> np.ndarray:
+    """Return each spot's total counts (float64)."""
+    return np.asarray(counts.sum(axis=1, dtype=np.float64)).ravel()
+
+
+def gene_totals(counts: sp.spmatrix) -> np.ndarray:
+    """Return each gene's total counts (float64)."""
+    return np.asarray(counts.sum(axis=0, dtype=np.float64)).ravel()
+
+
+def missing_fraction(counts: sp.spmatrix | np.ndarray) -> float:
+    """Return the fraction of zero entries (SpaRED's missing data: an unmeasured value is 0)."""
+    n = counts.shape[0] * counts.shape[1]
+    if n == 0:
+        return 0.0
+    nonzero = counts.count_nonzero() if sp.issparse(counts) else np.count_nonzero(counts)
+    return 1.0 - nonzero / n
+
+
+def expression_fractions(counts: sp.spmatrix, slide_codes: npt.ArrayLike
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(exp_frac, glob_exp_frac)`` of every gene.
+
+    ``exp_frac``: for each slide, the fraction of its spots where the gene is non-zero; the
+    minimum over slides. ``glob_exp_frac``: the same fraction over all spots.
+    """
+    codes = np.asarray(slide_codes)
+    n_slides = int(codes.max()) + 1 if codes.size else 0
+    present = sp.csr_matrix(counts, copy=True)
+    present.data = (present.data != 0).astype(np.float64)
+    membership = sp.csr_matrix((np.ones(codes.size), (codes, np.arange(codes.size))),
+                               shape=(n_slides, codes.size))
+    per_slide = np.asarray((membership @ present).todense())
+    spots = np.bincount(codes, minlength=n_slides).astype(np.float64)[:, None]
+    exp_frac = (per_slide / spots).min(axis=0)
+    glob_exp_frac = per_slide.sum(axis=0) / max(codes.size, 1)
+    return exp_frac, glob_exp_frac
+
+
+def real_data_rule(exp_frac: np.ndarray, glob_exp_frac: np.ndarray, percentage: float
+                   ) -> np.ndarray:
+    """Return the genes kept by SpaRED's ``real_data_percentage`` rule (boolean mask).
+
+    Genes are ordered by ``exp_frac``, highest first (ties in input order); the running mean of
+    their ``glob_exp_frac`` is taken, and the genes up to the *last* position where it is at
+    least ``percentage`` are kept. None are kept when no position reaches it; all are kept
+    with ``percentage`` 0.
+    """
+    keep = np.zeros(exp_frac.shape[0], dtype=bool)
+    if exp_frac.size == 0:
+        return keep
+    order = np.argsort(-exp_frac, kind="stable")
+    running = np.cumsum(glob_exp_frac[order]) / np.arange(1, order.size + 1)
+    reached = np.flatnonzero(running >= percentage)
+    if reached.size:
+        keep[order[: reached[-1] + 1]] = True
+    return keep
+
+
+def tpm(counts: np.ndarray | sp.spmatrix, gene_length: np.ndarray,
+        scale: np.ndarray | None = None) -> np.ndarray:
+    """Return transcripts per million: counts / length, each spot scaled to sum to 1e6.
+
+    A spot with no counts gets zeros (SpaRED's ``nan_to_num``). ``scale`` (``tpm_scale`` of
+    all the genes) lets a block of genes be normalized by the whole spot's total.
+    """
+    if scale is None:
+        scale = tpm_scale(counts, gene_length)
+    per_length = (counts.multiply(1.0 / gene_length[None, :]).toarray() if sp.issparse(counts)
+                  else np.asarray(counts, dtype=np.float64) / gene_length[None, :])
+    return (per_length * scale[:, None]).astype(np.float32)
+
+
+def tpm_scale(counts: np.ndarray | sp.spmatrix, gene_length: np.ndarray) -> np.ndarray:
+    """Return each spot's TPM factor ``1e6 / sum_g counts/length`` (0 for an empty spot)."""
+    rate = counts @ (1.0 / np.asarray(gene_length, dtype=np.float64))
+    rate = np.asarray(rate, dtype=np.float64).ravel()
+    with np.errstate(divide="ignore"):
+        return np.where(rate > 0, 1e6 / rate, 0.0)
+
+
+def log2_1p(values: np.ndarray) -> np.ndarray:
+    """Return ``log2(values + 1)`` as float32 (SpaRED's ``sc.pp.log1p(base=2)``)."""
+    return np.log2(np.asarray(values, dtype=np.float64) + 1.0).astype(np.float32)
+
+
+def _squidpy() -> Any:
+    with warnings.catch_warnings():
+        # squidpy's docstring templating emits SyntaxWarnings at import; they are harmless.
+        warnings.simplefilter("ignore")
+        import squidpy as sq
+    return sq
+
+
+def morans_i(values: np.ndarray, adjacency: sp.spmatrix) -> np.ndarray:
+    """Return Moran's I of every column of ``values`` (spots x genes) on one slide's graph.
+
+    Computed by ``squidpy.gr.spatial_autocorr`` (mode ``moran``, row-normalized weights, no
+    permutations) on ``adjacency`` as ``obsp['spatial_connectivities']``:
+    ``I = n / S0 * sum_ij w_ij z_i z_j / sum_i z_i^2`` with ``z`` the centred values and ``w``
+    the row-normalized weights. A gene constant on the slide has no I: NaN.
+    """
+    import anndata as ad
+
+    sq = _squidpy()
+    if values.shape[1] == 0:
+        return np.zeros(0)
+    data = ad.AnnData(X=np.asarray(values, dtype=np.float64),
+                      obsp={"spatial_connectivities": sp.csr_matrix(adjacency)})
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        frame = sq.gr.spatial_autocorr(data, mode="moran", genes=list(data.var_names),
+                                       n_perms=None, corr_method=None, copy=True,
+                                       show_progress_bar=False, n_jobs=1)
+    return frame["I"].reindex(data.var_names).to_numpy(dtype=np.float64)
+
+
+def mean_morans_i(values: np.ndarray, slide_groups: list[tuple[np.ndarray, sp.spmatrix]]
+                  ) -> np.ndarray:
+    """Return Moran's I per gene, per slide, averaged over slides (NaNs skipped).
+
+    ``slide_groups`` holds (spot indices, hexagonal adjacency of those spots) per slide. A gene
+    without an I on any slide gets NaN (ranked last by ``top_k``).
+    """
+    scores = np.stack([morans_i(values[index], adjacency) for index, adjacency in slide_groups])
+    finite = np.isfinite(scores)
+    counted = finite.sum(axis=0)
+    total = np.where(finite, scores, 0.0).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counted > 0, total / np.maximum(counted, 1), np.nan)
+
+
+def ranking(scores: np.ndarray) -> np.ndarray:
+    """Return gene positions by score, highest first; ties in input order; NaN last."""
+    key = np.where(np.isfinite(scores), scores, -np.inf)
+    return np.lexsort((np.arange(scores.size), -key))
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Return the positions of the ``k`` highest scores, highest first (``ranking``)."""
+    return ranking(scores)[:k]
+
+
+def deltas(values: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return (values minus the training spots' mean per gene, that mean) — SpaRED's deltas."""
+    mean = np.asarray(values[train], dtype=np.float64).mean(axis=0)
+    return (np.asarray(values, dtype=np.float64) - mean[None, :]).astype(np.float32), mean
