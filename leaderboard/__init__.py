@@ -1,3 +1,12 @@
-"""Leaderboard web app (Flask). Reads the store and the statistics; never runs containers."""
+"""The leaderboard web app (Flask): ranked entries per track and release with dataset filters,
+entry, dataset and significance pages, figures as SVG, the JSON/CSV API with its OpenAPI
+document, submissions over HTTP and admin actions.
 
-__all__: list[str] = []
+``create_app()`` builds it; ``spared-bench serve`` runs it (embedded default) and gunicorn
+serves ``leaderboard.wsgi:app`` in the scaled stack. Imports neither docker nor torch.
+"""
+
+from leaderboard.app import create_app
+from leaderboard.config import LeaderboardConfig
+
+__all__ = ["LeaderboardConfig", "create_app"]

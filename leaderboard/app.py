@@ -1,0 +1,261 @@
+"""The Flask app factory: store, cache, rate limits, error handling and the blueprints.
+
+``create_app()`` opens (and migrates) the store named by the settings, then serves:
+- ``pages``: leaderboard, entries, datasets, significance, submission guide (HTML);
+- ``api``: JSON and CSV of everything shown, the OpenAPI document, submissions and admin
+  actions (``/api/...``);
+- ``plots``: the figures as SVG (``/plots/...``).
+Every asset (CSS, JS, figures) is served by the app itself: it works offline.
+Imports neither docker nor torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, render_template, request
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+from werkzeug.exceptions import HTTPException
+
+from evaluator.core.errors import (
+    BenchError,
+    DatasetNotFound,
+    ReleaseIntegrityError,
+    ReleaseNotFound,
+)
+from evaluator.core.settings import Settings
+from evaluator.orchestrator.errors import (
+    AuthError,
+    LimitExceeded,
+    OrchestratorError,
+    QueueUnavailable,
+    SubmissionRejected,
+)
+from evaluator.store import NotFound, StoreError, open_store
+from leaderboard.board import Board
+from leaderboard.cache import ViewCache
+from leaderboard.config import LeaderboardConfig
+from leaderboard.errors import RateLimited, WebError
+from leaderboard.ratelimit import TokenBucketLimiter
+
+log = logging.getLogger(__name__)
+
+JSON_BODY_MAX_BYTES = 64 * 1024
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+       "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
+
+
+@dataclass
+class AppState:
+    """What the blueprints share: settings, the store's engine, the cache and the limiters."""
+
+    settings: Settings
+    config: LeaderboardConfig
+    engine: Engine
+    cache: ViewCache
+    board: Board
+    read_limiter: TokenBucketLimiter
+    write_limiter: TokenBucketLimiter
+    _bench: Any = None
+    _bench_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        """The largest submission upload (the web limit, at most the intake's own)."""
+        mb = self.config.max_upload_mb or self.settings.max_image_mb
+        return int(min(mb, self.settings.max_image_mb) * 2**20)
+
+    def bench(self) -> Any:
+        """The orchestrator's ``Bench`` on this app's engine (queue opened on first use)."""
+        with self._bench_lock:
+            if self._bench is None:
+                from evaluator.orchestrator import Bench, JobQueue
+
+                self._bench = Bench(self.settings, self.engine,
+                                    JobQueue(self.settings.resolved_queue_url))
+            return self._bench
+
+
+def state() -> AppState:
+    """This app's shared state (inside a request)."""
+    from flask import current_app
+
+    return current_app.extensions["spared_bench"]  # type: ignore[no-any-return]
+
+
+def db() -> Session:
+    """The request's read session (opened on first use, closed at teardown)."""
+    if "db_session" not in g:
+        g.db_session = Session(state().engine, expire_on_commit=False)
+    return g.db_session  # type: ignore[no-any-return]
+
+
+def version() -> tuple[Any, ...]:
+    """The store's version, read once per request (the cache keys include it)."""
+    if "store_version" not in g:
+        from leaderboard.data import store_version
+
+        g.store_version = store_version(db())
+    return g.store_version  # type: ignore[no-any-return]
+
+
+def wants_json() -> bool:
+    """True for API and plot requests (errors answered as JSON rather than a page)."""
+    return request.path.startswith(("/api/", "/plots/", "/healthz"))
+
+
+def client_key(config: LeaderboardConfig) -> str:
+    """The client a rate limit counts: the remote address (first forwarded hop behind a
+    trusted proxy)."""
+    if config.trust_proxy:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+    return request.remote_addr or "unknown"
+
+
+def _status_of(error: Exception) -> int:
+    if isinstance(error, WebError):
+        return error.status
+    if isinstance(error, NotFound | DatasetNotFound | ReleaseNotFound):
+        return 404
+    if isinstance(error, AuthError):
+        return 403
+    if isinstance(error, LimitExceeded):
+        return 429
+    if isinstance(error, SubmissionRejected):
+        return 422
+    if isinstance(error, ReleaseIntegrityError):
+        return 409
+    if isinstance(error, QueueUnavailable):
+        return 503
+    if isinstance(error, StoreError):
+        return 503
+    if isinstance(error, OrchestratorError):
+        return 409
+    if isinstance(error, BenchError):
+        return 400
+    return 500
+
+
+def _error_response(message: str, status: int, headers: dict[str, str] | None = None
+                    ) -> Response:
+    if wants_json():
+        response = jsonify({"error": message, "status": status})
+    else:
+        response = Response(render_template("errors/error.html", message=message,
+                                            status=status), mimetype="text/html")
+    response.status_code = status
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(BenchError)
+    def bench_error(error: BenchError) -> Response:
+        status = _status_of(error)
+        headers = error.headers if isinstance(error, WebError) else None
+        if status >= 500:
+            log.warning("%s %s: %s", request.method, request.path, error)
+        return _error_response(str(error), status, headers)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        allowed = sorted(getattr(error, "valid_methods", None) or [])
+        if status == 404:
+            message = f"{request.path}: expected a known page or API path, found none"
+        elif status == 405:
+            message = (f"{request.method} {request.path}: expected one of "
+                       f"{', '.join(allowed)}, found {request.method}")
+        elif status == 413:
+            message = "request body: expected at most the upload limit, found more"
+        else:
+            message = error.description or error.name
+        response = _error_response(message, status)
+        if status == 405 and allowed:
+            response.headers["Allow"] = ", ".join(allowed)
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> Response:
+        log.exception("%s %s failed", request.method, request.path)
+        return _error_response(f"internal error ({type(error).__name__}); the maintainers "
+                               "can find it in the server log", 500)
+
+
+def _register_hooks(app: Flask, app_state: AppState) -> None:
+    @app.before_request
+    def limit_rate() -> None:
+        if request.endpoint in (None, "static", "pages.health"):
+            return
+        writing = request.method not in ("GET", "HEAD", "OPTIONS")
+        limiter = app_state.write_limiter if writing else app_state.read_limiter
+        wait_s = limiter.take(("w:" if writing else "r:") + client_key(app_state.config))
+        if wait_s > 0:
+            raise RateLimited("write" if writing else "read", wait_s)
+
+    @app.after_request
+    def headers(response: Response) -> Response:
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    @app.teardown_appcontext
+    def close_session(_error: BaseException | None) -> None:
+        session = g.pop("db_session", None)
+        if session is not None:
+            session.close()
+
+
+def warm_up() -> None:
+    """Import the statistics' libraries now (pandas, scipy, scikit-posthocs take ~1 s), so that
+    the first uncached view does not pay for them."""
+    from evaluator.scoring import compute_statistics
+
+    compute_statistics([{"entry": e, "dataset": d, "mse": 1.0 + i + 0.5 * j}
+                        for i, e in enumerate("abc") for j, d in enumerate("xyz")])
+
+
+def create_app(settings: Settings | None = None, *, database_url: str | None = None,
+               config: LeaderboardConfig | None = None, warm: bool = False) -> Flask:
+    """Build the web app on the store named by ``database_url`` or the settings.
+
+    The store's schema is migrated to head (as the CLI and workers do). ``warm`` imports the
+    statistics' libraries in a background thread. Raises ``BenchError`` for unusable settings
+    and ``DatabaseUnavailable`` when the database does not answer.
+    """
+    settings = settings or Settings.from_env()
+    config = config or LeaderboardConfig.from_env()
+    engine = open_store(database_url or settings.resolved_database_url)
+    cache = ViewCache(config.cache_entries)
+    app_state = AppState(
+        settings=settings, config=config, engine=engine, cache=cache, board=Board(cache),
+        read_limiter=TokenBucketLimiter(config.read_rate_per_s, config.read_burst),
+        write_limiter=TokenBucketLimiter(config.write_rate_per_min / 60.0, config.write_burst))
+    app = Flask(__name__)
+    app.config.update(MAX_CONTENT_LENGTH=JSON_BODY_MAX_BYTES, JSON_SORT_KEYS=False,
+                      SEND_FILE_MAX_AGE_DEFAULT=3600, TEMPLATES_AUTO_RELOAD=False)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["spared_bench"] = app_state
+
+    from leaderboard.templating import register_filters
+    from leaderboard.views.api import api
+    from leaderboard.views.pages import pages
+    from leaderboard.views.plots import plots
+
+    register_filters(app)
+    app.register_blueprint(pages)
+    app.register_blueprint(api)
+    app.register_blueprint(plots)
+    _register_hooks(app, app_state)
+    _register_errors(app)
+    if warm:
+        threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
+    return app

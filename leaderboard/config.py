@@ -1,0 +1,66 @@
+"""The web app's own settings (rate limits, upload and log caps, cache size), from the environment.
+
+The store, the queue and the image size limit come from ``evaluator.core.settings.Settings``
+(``DATABASE_URL``, ``QUEUE_URL``, ``SPARED_BENCH_MAX_IMAGE_MB``); this adds what only the web app
+needs. Rate limits are token buckets held per process: under gunicorn with N workers a client
+gets up to N times the configured rate (each worker counts on its own).
+"""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from evaluator.core.errors import BenchError
+
+_ENV_VARIABLES: dict[str, str] = {
+    "read_rate_per_s": "SPARED_LEADERBOARD_READ_RATE",
+    "read_burst": "SPARED_LEADERBOARD_READ_BURST",
+    "write_rate_per_min": "SPARED_LEADERBOARD_WRITE_RATE",
+    "write_burst": "SPARED_LEADERBOARD_WRITE_BURST",
+    "max_upload_mb": "SPARED_LEADERBOARD_MAX_UPLOAD_MB",
+    "log_cap_bytes": "SPARED_LEADERBOARD_LOG_CAP_BYTES",
+    "cache_entries": "SPARED_LEADERBOARD_CACHE_ENTRIES",
+    "trust_proxy": "SPARED_LEADERBOARD_TRUST_PROXY",
+}
+
+
+class LeaderboardConfig(BaseModel):
+    """Settings of the web app; ``from_env()`` reads ``SPARED_LEADERBOARD_*`` variables.
+
+    - ``read_rate_per_s`` / ``read_burst``: GET requests per client (0 turns the limit off).
+    - ``write_rate_per_min`` / ``write_burst``: POST requests per client (submissions, admin).
+    - ``max_upload_mb``: largest submission upload; defaults to ``SPARED_BENCH_MAX_IMAGE_MB``.
+    - ``log_cap_bytes``: the tail of a job's log shown to its owner.
+    - ``cache_entries``: views, pages and plots kept per process (least recently used out).
+    - ``trust_proxy``: take the client address from ``X-Forwarded-For`` (behind a proxy only).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    read_rate_per_s: float = Field(default=50.0, ge=0)
+    read_burst: int = Field(default=200, ge=1)
+    write_rate_per_min: float = Field(default=6.0, ge=0)
+    write_burst: int = Field(default=10, ge=1)
+    max_upload_mb: float | None = Field(default=None, gt=0)
+    log_cap_bytes: int = Field(default=64 * 1024, ge=256)
+    cache_entries: int = Field(default=512, ge=8)
+    trust_proxy: bool = False
+
+    @classmethod
+    def from_env(cls) -> LeaderboardConfig:
+        """Read the variables; raises ``BenchError`` naming one that does not parse."""
+        values: dict[str, object] = {}
+        for key, variable in _ENV_VARIABLES.items():
+            value = os.environ.get(variable)
+            if value:
+                values[key] = value.strip().lower() in {"1", "true", "yes"} \
+                    if key == "trust_proxy" else value
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            raise BenchError(f"environment variable {_ENV_VARIABLES.get(field, field)}: expected "
+                             f"{error['msg'].lower()}, found {values.get(field)!r}") from exc

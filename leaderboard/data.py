@@ -1,0 +1,263 @@
+"""Read helpers over the store for the web app: column-level queries (no ORM objects per result
+row, so 100 entries x 26 datasets load in milliseconds), the store's version, model cards.
+
+Everything here reads through the store's own models and sessions; the one write is hiding an
+entry (``set_hidden``), an admin action with no service function in the orchestrator.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func
+from sqlmodel import Session, col, select
+
+from evaluator.store import (
+    Job,
+    JobAttempt,
+    NotFound,
+    ReleaseRecord,
+    Result,
+    Submission,
+    Team,
+    entry_label,
+    get_release_record,
+    list_release_records,
+)
+from leaderboard.errors import NotFoundError
+
+METRICS: tuple[str, ...] = ("mse", "mae", "pcc_gene", "pcc_patch", "r2_gene", "r2_patch",
+                            "constant_genes", "completed_mse", "completed_pcc_gene")
+# Keys of model.json's ``parameters`` read as the model's number of trainable parameters
+# (paper Fig. 8b), first match wins.
+PARAMETER_COUNT_KEYS: tuple[str, ...] = ("trainable_parameters", "n_parameters", "num_parameters",
+                                         "parameter_count", "n_params", "num_params")
+
+StoreVersion = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    """What the web app needs of a published release."""
+
+    release_id: str
+    label: str | None
+    is_current: bool
+    published_at: datetime
+    created_at: datetime
+    tracks: dict[str, list[str]]
+
+    @property
+    def short(self) -> str:
+        """Twelve hex characters of the id."""
+        return self.release_id[:12]
+
+    @property
+    def title(self) -> str:
+        """``label (abcdef123456)`` or the short id."""
+        return f"{self.label} ({self.short})" if self.label else self.short
+
+    def datasets(self, track: str) -> list[str]:
+        """The release's datasets that have ``track``, sorted."""
+        return sorted(d for d, tracks in self.tracks.items() if track in tracks)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``schemas.ReleaseOut``)."""
+        return {"release_id": self.release_id, "label": self.label,
+                "is_current": self.is_current, "published_at": self.published_at,
+                "created_at": self.created_at,
+                "datasets": sorted(self.tracks), "tracks": sorted({t for ts in self.tracks.values()
+                                                                   for t in ts})}
+
+
+@dataclass(frozen=True)
+class EntryMeta:
+    """A submission as the leaderboard names and describes it."""
+
+    submission_id: int
+    team: str
+    name: str
+    description: str
+    is_baseline: bool
+    hidden: bool
+    created_at: datetime
+    image_digest: str
+    image_ref: str
+    platform: str
+    image_size_bytes: int
+    team_id: int
+
+    @property
+    def label(self) -> str:
+        """``team/name``: how results tables and rankings name the entry."""
+        return entry_label(self.team, self.name)
+
+
+def finite(value: Any) -> float | None:
+    """``value`` as a float, or None when missing or not finite (JSON has no NaN)."""
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _release_info(record: ReleaseRecord) -> ReleaseInfo:
+    return ReleaseInfo(release_id=record.release_id, label=record.label,
+                       is_current=record.is_current, published_at=record.published_at,
+                       created_at=record.created_at,
+                       tracks={d: list(t) for d, t in (record.tracks or {}).items()})
+
+
+def store_version(session: Session) -> StoreVersion:
+    """A value that changes whenever what the leaderboard shows may change: results added,
+    entries added or hidden, releases published or made current. One round trip."""
+    hidden_sum = func.coalesce(func.sum(case((col(Submission.hidden), col(Submission.id)),
+                                             else_=0)), 0)
+    statement = select(
+        select(func.count()).select_from(Result).scalar_subquery(),
+        select(func.max(Result.id)).scalar_subquery(),
+        select(func.count()).select_from(Submission).scalar_subquery(),
+        select(hidden_sum).scalar_subquery(),
+        select(func.count()).select_from(ReleaseRecord).scalar_subquery(),
+        select(ReleaseRecord.release_id).where(col(ReleaseRecord.is_current)).limit(1)
+        .scalar_subquery(),
+    )
+    return tuple(session.exec(statement).one())  # type: ignore[call-overload]
+
+
+def releases(session: Session) -> list[ReleaseInfo]:
+    """Every published release, newest first."""
+    return [_release_info(r) for r in reversed(list_release_records(session))]
+
+
+def resolve_release(session: Session, ref: str | None) -> ReleaseInfo:
+    """The release named by ``ref`` (id, unique prefix, label), or the current one.
+
+    Raises ``NotFoundError`` (404) naming the published releases.
+    """
+    try:
+        return _release_info(get_release_record(session, ref or "current"))
+    except NotFound as error:
+        raise NotFoundError(str(error)) from error
+
+
+def entries(session: Session, *, include_hidden: bool = False,
+            ids: list[int] | None = None) -> dict[int, EntryMeta]:
+    """Submissions by id (visible ones unless ``include_hidden``)."""
+    statement = (select(Submission.id, Team.name, Submission.name, Submission.description,
+                        Submission.is_baseline, Submission.hidden, Submission.created_at,
+                        Submission.image_digest, Submission.image_ref, Submission.platform,
+                        Submission.image_size_bytes, Submission.team_id)
+                 .join(Team, col(Team.id) == col(Submission.team_id)))
+    if not include_hidden:
+        statement = statement.where(col(Submission.hidden).is_(False))
+    if ids is not None:
+        statement = statement.where(col(Submission.id).in_(ids))
+    out = {}
+    for row in session.exec(statement):
+        meta = EntryMeta(int(row[0]), row[1], row[2], row[3] or "", bool(row[4]), bool(row[5]),
+                         row[6], row[7], row[8], row[9], int(row[10] or 0), int(row[11]))
+        out[meta.submission_id] = meta
+    return out
+
+
+def get_entry(session: Session, submission_id: int, *, include_hidden: bool = False
+              ) -> EntryMeta:
+    """One submission; ``NotFoundError`` when absent or hidden (unless ``include_hidden``)."""
+    found = entries(session, include_hidden=True, ids=[submission_id]).get(submission_id)
+    if found is None or (found.hidden and not include_hidden):
+        raise NotFoundError(f"entry {submission_id}: expected the id of a published entry, "
+                            "found none")
+    return found
+
+
+def result_rows(session: Session, release_id: str, track: str,
+                submission_ids: list[int] | None = None) -> list[dict[str, Any]]:
+    """The long results table of a release and track (visible entries): one dict per
+    (submission, dataset) with ``METRICS``, counts and provenance columns."""
+    statement = (
+        select(Result.submission_id, Result.dataset, Result.mse, Result.mae, Result.pcc_gene,
+               Result.pcc_patch, Result.r2_gene, Result.r2_patch, Result.constant_genes,
+               Result.completed_mse, Result.completed_pcc_gene, Result.n_spots, Result.n_genes,
+               Result.n_measured, Result.scorer_version, Result.scored_at, Result.image_digest,
+               Result.job_id)
+        .join(Submission, col(Submission.id) == col(Result.submission_id))
+        .where(Result.release_id == release_id, Result.track == track,
+               col(Submission.hidden).is_(False))
+        .order_by(col(Result.submission_id), col(Result.dataset))
+    )
+    if submission_ids is not None:
+        statement = statement.where(col(Result.submission_id).in_(submission_ids))
+    names = ("submission_id", "dataset", *METRICS, "n_spots", "n_genes", "n_measured",
+             "scorer_version", "scored_at", "image_digest", "job_id")
+    return [dict(zip(names, row, strict=True)) for row in session.exec(statement)]
+
+
+def job_states(session: Session, release_id: str, track: str | None = None,
+               submission_ids: list[int] | None = None) -> list[dict[str, Any]]:
+    """Jobs of visible submissions on a release (and track): id, submission, dataset, track,
+    status, failure kind, message."""
+    statement = (select(Job.id, Job.submission_id, Job.dataset, Job.track, Job.status,
+                        Job.failure_kind, Job.message)
+                 .join(Submission, col(Submission.id) == col(Job.submission_id))
+                 .where(Job.release_id == release_id, col(Submission.hidden).is_(False)))
+    if track is not None:
+        statement = statement.where(Job.track == track)
+    if submission_ids is not None:
+        statement = statement.where(col(Job.submission_id).in_(submission_ids))
+    names = ("job_id", "submission_id", "dataset", "track", "status", "failure_kind", "message")
+    return [dict(zip(names, row, strict=True)) for row in session.exec(statement)]
+
+
+def model_cards(session: Session, release_id: str) -> dict[int, dict[str, Any]]:
+    """Each submission's model card on a release (``results.score["model_card"]``: name,
+    parameters, notes, as the job's ``/output/model.json``), from its first result holding one."""
+    first = (select(func.min(Result.id)).where(Result.release_id == release_id)
+             .group_by(col(Result.submission_id)))
+    statement = select(Result.submission_id, Result.score).where(col(Result.id).in_(first))
+    cards: dict[int, dict[str, Any]] = {}
+    for submission_id, score in session.exec(statement):
+        card = (score or {}).get("model_card") if isinstance(score, dict) else None
+        if isinstance(card, dict):
+            cards[int(submission_id)] = card
+    return cards
+
+
+def parameter_count(card: dict[str, Any] | None) -> int | None:
+    """The number of trainable parameters a model card states (``PARAMETER_COUNT_KEYS``)."""
+    if not card:
+        return None
+    parameters = card.get("parameters")
+    if not isinstance(parameters, dict):
+        return None
+    for key in PARAMETER_COUNT_KEYS:
+        value = parameters.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) \
+                and math.isfinite(value) and value > 0:
+            return int(value)
+    return None
+
+
+def last_attempt_logs(session: Session, job_ids: list[int]) -> dict[int, JobAttempt]:
+    """Each job's last attempt (with its stored log tail)."""
+    if not job_ids:
+        return {}
+    latest = (select(func.max(JobAttempt.id)).where(col(JobAttempt.job_id).in_(job_ids))
+              .group_by(col(JobAttempt.job_id)))
+    rows = session.exec(select(JobAttempt).where(col(JobAttempt.id).in_(latest))).all()
+    return {row.job_id: row for row in rows}
+
+
+def set_hidden(session: Session, submission_id: int, hidden: bool) -> EntryMeta:
+    """Hide an entry from every public view (or show it again); its results stay stored."""
+    submission = session.get(Submission, submission_id)
+    if submission is None:
+        raise NotFoundError(f"entry {submission_id}: expected an existing submission id, "
+                            "found none")
+    submission.hidden = hidden
+    session.add(submission)
+    session.flush()
+    return get_entry(session, submission_id, include_hidden=True)

@@ -1,0 +1,195 @@
+"""The OpenAPI 3.1 document of the API, built from the pydantic response and request models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from evaluator.orchestrator.service import (
+    PublishReport,
+    ReevaluateReport,
+    SubmissionReceipt,
+    SubmissionStatus,
+)
+from leaderboard.filters import tissues
+from leaderboard.schemas import (
+    DatasetOut,
+    DatasetsOut,
+    EntryOut,
+    ErrorOut,
+    HealthOut,
+    HideIn,
+    HideOut,
+    LeaderboardOut,
+    PublishIn,
+    ReevaluateIn,
+    ReleasesOut,
+    ResultsOut,
+    SignificanceOut,
+)
+
+MODELS: tuple[type[BaseModel], ...] = (
+    ErrorOut, ReleasesOut, LeaderboardOut, SignificanceOut, EntryOut, DatasetsOut, DatasetOut,
+    ResultsOut, HideIn, HideOut, ReevaluateIn, PublishIn, SubmissionReceipt, SubmissionStatus,
+    ReevaluateReport, PublishReport, HealthOut,
+)
+
+_ERROR_TEXT = {
+    400: "a parameter or body that does not parse",
+    401: "no valid API token",
+    403: "a token without the right (not an admin, another team's entry)",
+    404: "no such release, entry or dataset",
+    409: "the action conflicts with the stored state",
+    413: "upload over the size limit",
+    422: "an archive that is not one linux/amd64 image, or one submitted before",
+    429: "over a rate limit or the team's daily submission limit (see Retry-After)",
+    503: "the database or the queue did not answer",
+}
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _param(name: str, schema: dict[str, Any], description: str, *,
+           where: str = "query", required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": where, "required": required or where == "path",
+            "description": description, "schema": schema}
+
+
+def _view_params(track: bool = True, filters: bool = True) -> list[dict[str, Any]]:
+    params = [_param("release", {"type": "string", "maxLength": 100},
+                     "release id, unique id prefix (6+ characters) or label; default: current")]
+    if track:
+        params.append(_param("track", {"type": "string", "enum": ["raw", "spackle"]},
+                             "training-data track (default raw)"))
+    if filters:
+        params += [
+            _param("organism", {"type": "string", "enum": ["human", "mouse"]},
+                   "keep datasets of this organism"),
+            _param("tissue", {"type": "string", "enum": tissues()},
+                   "keep datasets of this tissue"),
+            _param("generalization", {"type": "string", "enum": ["intra", "inter",
+                                                                 "intra-patient",
+                                                                 "inter-patient"]},
+                   "keep intra- or inter-patient datasets"),
+            _param("genes", {"type": "integer", "enum": [128, 32]},
+                   "keep datasets with this many genes"),
+        ]
+    return params
+
+
+_FORMAT = _param("format", {"type": "string", "enum": ["json", "csv"]},
+                 "json (default) or csv")
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    return {str(code): {"description": _ERROR_TEXT[code],
+                        "content": {"application/json": {"schema": _ref(ErrorOut)}}}
+            for code in codes}
+
+
+def _get(summary: str, model: type[BaseModel], params: list[dict[str, Any]], *,
+         csv: bool = True, errors: tuple[int, ...] = (400, 404, 429), tag: str = "read"
+         ) -> dict[str, Any]:
+    content: dict[str, Any] = {"application/json": {"schema": _ref(model)}}
+    if csv:
+        content["text/csv"] = {"schema": {"type": "string"}}
+    return {"get": {"summary": summary, "tags": [tag], "operationId": _op_id(summary),
+                    "parameters": params + ([_FORMAT] if csv else []),
+                    "responses": {"200": {"description": "OK", "content": content},
+                                  **_errors(*errors)}}}
+
+
+def _op_id(summary: str) -> str:
+    words = "".join(c if c.isalnum() else " " for c in summary.lower()).split()
+    return "_".join(words[:6])
+
+
+def _post(summary: str, body: type[BaseModel] | None, answer: type[BaseModel],
+          errors: tuple[int, ...], *, params: list[dict[str, Any]] | None = None,
+          status: int = 200, raw_body: bool = False) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary, "tags": ["admin" if body is not None else "submit"],
+        "operationId": _op_id(summary), "security": [{"bearerAuth": []}],
+        "parameters": params or [],
+        "responses": {str(status): {"description": "OK",
+                                    "content": {"application/json": {"schema": _ref(answer)}}},
+                      **_errors(*errors)},
+    }
+    if body is not None:
+        operation["requestBody"] = {"required": False, "content": {
+            "application/json": {"schema": _ref(body)}}}
+    if raw_body:
+        operation["requestBody"] = {"required": True, "content": {
+            "application/x-tar": {"schema": {"type": "string", "format": "binary"}}}}
+    return {"post": operation}
+
+
+def openapi_document(server_url: str = "/") -> dict[str, Any]:
+    """The OpenAPI 3.1 document (JSON-ready dict)."""
+    _, definitions = models_json_schema([(m, "serialization") for m in MODELS],
+                                        ref_template="#/components/schemas/{model}")
+    schemas = definitions.get("$defs", {})
+    entry_id = _param("submission_id", {"type": "integer", "minimum": 1}, "submission id",
+                      where="path")
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "SpaRED Bench API", "version": "1",
+                 "description": "Leaderboard of gene expression prediction from histology on "
+                                "the 26 SpaRED datasets: JSON and CSV of everything the pages "
+                                "show, submissions (API token) and admin actions. Errors are "
+                                "{\"error\": \"...\", \"status\": N}. Rate limits are per "
+                                "client and per server process."},
+        "servers": [{"url": server_url.rstrip("/") or "/"}],
+        "components": {"schemas": schemas, "securitySchemes": {
+            "bearerAuth": {"type": "http", "scheme": "bearer",
+                           "description": "a team's API token (`spared-bench team token`)"}}},
+        "paths": {
+            "/api/releases": _get("List published releases", ReleasesOut, [],
+                                  errors=(400, 429)),
+            "/api/leaderboard": _get("Ranked leaderboard of a release and track",
+                                     LeaderboardOut, _view_params()),
+            "/api/significance": _get("Significance tests of a leaderboard", SignificanceOut,
+                                      _view_params()),
+            "/api/entries/{submission_id}": _get("One entry in both tracks", EntryOut,
+                                                 [entry_id, *_view_params(False, False)]),
+            "/api/datasets": _get("Datasets and their difficulty", DatasetsOut,
+                                  _view_params(False, False)),
+            "/api/datasets/{name}": _get(
+                "One dataset and every entry on it", DatasetOut,
+                [_param("name", {"type": "string", "maxLength": 100},
+                        "dataset name or abbreviation", where="path"),
+                 *_view_params(False, False)]),
+            "/api/results": _get("Long results table of a release and track", ResultsOut,
+                                 _view_params(filters=False)),
+            "/api/submissions": _post(
+                "Submit a docker save archive", None, SubmissionReceipt,
+                (400, 401, 413, 422, 429, 503), status=201, raw_body=True,
+                params=[_param("name", {"type": "string", "minLength": 1, "maxLength": 100},
+                               "entry name, unique within the team", required=True),
+                        _param("description", {"type": "string", "maxLength": 10000},
+                               "what the model is")]),
+            "/api/submissions/{submission_id}": {"get": {
+                "summary": "A submission's jobs, results and (own team) logs",
+                "tags": ["submit"], "operationId": "submission_status",
+                "security": [{"bearerAuth": []}], "parameters": [entry_id],
+                "responses": {"200": {"description": "OK", "content": {
+                    "application/json": {"schema": _ref(SubmissionStatus)}}},
+                    **_errors(401, 403, 404, 429)}}},
+            "/api/admin/reevaluate": _post("Re-evaluate entries on a release", ReevaluateIn,
+                                           ReevaluateReport, (400, 401, 403, 404, 409, 429,
+                                                              503)),
+            "/api/admin/entries/{submission_id}/hide": {"post": {
+                **_post("Hide or show an entry", HideIn, HideOut,
+                        (400, 401, 403, 404, 429))["post"], "parameters": [entry_id]}},
+            "/api/admin/releases": _post("Publish a release", PublishIn, PublishReport,
+                                         (400, 401, 403, 404, 409, 429, 503)),
+            "/healthz": {"get": {"summary": "Health", "tags": ["read"],
+                                 "operationId": "health", "responses": {"200": {
+                                     "description": "OK", "content": {"application/json": {
+                                         "schema": _ref(HealthOut)}}}, **_errors(503)}}},
+        },
+    }

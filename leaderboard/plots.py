@@ -1,0 +1,335 @@
+"""The leaderboard's figures as hand-written SVG (numpy only; no plotting library on the request
+path): the paper's Fig. 8a violin of normalized MSE with mean ± std and its pie of datasets won,
+Fig. 8b normalized MSE against parameter count, and Fig. 6 PCC-Gene per dataset, raw vs spackle.
+
+Each function takes a computed view and returns SVG text; the blueprint caches it per
+(release, track, filter, store version).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from xml.sax.saxutils import escape
+
+import numpy as np
+
+from leaderboard.schemas import EntryOut, LeaderboardOut
+
+FONT = "font-family='DejaVu Sans,Helvetica,Arial,sans-serif'"
+# Okabe-Ito (colour-blind safe) then a few distinct extras; cycled for many entries.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
+           "#000000", "#8C564B", "#7F7F7F", "#17BECF", "#BCBD22")
+BASELINE_COLOUR = "#9a9a9a"
+RAW_COLOUR = "#d62728"
+SPACKLE_COLOUR = "#1f5fbf"
+
+
+def colour(index: int) -> str:
+    """The palette colour of the index-th entry."""
+    return PALETTE[index % len(PALETTE)]
+
+
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """About ``count`` round tick values covering [low, high]."""
+    if not math.isfinite(low) or not math.isfinite(high):
+        return [0.0, 1.0]
+    if high <= low:
+        high = low + (abs(low) or 1.0) * 0.1
+    raw_step = (high - low) / max(count, 1)
+    magnitude = 10 ** math.floor(math.log10(raw_step))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw_step)
+    start = math.floor(low / step) * step
+    ticks = []
+    value = start
+    while value <= high + step * 1e-9:
+        ticks.append(round(value, 12))
+        value += step
+    return ticks if len(ticks) >= 2 else [start, start + step]
+
+
+def _fmt(value: float) -> str:
+    if value == 0:
+        return "0"
+    if abs(value) >= 1000 or abs(value) < 0.01:
+        return f"{value:.2g}"
+    return f"{value:.3g}"
+
+
+def _svg_open(width: float, height: float, title: str) -> list[str]:
+    return [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width:.0f}' height='{height:.0f}' "
+            f"viewBox='0 0 {width:.0f} {height:.0f}' role='img' aria-label='{escape(title)}' "
+            f"{FONT} font-size='12'>",
+            f"<title>{escape(title)}</title>",
+            "<rect width='100%' height='100%' fill='white'/>",
+            f"<text x='{width / 2:.1f}' y='20' text-anchor='middle' font-size='14' "
+            f"font-weight='bold'>{escape(title)}</text>"]
+
+
+def message_svg(title: str, message: str, width: int = 640, height: int = 120) -> str:
+    out = _svg_open(width, height, title)
+    out.append(f"<text x='{width / 2}' y='{height / 2 + 10}' text-anchor='middle' "
+               f"fill='#555'>{escape(message)}</text>")
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def _y_axis(out: list[str], ticks: Sequence[float], y_of: object, x0: float, x1: float,
+            label: str, top: float, bottom: float) -> None:
+    for tick in ticks:
+        y = y_of(tick)  # type: ignore[operator]
+        out.append(f"<line x1='{x0:.1f}' y1='{y:.1f}' x2='{x1:.1f}' y2='{y:.1f}' "
+                   "stroke='#e3e3e3'/>")
+        out.append(f"<text x='{x0 - 6:.1f}' y='{y + 4:.1f}' text-anchor='end'>"
+                   f"{_fmt(tick)}</text>")
+    mid = (top + bottom) / 2
+    out.append(f"<text transform='translate(16,{mid:.1f}) rotate(-90)' text-anchor='middle'>"
+               f"{escape(label)}</text>")
+    out.append(f"<line x1='{x0:.1f}' y1='{top:.1f}' x2='{x0:.1f}' y2='{bottom:.1f}' "
+               "stroke='#333'/>")
+
+
+def gaussian_kde(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Gaussian kernel density of ``values`` on ``grid`` (Scott's bandwidth; a spike-free
+    fallback width when all values are equal)."""
+    n = values.size
+    spread = float(values.std(ddof=1)) if n > 1 else 0.0
+    bandwidth = 1.06 * spread * n ** (-0.2) if spread > 0 else max(abs(float(values.mean())),
+                                                                     1.0) * 0.02
+    z = (grid[:, None] - values[None, :]) / bandwidth
+    return np.exp(-0.5 * z * z).sum(axis=1) / (n * bandwidth * math.sqrt(2 * math.pi))
+
+
+def violin_svg(board: LeaderboardOut) -> str:
+    """Fig. 8a: normalized MSE per dataset of each ranked entry, mean ± std on top."""
+    title = f"Normalized MSE per dataset ({board.track} track, {len(board.datasets)} datasets)"
+    entries = board.entries
+    if not entries:
+        return message_svg(title, "no complete entry to plot")
+    series = []
+    for entry in entries:
+        values = np.array([v for v in board.normalized_mse.get(entry.entry, {}).values()
+                           if v is not None], dtype=float)
+        series.append(values)
+    all_values = np.concatenate([s for s in series if s.size]) if series else np.array([1.0])
+    low = 1.0
+    high = float(all_values.max()) if all_values.size else 1.0
+    ticks = nice_ticks(low, high + (high - low) * 0.05)
+    low, high = min(ticks[0], low), max(ticks[-1], high)
+    slot = 64.0
+    left, right, top, bottom_pad = 64.0, 20.0, 64.0, 150.0
+    plot_h = 300.0
+    width = left + right + slot * len(entries)
+    height = top + plot_h + bottom_pad
+    bottom = top + plot_h
+
+    def y_of(value: float) -> float:
+        return bottom - (value - low) / (high - low or 1.0) * plot_h
+
+    out = _svg_open(max(width, 360), height, title)
+    _y_axis(out, ticks, y_of, left, left + slot * len(entries), "MSE / best MSE on the dataset",
+            top, bottom)
+    grid = np.linspace(low, high, 80)
+    for i, (entry, values) in enumerate(zip(entries, series, strict=True)):
+        cx = left + slot * (i + 0.5)
+        fill = BASELINE_COLOUR if entry.is_baseline else colour(i)
+        if values.size:
+            density = gaussian_kde(values, grid)
+            inside = (grid >= values.min() - (high - low) * 0.03) & \
+                     (grid <= values.max() + (high - low) * 0.03)
+            ys, ds = grid[inside], density[inside]
+            if ds.size >= 2 and ds.max() > 0:
+                half = ds / ds.max() * slot * 0.42
+                right_side = " ".join(f"{cx + h:.1f},{y_of(y):.1f}"
+                                      for y, h in zip(ys, half, strict=True))
+                left_side = " ".join(f"{cx - h:.1f},{y_of(y):.1f}"
+                                     for y, h in zip(ys[::-1], half[::-1], strict=True))
+                dash = " stroke-dasharray='4 2'" if entry.is_baseline else ""
+                out.append(f"<polygon class='violin' points='{right_side} {left_side}' "
+                           f"fill='{fill}' fill-opacity='0.55' stroke='{fill}'{dash}/>")
+            for value in values:
+                out.append(f"<circle cx='{cx:.1f}' cy='{y_of(value):.1f}' r='1.8' "
+                           "fill='#222' fill-opacity='0.6'/>")
+        mean = entry.mean_normalized_mse
+        std = entry.std_normalized_mse or 0.0
+        if mean is not None:
+            out.append(f"<line x1='{cx:.1f}' y1='{y_of(max(low, mean - std)):.1f}' "
+                       f"x2='{cx:.1f}' y2='{y_of(min(high, mean + std)):.1f}' stroke='#111' "
+                       "stroke-width='2'/>")
+            out.append(f"<circle class='mean' cx='{cx:.1f}' cy='{y_of(mean):.1f}' r='3.5' "
+                       "fill='white' stroke='#111'/>")
+            out.append(f"<text x='{cx:.1f}' y='{top - 10:.1f}' text-anchor='middle' "
+                       f"font-size='10'>{mean:.2f}±{std:.2f}</text>")
+        label = entry.entry + (" (baseline)" if entry.is_baseline else "")
+        out.append(f"<text class='entry' transform='translate({cx + 4:.1f},{bottom + 12:.1f}) "
+                   f"rotate(-40)' text-anchor='end' font-size='11'>{escape(label[:40])}</text>")
+    out.append(f"<line x1='{left}' y1='{bottom:.1f}' x2='{left + slot * len(entries):.1f}' "
+               f"y2='{bottom:.1f}' stroke='#333'/>")
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def wins_pie_svg(board: LeaderboardOut) -> str:
+    """Fig. 8a (pie): share of datasets on which each entry has the lowest MSE (ties split)."""
+    title = f"Share of datasets won ({board.track} track)"
+    shares: dict[str, float] = {}
+    for winners in board.winners.values():
+        for label in winners:
+            shares[label] = shares.get(label, 0.0) + 1.0 / len(winners)
+    total = sum(shares.values())
+    if total <= 0:
+        return message_svg(title, "no dataset has a winner yet")
+    order = [e.entry for e in board.entries if e.entry in shares]
+    baseline = {e.entry for e in board.entries if e.is_baseline}
+    index = {e.entry: i for i, e in enumerate(board.entries)}
+    width, height = 640.0, 340.0
+    cx, cy, radius = 170.0, 185.0, 130.0
+    out = _svg_open(width, height, title)
+    angle = -math.pi / 2
+    for label in order:
+        share = shares[label] / total
+        fill = BASELINE_COLOUR if label in baseline else colour(index[label])
+        if share >= 1.0 - 1e-9:
+            out.append(f"<circle class='slice' cx='{cx}' cy='{cy}' r='{radius}' fill='{fill}' "
+                       "stroke='white'/>")
+        else:
+            end = angle + share * 2 * math.pi
+            x0, y0 = cx + radius * math.cos(angle), cy + radius * math.sin(angle)
+            x1, y1 = cx + radius * math.cos(end), cy + radius * math.sin(end)
+            large = 1 if share > 0.5 else 0
+            out.append(f"<path class='slice' d='M{cx},{cy} L{x0:.2f},{y0:.2f} "
+                       f"A{radius},{radius} 0 {large} 1 {x1:.2f},{y1:.2f} Z' fill='{fill}' "
+                       "stroke='white'/>")
+            angle = end
+    for row, label in enumerate(order[:14]):
+        y = 70 + row * 19
+        fill = BASELINE_COLOUR if label in baseline else colour(index[label])
+        out.append(f"<rect x='330' y='{y - 10}' width='12' height='12' fill='{fill}'/>")
+        out.append(f"<text class='legend' x='348' y='{y}'>{escape(label[:36])} "
+                   f"{100 * shares[label] / total:.0f}%</text>")
+    if len(order) > 14:
+        out.append(f"<text x='348' y='{70 + 14 * 19}' fill='#555'>… and {len(order) - 14} "
+                   "more</text>")
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def params_svg(board: LeaderboardOut) -> str:
+    """Fig. 8b: mean normalized MSE against the number of trainable parameters (log scale)."""
+    title = f"Mean normalized MSE vs parameters ({board.track} track)"
+    points = [(e, float(e.parameter_count)) for e in board.entries
+              if e.parameter_count and e.mean_normalized_mse is not None]
+    missing = len(board.entries) - len(points)
+    if not points:
+        return message_svg(title, "no ranked entry states its parameter count in model.json")
+    logs = np.log10([p for _, p in points])
+    means = np.array([e.mean_normalized_mse for e, _ in points], dtype=float)
+    x_ticks = list(range(math.floor(logs.min()), math.ceil(logs.max()) + 1))
+    if len(x_ticks) < 2:
+        x_ticks = [x_ticks[0], x_ticks[0] + 1]
+    y_ticks = nice_ticks(min(1.0, float(means.min())), float(means.max()) * 1.02)
+    width, height = 680.0, 380.0
+    left, right, top, bottom = 70.0, 30.0, 40.0, 320.0
+
+    def x_of(value: float) -> float:
+        return left + (value - x_ticks[0]) / (x_ticks[-1] - x_ticks[0]) * (width - left - right)
+
+    def y_of(value: float) -> float:
+        return bottom - (value - y_ticks[0]) / (y_ticks[-1] - y_ticks[0] or 1.0) * (bottom - top)
+
+    out = _svg_open(width, height, title)
+    _y_axis(out, y_ticks, y_of, left, width - right, "mean normalized MSE", top, bottom)
+    for tick in x_ticks:
+        x = x_of(tick)
+        out.append(f"<line x1='{x:.1f}' y1='{bottom}' x2='{x:.1f}' y2='{bottom + 5}' "
+                   "stroke='#333'/>")
+        out.append(f"<text x='{x:.1f}' y='{bottom + 18}' text-anchor='middle'>1e{tick}</text>")
+    out.append(f"<line x1='{left}' y1='{bottom}' x2='{width - right}' y2='{bottom}' "
+               "stroke='#333'/>")
+    out.append(f"<text x='{(left + width - right) / 2:.1f}' y='{bottom + 38}' "
+               "text-anchor='middle'>trainable parameters (log scale, from model.json)</text>")
+    index = {e.entry: i for i, e in enumerate(board.entries)}
+    for (entry, _), lx, mean in zip(points, logs, means, strict=True):
+        fill = BASELINE_COLOUR if entry.is_baseline else colour(index[entry.entry])
+        x, y = x_of(float(lx)), y_of(float(mean))
+        out.append(f"<circle class='point' cx='{x:.1f}' cy='{y:.1f}' r='6' fill='{fill}' "
+                   "stroke='#222'/>")
+        out.append(f"<text x='{x + 9:.1f}' y='{y + 4:.1f}' font-size='11'>"
+                   f"{escape(entry.entry[:30])}</text>")
+    if missing:
+        out.append(f"<text x='{left}' y='{height - 6}' fill='#555' font-size='11'>{missing} "
+                   "ranked entr(y/ies) without a parameter count in model.json not shown</text>")
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def _dataset_axis(out: list[str], datasets: Sequence[str], left: float, slot: float,
+                  bottom: float) -> None:
+    out.append(f"<line x1='{left}' y1='{bottom}' x2='{left + slot * len(datasets):.1f}' "
+               f"y2='{bottom}' stroke='#333'/>")
+    for i, dataset in enumerate(datasets):
+        cx = left + slot * (i + 0.5)
+        out.append(f"<text class='dataset' transform='translate({cx + 4:.1f},{bottom + 12}) "
+                   f"rotate(-45)' text-anchor='end' font-size='10'>{escape(dataset[:34])}</text>")
+
+
+def _legend(out: list[str], x: float, y: float) -> None:
+    out.append(f"<circle cx='{x}' cy='{y}' r='5' fill='{RAW_COLOUR}'/>")
+    out.append(f"<text x='{x + 10}' y='{y + 4}'>raw training data</text>")
+    out.append(f"<circle cx='{x + 140}' cy='{y}' r='5' fill='{SPACKLE_COLOUR}'/>")
+    out.append(f"<text x='{x + 150}' y='{y + 4}'>SpaCKLE-completed training data</text>")
+
+
+def spackle_effect_svg(pcc: dict[str, dict[str, list[tuple[str, float]]]], *,
+                       title: str = "PCC-Gene per dataset: raw vs spackle track") -> str:
+    """Fig. 6: every entry's PCC-Gene per dataset in both tracks (small dots), the best of each
+    track (large dots) joined by a line. ``pcc``: dataset -> track -> [(entry, pcc)]."""
+    datasets = sorted(pcc)
+    values = [v for per in pcc.values() for pairs in per.values() for _, v in pairs]
+    if not datasets or not values:
+        return message_svg(title, "no PCC-Gene result in either track yet")
+    ticks = nice_ticks(min(0.0, min(values)), max(values) * 1.05 if max(values) > 0 else 1.0)
+    slot = max(28.0, min(60.0, 900.0 / len(datasets)))
+    left, top, plot_h = 64.0, 50.0, 300.0
+    bottom = top + plot_h
+    width = max(520.0, left + 30 + slot * len(datasets))
+    height = bottom + 200
+
+    def y_of(value: float) -> float:
+        return bottom - (value - ticks[0]) / (ticks[-1] - ticks[0] or 1.0) * plot_h
+
+    out = _svg_open(width, height, title)
+    _y_axis(out, ticks, y_of, left, left + slot * len(datasets), "PCC-Gene", top, bottom)
+    for i, dataset in enumerate(datasets):
+        cx = left + slot * (i + 0.5)
+        best: dict[str, float] = {}
+        for track, fill, dx in (("raw", RAW_COLOUR, -slot * 0.12),
+                                ("spackle", SPACKLE_COLOUR, slot * 0.12)):
+            pairs = pcc[dataset].get(track, [])
+            for _, value in pairs:
+                out.append(f"<circle cx='{cx + dx:.1f}' cy='{y_of(value):.1f}' r='2.2' "
+                           f"fill='{fill}' fill-opacity='0.35'/>")
+            if pairs:
+                best[track] = max(v for _, v in pairs)
+        if "raw" in best and "spackle" in best:
+            out.append(f"<line x1='{cx:.1f}' y1='{y_of(best['raw']):.1f}' x2='{cx:.1f}' "
+                       f"y2='{y_of(best['spackle']):.1f}' stroke='#555'/>")
+        for track, fill in (("raw", RAW_COLOUR), ("spackle", SPACKLE_COLOUR)):
+            if track in best:
+                out.append(f"<circle class='best-{track}' cx='{cx:.1f}' "
+                           f"cy='{y_of(best[track]):.1f}' r='5' fill='{fill}'>"
+                           f"<title>{escape(dataset)} {track}: best PCC-Gene "
+                           f"{best[track]:.3f}</title></circle>")
+    _dataset_axis(out, datasets, left, slot, bottom)
+    _legend(out, left, 36)
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def entry_effect_svg(entry: EntryOut) -> str:
+    """Fig. 6 for one entry: its PCC-Gene per dataset trained on raw vs SpaCKLE-completed data."""
+    title = f"{entry.entry}: PCC-Gene per dataset, raw vs spackle"
+    pcc = {d: {t: [(entry.entry, v)] for t in ("raw", "spackle")
+               if (v := effect.get(t)) is not None}
+           for d, effect in entry.spackle_effect.items()}
+    return spackle_effect_svg(pcc, title=title)

@@ -1,0 +1,355 @@
+"""Response and request bodies of the JSON API (pydantic): what every endpoint answers, and the
+source of the OpenAPI document's schemas. Floats are finite or null (JSON has no NaN)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorOut(_Out):
+    """Every 4xx/5xx answer of the API."""
+
+    error: str
+    status: int
+
+
+class ReleaseOut(_Out):
+    """A published dataset release."""
+
+    release_id: str
+    label: str | None
+    is_current: bool
+    published_at: datetime
+    created_at: datetime
+    datasets: list[str]
+    tracks: list[str]
+
+
+class ReleasesOut(_Out):
+    """Every published release, newest first."""
+
+    releases: list[ReleaseOut]
+
+
+class FilterOut(_Out):
+    """The dataset filter a view was computed on (null = any)."""
+
+    organism: Literal["human", "mouse"] | None = None
+    tissue: str | None = None
+    generalization: Literal["intra-patient", "inter-patient"] | None = None
+    genes: Literal[128, 32] | None = None
+
+
+class RankedEntryOut(_Out):
+    """One ranked (complete) entry of a leaderboard."""
+
+    rank: int
+    group: int | None = Field(description="significance group; 1 = not significantly worse "
+                                          "than the leader (Dunn, Bonferroni)")
+    entry: str
+    submission_id: int
+    team: str
+    name: str
+    is_baseline: bool
+    mean_normalized_mse: float | None
+    std_normalized_mse: float | None
+    mean_mse: float | None
+    mean_pcc_gene: float | None
+    datasets_won: int
+    parameter_count: int | None
+    submitted_at: datetime
+
+
+class IncompleteEntryOut(_Out):
+    """An entry without a result on every dataset of the view: listed, not ranked."""
+
+    entry: str
+    submission_id: int
+    team: str
+    name: str
+    is_baseline: bool
+    n_datasets: int
+    reason: str
+    submitted_at: datetime
+
+
+class KruskalOut(_Out):
+    """Kruskal–Wallis H test on per-dataset MSE grouped by entry."""
+
+    statistic: float | None
+    p_value: float | None
+    significant: bool
+
+
+class LeaderboardOut(_Out):
+    """A ranked leaderboard of one release, track and dataset filter."""
+
+    release: ReleaseOut
+    track: Literal["raw", "spackle"]
+    filter: FilterOut
+    datasets: list[str]
+    alpha: float
+    entries: list[RankedEntryOut]
+    incomplete: list[IncompleteEntryOut]
+    test_status: Literal["tested", "not_enough"]
+    test_reason: str | None
+    kruskal: KruskalOut | None
+    winners: dict[str, list[str]] = Field(description="dataset -> entries with its lowest MSE")
+    normalized_mse: dict[str, dict[str, float | None]] = Field(
+        description="entry -> dataset -> MSE / best MSE on the dataset (complete entries)")
+
+
+class PValueMatrixOut(_Out):
+    """A symmetric matrix of adjusted p-values; labels in rank order."""
+
+    method: str
+    labels: list[str]
+    p_values: list[list[float | None]]
+
+
+class FriedmanOut(_Out):
+    """Friedman test (blocks = datasets), Nemenyi post-hoc, critical difference."""
+
+    statistic: float | None
+    p_value: float | None
+    significant: bool
+    n_datasets: int
+    average_ranks: dict[str, float | None]
+    q_alpha: float | None
+    critical_difference: float | None
+    nemenyi: PValueMatrixOut
+
+
+class SignificanceOut(_Out):
+    """The significance tests of a leaderboard (paper Table 3)."""
+
+    release: ReleaseOut
+    track: Literal["raw", "spackle"]
+    filter: FilterOut
+    datasets: list[str]
+    alpha: float
+    test_status: Literal["tested", "not_enough"]
+    test_reason: str | None
+    kruskal: KruskalOut | None
+    dunn: PValueMatrixOut | None
+    groups: dict[str, int]
+    friedman: FriedmanOut | None
+    friedman_reason: str | None
+
+
+class EntryDatasetOut(_Out):
+    """One entry's result on one dataset and track, with its position there."""
+
+    dataset: str
+    track: Literal["raw", "spackle"]
+    mse: float | None
+    mae: float | None
+    pcc_gene: float | None
+    pcc_patch: float | None
+    r2_gene: float | None
+    r2_patch: float | None
+    constant_genes: int | None
+    completed_mse: float | None
+    completed_pcc_gene: float | None
+    normalized_mse: float | None = Field(description="MSE / lowest MSE on the dataset")
+    position: int = Field(description="1 + entries with a lower MSE on the dataset")
+    of: int = Field(description="entries with a result on the dataset")
+    n_spots: int
+    n_genes: int
+    scorer_version: str
+    scored_at: datetime
+
+
+class TrackStandingOut(_Out):
+    """An entry's overall standing in one track of the release (all datasets)."""
+
+    track: Literal["raw", "spackle"]
+    complete: bool
+    rank: int | None
+    of: int
+    group: int | None
+    mean_normalized_mse: float | None
+    mean_pcc_gene: float | None
+    incomplete_reason: str | None
+
+
+class ModelCardOut(_Out):
+    """What the submission wrote to /output/model.json (null when it wrote none)."""
+
+    name: str | None = None
+    parameters: dict[str, object] = Field(default_factory=dict)
+    notes: str | None = None
+
+
+class EntryOut(_Out):
+    """An entry's page: who, what image, per-dataset results in both tracks, standings."""
+
+    submission_id: int
+    entry: str
+    team: str
+    name: str
+    description: str
+    is_baseline: bool
+    submitted_at: datetime
+    image_digest: str
+    image_ref: str
+    platform: str
+    image_size_bytes: int
+    release: ReleaseOut
+    parameter_count: int | None
+    model_card: ModelCardOut | None
+    standings: list[TrackStandingOut]
+    results: list[EntryDatasetOut]
+    spackle_effect: dict[str, dict[str, float | None]] = Field(
+        description="dataset -> {raw, spackle, delta}: PCC-Gene in each track (paper Fig. 6)")
+
+
+class DatasetFactsOut(_Out):
+    """Registry facts of a dataset (paper Table 1)."""
+
+    name: str
+    abbreviation: str
+    organism: str
+    tissue: str
+    generalization: str
+    genes: int
+    slides: int
+    patients: int
+    spots: int
+    missing_before_pct: float
+    missing_after_pct: float
+    hidden_split: str
+
+
+class DatasetTrackSummaryOut(_Out):
+    """The best entry and the difficulty of a dataset in one track."""
+
+    track: Literal["raw", "spackle"]
+    n_entries: int
+    best_entry: str | None = Field(description="lowest MSE")
+    best_mse: float | None
+    best_pcc_entry: str | None
+    best_pcc_gene: float | None = Field(description="difficulty: the best PCC-Gene reached")
+
+
+class DatasetSummaryOut(_Out):
+    """A dataset in the index: facts, and per track its best entry and best PCC."""
+
+    facts: DatasetFactsOut
+    in_release: bool
+    tracks: list[DatasetTrackSummaryOut]
+
+
+class DatasetsOut(_Out):
+    """The datasets of a release, with their difficulty."""
+
+    release: ReleaseOut
+    datasets: list[DatasetSummaryOut]
+
+
+class DatasetScoreOut(_Out):
+    """One entry's score on a dataset."""
+
+    position: int
+    entry: str
+    submission_id: int
+    is_baseline: bool
+    track: Literal["raw", "spackle"]
+    mse: float | None
+    mae: float | None
+    pcc_gene: float | None
+    pcc_patch: float | None
+    r2_gene: float | None
+    r2_patch: float | None
+    normalized_mse: float | None
+
+
+class DatasetOut(_Out):
+    """A dataset's page: facts, best entry and difficulty per track, every entry's scores."""
+
+    release: ReleaseOut
+    facts: DatasetFactsOut
+    in_release: bool
+    tracks: list[DatasetTrackSummaryOut]
+    scores: list[DatasetScoreOut]
+
+
+class ResultRowOut(_Out):
+    """One row of the long results table (entry x dataset) of a release and track."""
+
+    entry: str
+    submission_id: int
+    team: str
+    name: str
+    is_baseline: bool
+    dataset: str
+    track: Literal["raw", "spackle"]
+    release_id: str
+    mse: float | None
+    mae: float | None
+    pcc_gene: float | None
+    pcc_patch: float | None
+    r2_gene: float | None
+    r2_patch: float | None
+    constant_genes: int | None
+    completed_mse: float | None
+    completed_pcc_gene: float | None
+    n_spots: int
+    n_genes: int
+    n_measured: int
+    scorer_version: str
+    scored_at: datetime
+    image_digest: str
+
+
+class ResultsOut(_Out):
+    """Every result of a release and track (visible entries)."""
+
+    release: ReleaseOut
+    track: Literal["raw", "spackle"]
+    rows: list[ResultRowOut]
+
+
+class HideIn(_Out):
+    """Body of ``POST /api/admin/entries/{id}/hide``."""
+
+    hidden: bool = True
+
+
+class HideOut(_Out):
+    """What hiding did."""
+
+    submission_id: int
+    entry: str
+    hidden: bool
+
+
+class ReevaluateIn(_Out):
+    """Body of ``POST /api/admin/reevaluate``: exactly one of submission, all, baselines."""
+
+    release: str = Field(default="current", max_length=100)
+    submission: int | None = None
+    all: bool = False
+    baselines: bool = False
+    retry_failed: bool = True
+
+
+class PublishIn(_Out):
+    """Body of ``POST /api/admin/releases``: a built release (id, unique prefix or label)."""
+
+    release: str = Field(min_length=1, max_length=100)
+    queue_baselines: bool = True
+
+
+class HealthOut(_Out):
+    """``GET /healthz``."""
+
+    status: Literal["ok"]
+    current_release: str | None

@@ -1,0 +1,320 @@
+"""The JSON/CSV API: everything the pages show, the OpenAPI document, submissions (bearer
+token, streamed ``docker save`` archive, size-limited) and admin actions (admin teams only).
+
+Errors are ``{"error": "...", "status": N}`` with the matching HTTP status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import IO, Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from evaluator.store import session_scope
+from leaderboard import data
+from leaderboard.app import db, state, version
+from leaderboard.board import release_out
+from leaderboard.errors import BadParameter, PayloadTooLarge
+from leaderboard.openapi import openapi_document
+from leaderboard.schemas import HideIn, HideOut, PublishIn, ReevaluateIn, ReleasesOut
+from leaderboard.views.common import (
+    admin_team,
+    authenticated_team,
+    cached_response,
+    csv_bytes,
+    current_release,
+    current_view,
+    model_json,
+    output_format,
+)
+
+api = Blueprint("api", __name__, url_prefix="/api")
+
+CHUNK_BYTES = 1 << 20
+JSON = "application/json"
+CSV = "text/csv"
+
+LEADERBOARD_COLUMNS = ("rank", "group", "entry", "submission_id", "team", "name", "is_baseline",
+                       "mean_normalized_mse", "std_normalized_mse", "mean_mse", "mean_pcc_gene",
+                       "datasets_won", "parameter_count", "submitted_at", "complete", "reason")
+ENTRY_COLUMNS = ("dataset", "track", "mse", "mae", "pcc_gene", "pcc_patch", "r2_gene",
+                 "r2_patch", "constant_genes", "completed_mse", "completed_pcc_gene",
+                 "normalized_mse", "position", "of", "n_spots", "n_genes", "scorer_version",
+                 "scored_at")
+DATASET_COLUMNS = ("track", "position", "entry", "submission_id", "is_baseline", "mse", "mae",
+                   "pcc_gene", "pcc_patch", "r2_gene", "r2_patch", "normalized_mse")
+DATASETS_COLUMNS = ("name", "abbreviation", "organism", "tissue", "generalization", "genes",
+                    "slides", "patients", "spots", "missing_before_pct", "missing_after_pct",
+                    "hidden_split", "in_release", "track", "n_entries", "best_entry", "best_mse",
+                    "best_pcc_entry", "best_pcc_gene")
+RESULT_COLUMNS = ("entry", "submission_id", "team", "name", "is_baseline", "dataset", "track",
+                  "release_id", *data.METRICS, "n_spots", "n_genes", "n_measured",
+                  "scorer_version", "scored_at", "image_digest")
+
+
+def _json_or_csv(key: tuple[Any, ...], model: Any, rows: Any, columns: tuple[str, ...],
+                 filename: str) -> Response:
+    if output_format() == "csv":
+        return cached_response(("csv", *key), lambda: (csv_bytes(rows(), columns), CSV),
+                               filename=filename)
+    return cached_response(("json", *key), lambda: (model_json(model()), JSON))
+
+
+@api.get("/openapi.json")
+def openapi() -> Response:
+    """The OpenAPI 3.1 document of this API."""
+    return cached_response(("openapi", request.host_url),
+                           lambda: (_dumps(openapi_document(request.host_url)), JSON),
+                           max_age_s=300)
+
+
+def _dumps(document: dict[str, Any]) -> bytes:
+    import json
+
+    return json.dumps(document, indent=1).encode()
+
+
+@api.get("/releases")
+def releases() -> Response:
+    """Every published release, newest first."""
+    def model() -> ReleasesOut:
+        return ReleasesOut(releases=[release_out(r) for r in data.releases(db())])
+
+    def rows() -> list[dict[str, Any]]:
+        return [r.model_dump() for r in model().releases]
+
+    return _json_or_csv(("releases",), model, rows,
+                        ("release_id", "label", "is_current", "published_at", "created_at",
+                         "datasets", "tracks"), "releases.csv")
+
+
+@api.get("/leaderboard")
+def leaderboard() -> Response:
+    """The ranked leaderboard of a release, track and dataset filter."""
+    view = current_view()
+    board = state().board
+
+    def model() -> Any:
+        return board.leaderboard(db(), version(), view.release, view.track, view.filt)
+
+    def rows() -> list[dict[str, Any]]:
+        out = model()
+        ranked = [{**e.model_dump(), "complete": True, "reason": ""} for e in out.entries]
+        missing = [{**e.model_dump(), "complete": False} for e in out.incomplete]
+        return ranked + missing
+
+    return _json_or_csv(("leaderboard", *view.key), model, rows, LEADERBOARD_COLUMNS,
+                        f"leaderboard-{view.release.short}-{view.track}.csv")
+
+
+@api.get("/significance")
+def significance() -> Response:
+    """Kruskal–Wallis, the Dunn p-value matrix, groups and Friedman/Nemenyi of a leaderboard.
+
+    CSV: the Dunn matrix (first column the entry, then one column per entry).
+    """
+    view = current_view()
+    board = state().board
+
+    def model() -> Any:
+        return board.significance(db(), version(), view.release, view.track, view.filt)
+
+    out_format = output_format()
+    if out_format == "csv":
+        def build() -> tuple[bytes, str]:
+            report = model()
+            labels = report.dunn.labels if report.dunn else []
+            rows = [{"entry": a, **{b: report.dunn.p_values[i][j] for j, b in enumerate(labels)}}
+                    for i, a in enumerate(labels)] if report.dunn else []
+            return csv_bytes(rows, ("entry", *labels)), CSV
+
+        return cached_response(("csv", "significance", *view.key), build,
+                               filename=f"dunn-{view.release.short}-{view.track}.csv")
+    return cached_response(("json", "significance", *view.key),
+                           lambda: (model_json(model()), JSON))
+
+
+@api.get("/entries/<int:submission_id>")
+def entry(submission_id: int) -> Response:
+    """An entry: per-dataset results in both tracks, standings, image digest, provenance."""
+    release = current_release()
+    board = state().board
+
+    def model() -> Any:
+        return board.entry(db(), version(), release, submission_id)
+
+    def rows() -> list[dict[str, Any]]:
+        return [r.model_dump() for r in model().results]
+
+    return _json_or_csv(("entry", release.release_id, submission_id), model, rows,
+                        ENTRY_COLUMNS, f"entry-{submission_id}-{release.short}.csv")
+
+
+@api.get("/datasets")
+def datasets() -> Response:
+    """The 26 datasets: registry facts and, per track, the best entry and best PCC-Gene."""
+    release = current_release()
+    board = state().board
+
+    def model() -> Any:
+        return board.datasets(db(), version(), release)
+
+    def rows() -> list[dict[str, Any]]:
+        out = []
+        for item in model().datasets:
+            facts = item.facts.model_dump()
+            for summary in item.tracks or [None]:
+                out.append({**facts, "in_release": item.in_release,
+                            **(summary.model_dump() if summary else {})})
+        return out
+
+    return _json_or_csv(("datasets", release.release_id), model, rows, DATASETS_COLUMNS,
+                        f"datasets-{release.short}.csv")
+
+
+@api.get("/datasets/<name>")
+def dataset(name: str) -> Response:
+    """A dataset: facts, best entry and difficulty per track, every entry's scores."""
+    release = current_release()
+    board = state().board
+
+    def model() -> Any:
+        return board.dataset(db(), version(), release, name)
+
+    def rows() -> list[dict[str, Any]]:
+        return [s.model_dump() for s in model().scores]
+
+    return _json_or_csv(("dataset", release.release_id, name), model, rows, DATASET_COLUMNS,
+                        f"dataset-{name}-{release.short}.csv")
+
+
+@api.get("/results")
+def results() -> Response:
+    """The long results table (entry x dataset, every metric) of a release and track."""
+    view = current_view()
+    board = state().board
+
+    def model() -> Any:
+        return board.results(db(), version(), view.release, view.track)
+
+    def rows() -> list[dict[str, Any]]:
+        return [r.model_dump() for r in model().rows]
+
+    return _json_or_csv(("results", view.release.release_id, view.track), model, rows,
+                        RESULT_COLUMNS, f"results-{view.release.short}-{view.track}.csv")
+
+
+# -- submissions --------------------------------------------------------------------------------
+
+
+def _limited_chunks(stream: IO[bytes], max_bytes: int) -> Iterator[bytes]:
+    """Read the upload in chunks, refusing it (413) as soon as it passes ``max_bytes``."""
+    total = 0
+    while True:
+        chunk = stream.read(CHUNK_BYTES)
+        if not chunk:
+            return
+        total += len(chunk)
+        if total > max_bytes:
+            raise PayloadTooLarge(f"image archive: expected at most {max_bytes / 2**20:.4g} MB, "
+                                  f"found more (stopped reading at {total / 2**20:.4g} MB)")
+        yield chunk
+
+
+def _submission_name() -> tuple[str, str]:
+    name = (request.args.get("name") or "").strip()
+    if not name or len(name) > 100 or "/" in name:
+        raise BadParameter("name", "1-100 characters without '/'", name)
+    description = request.args.get("description") or ""
+    if len(description) > 10_000:
+        raise BadParameter("description", "at most 10000 characters",
+                           f"{len(description)} characters")
+    return name, description
+
+
+@api.post("/submissions")
+def submit() -> tuple[Response, int]:
+    """Take a ``docker save`` archive (the body, streamed) as a submission of the token's team.
+
+    Answers 201 with the receipt; 401 without a valid token, 400 for a bad name, 413 past the
+    upload limit, 422 for an archive that is not one linux/amd64 image or was submitted
+    before, 429 over the team's daily limit.
+    """
+    from evaluator.orchestrator import submit_image_archive
+
+    team = authenticated_team()
+    name, description = _submission_name()
+    app_state = state()
+    limit = app_state.max_upload_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"image archive: expected at most {limit / 2**20:.4g} MB, found "
+                              f"Content-Length {request.content_length / 2**20:.4g} MB")
+    request.max_content_length = limit
+    receipt = submit_image_archive(app_state.bench(), _limited_chunks(request.stream, limit),
+                                   name=name, description=description, by=team, load=False)
+    return jsonify(receipt.model_dump(mode="json")), 201
+
+
+@api.get("/submissions/<int:submission_id>")
+def submission_status(submission_id: int) -> Response:
+    """A submission's jobs and results; job logs only for its own team and admins (403 for
+    another team's hidden entry)."""
+    from evaluator.orchestrator import get_status
+
+    team = authenticated_team()
+    status = get_status(state().bench(), submission_id, by=team, logs=True)
+    cap = state().config.log_cap_bytes
+    for job in status.jobs:
+        if job.log_tail and len(job.log_tail.encode()) > cap:
+            job.log_tail = "[… earlier output cut]\n" + \
+                job.log_tail.encode()[-cap:].decode(errors="replace")
+    return jsonify(status.model_dump(mode="json"))
+
+
+# -- admin --------------------------------------------------------------------------------------
+
+
+@api.post("/admin/reevaluate")
+def admin_reevaluate() -> Response:
+    """Queue entries on a published release again (one submission, all, or the baselines)."""
+    from evaluator.orchestrator import reevaluate
+
+    team = admin_team("re-evaluate")
+    body: ReevaluateIn = _body(ReevaluateIn)
+    report = reevaluate(state().bench(), body.release, submission=body.submission,
+                        all_entries=body.all, baselines_only=body.baselines, by=team,
+                        retry_failed=body.retry_failed)
+    return jsonify(report.model_dump(mode="json"))
+
+
+@api.post("/admin/entries/<int:submission_id>/hide")
+def admin_hide(submission_id: int) -> Response:
+    """Hide an entry from every public view (``{"hidden": false}`` shows it again)."""
+    admin_team("hide an entry")
+    body: HideIn = _body(HideIn)
+    with session_scope(state().engine) as session:
+        meta = data.set_hidden(session, submission_id, body.hidden)
+    state().cache.clear()
+    return jsonify(HideOut(submission_id=submission_id, entry=meta.label,
+                           hidden=meta.hidden).model_dump(mode="json"))
+
+
+@api.post("/admin/releases")
+def admin_publish() -> Response:
+    """Publish a built release (make it current) and queue the baselines on it."""
+    from evaluator.orchestrator import publish_release
+
+    team = admin_team("publish a release")
+    body: PublishIn = _body(PublishIn)
+    report = publish_release(state().bench(), body.release, by=team,
+                             queue_baselines=body.queue_baselines)
+    state().cache.clear()
+    return jsonify(report.model_dump(mode="json"))
+
+
+def _body(model: Any) -> Any:
+    from leaderboard.views.common import json_body
+
+    return json_body(model)
+

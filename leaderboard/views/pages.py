@@ -1,0 +1,179 @@
+"""The HTML pages: leaderboard, entry (with its owner's job view), datasets, significance,
+submission guide, API reference, and the health endpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, render_template, request
+
+from leaderboard import data
+from leaderboard.app import db, state, version
+from leaderboard.filters import tissues
+from leaderboard.views.common import (
+    cached_response,
+    current_release,
+    current_view,
+    team_for_token,
+)
+
+pages = Blueprint("pages", __name__)
+
+HTML = "text/html; charset=utf-8"
+REPO = Path(__file__).resolve().parents[2]
+CONTRACT_PATHS = (REPO / "submissions" / "CONTRACT.md",)
+
+
+def _lazy_page(key: tuple[Any, ...], template: str, build: Any) -> Response:
+    """Render a page once per (key, raw view parameters, store version)."""
+    raw = tuple(request.args.get(k, "") for k in ("release", "track", "organism", "tissue",
+                                                   "generalization", "genes"))
+    return cached_response(("page", *key, raw),
+                           lambda: (render_template(template, **build()).encode(), HTML),
+                           max_age_s=15)
+
+
+def _common() -> dict[str, Any]:
+    return {"releases": state().cache.get_or_compute(("releases", version()),
+                                                     lambda: data.releases(db())),
+            "tissues": tissues()}
+
+
+@pages.get("/")
+def leaderboard() -> Response:
+    """The ranked leaderboard of a release and track, with filters, plots and the legend."""
+    view = current_view()
+
+    def build() -> dict[str, Any]:
+        board = state().board.leaderboard(db(), version(), view.release, view.track, view.filt)
+        return {"board": board, "view": view, "page": "leaderboard", **_common()}
+
+    return _lazy_page(("leaderboard", *view.key), "pages/leaderboard.html", build)
+
+
+def _entry_context(submission_id: int) -> dict[str, Any]:
+    release = current_release()
+    entry = state().board.entry(db(), version(), release, submission_id)
+    return {"entry": entry, "release": release, "page": "entry", "owner": None, **_common()}
+
+
+@pages.get("/entries/<int:submission_id>")
+def entry(submission_id: int) -> Response:
+    """An entry: per-dataset metrics in both tracks, positions, the spackle effect, provenance."""
+    release = current_release()
+    return _lazy_page(("entry", release.release_id, submission_id), "pages/entry.html",
+                      lambda: _entry_context(submission_id))
+
+
+@pages.post("/entries/<int:submission_id>")
+def entry_owner(submission_id: int) -> str:
+    """The entry page with its owner's view: job statuses and capped log tails (the token is
+    taken from the form, checked, and not stored)."""
+    from evaluator.orchestrator import get_status
+
+    context = _entry_context(submission_id)
+    team = team_for_token((request.form.get("token") or "").strip())
+    meta = data.get_entry(db(), submission_id)
+    own = team.is_admin or team.id == meta.team_id
+    owner: dict[str, Any] = {"team": team.name, "own": own, "jobs": []}
+    if own:
+        status = get_status(state().bench(), submission_id, by=team, logs=True)
+        cap = state().config.log_cap_bytes
+        for job in status.jobs:
+            tail = job.log_tail or ""
+            cut = len(tail.encode()) > cap
+            if cut:
+                tail = tail.encode()[-cap:].decode(errors="replace")
+            owner["jobs"].append({"job": job, "log": tail, "cut": cut})
+        owner["counts"] = status.counts
+    context["owner"] = owner
+    return render_template("pages/entry.html", **context)
+
+
+@pages.get("/datasets")
+def datasets() -> Response:
+    """The 26 datasets: facts, and the best entry and best PCC (difficulty) per track."""
+    release = current_release()
+
+    def build() -> dict[str, Any]:
+        out = state().board.datasets(db(), version(), release)
+        return {"datasets": out, "release": release, "page": "datasets", **_common()}
+
+    return _lazy_page(("datasets", release.release_id), "pages/datasets.html", build)
+
+
+@pages.get("/datasets/<name>")
+def dataset(name: str) -> Response:
+    """A dataset: registry facts, best entry, difficulty and every entry's scores."""
+    release = current_release()
+
+    def build() -> dict[str, Any]:
+        out = state().board.dataset(db(), version(), release, name)
+        return {"dataset": out, "release": release, "page": "datasets", **_common()}
+
+    return _lazy_page(("dataset", release.release_id, name), "pages/dataset.html", build)
+
+
+@pages.get("/significance")
+def significance() -> Response:
+    """Dunn p-value matrix (paper Table 3), Kruskal–Wallis, groups and the CD diagram."""
+    view = current_view()
+
+    def build() -> dict[str, Any]:
+        board = state().board
+        report = board.significance(db(), version(), view.release, view.track, view.filt)
+        ranks = board.leaderboard(db(), version(), view.release, view.track, view.filt)
+        return {"sig": report, "board": ranks, "view": view, "page": "significance",
+                **_common()}
+
+    return _lazy_page(("significance", *view.key), "pages/significance.html", build)
+
+
+def contract_html() -> str | None:
+    """The predict contract (``submissions/CONTRACT.md``) rendered to HTML, or None."""
+    from markdown_it import MarkdownIt
+
+    for path in CONTRACT_PATHS:
+        if path.is_file():
+            renderer = MarkdownIt("commonmark", {"html": False}).enable("table")
+            return renderer.render(path.read_text(encoding="utf-8"))
+    return None
+
+
+@pages.get("/guide")
+def guide() -> Response:
+    """How to submit: the predict contract, then `check` and `submit`."""
+    def build() -> dict[str, Any]:
+        return {"contract": contract_html(), "page": "guide",
+                "server": request.host_url.rstrip("/"),
+                "max_upload_mb": state().max_upload_bytes / 2**20,
+                "count_keys": data.PARAMETER_COUNT_KEYS, **_common()}
+
+    return cached_response(("page", "guide", request.host_url, version()),
+                           lambda: (render_template("pages/guide.html", **build()).encode(),
+                                    HTML), max_age_s=300)
+
+
+@pages.get("/api")
+def api_reference() -> Response:
+    """The API's endpoints, from the OpenAPI document."""
+    from leaderboard.openapi import openapi_document
+
+    def build() -> dict[str, Any]:
+        return {"doc": openapi_document(request.host_url), "page": "api", **_common()}
+
+    return cached_response(("page", "api", request.host_url),
+                           lambda: (render_template("pages/api.html", **build()).encode(),
+                                    HTML), max_age_s=300)
+
+
+@pages.get("/healthz")
+def health() -> Response:
+    """``{"status": "ok", "current_release": ...}`` when the database answers."""
+    from evaluator.store import current_release as stored_current
+    from leaderboard.schemas import HealthOut
+
+    record = stored_current(db())
+    return jsonify(HealthOut(status="ok", current_release=record.release_id if record else None)
+                   .model_dump(mode="json"))
