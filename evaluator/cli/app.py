@@ -11,7 +11,14 @@ import sys
 import click
 
 from evaluator import __version__
-from evaluator.cli import completion_cmds, datasets_cmds, runner_cmds, scoring_cmds, service_cmds
+from evaluator.cli import (
+    completion_cmds,
+    datasets_cmds,
+    pipeline_cmds,
+    runner_cmds,
+    scoring_cmds,
+    service_cmds,
+)
 from evaluator.core.errors import BenchError
 
 EXIT_USER_ERROR = 2
@@ -23,7 +30,8 @@ def cli() -> None:
     """SpaRED Bench: evaluate gene-expression-from-histology models on the SpaRED datasets."""
 
 
-for _module in (datasets_cmds, scoring_cmds, completion_cmds, runner_cmds, service_cmds):
+for _module in (datasets_cmds, scoring_cmds, completion_cmds, runner_cmds, service_cmds,
+                pipeline_cmds):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 
