@@ -56,6 +56,7 @@ class AppState:
     settings: Settings
     config: LeaderboardConfig
     engine: Engine
+    reader: Engine
     cache: ViewCache
     board: Board
     read_limiter: TokenBucketLimiter
@@ -88,9 +89,10 @@ def state() -> AppState:
 
 
 def db() -> Session:
-    """The request's read session (opened on first use, closed at teardown)."""
+    """The request's read session (opened on first use, closed at teardown; see
+    ``read_engine``)."""
     if "db_session" not in g:
-        g.db_session = Session(state().engine, expire_on_commit=False)
+        g.db_session = Session(state().reader, expire_on_commit=False)
     return g.db_session  # type: ignore[no-any-return]
 
 
@@ -214,6 +216,35 @@ def _register_hooks(app: Flask, app_state: AppState) -> None:
             session.close()
 
 
+def read_engine(engine: Engine) -> Engine:
+    """The engine the pages read through.
+
+    The store's SQLite engine opens every transaction with ``BEGIN IMMEDIATE`` (its writers
+    must queue, not fail), which would make each page view hold the write lock for a whole
+    request. Pages only read, so on SQLite they get an engine of their own in autocommit mode
+    (each SELECT its own snapshot; WAL lets readers and writers proceed together) and
+    ``query_only``. Postgres reads take no locks: the store's engine is used as it is.
+    """
+    from sqlalchemy import create_engine, event
+
+    from evaluator.store.db import SQLITE_BUSY_TIMEOUT_MS, is_sqlite
+
+    if not is_sqlite(engine):
+        return engine
+    reader = create_engine(engine.url, connect_args={"check_same_thread": False,
+                                                     "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(reader, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA query_only=1")
+        cursor.close()
+
+    return reader
+
+
 def warm_up() -> None:
     """Import the statistics' libraries now (pandas, scipy, scikit-posthocs take ~1 s), so that
     the first uncached view does not pay for them."""
@@ -236,7 +267,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     engine = open_store(database_url or settings.resolved_database_url)
     cache = ViewCache(config.cache_entries)
     app_state = AppState(
-        settings=settings, config=config, engine=engine, cache=cache, board=Board(cache),
+        settings=settings, config=config, engine=engine, reader=read_engine(engine), cache=cache,
+        board=Board(cache),
         read_limiter=TokenBucketLimiter(config.read_rate_per_s, config.read_burst),
         write_limiter=TokenBucketLimiter(config.write_rate_per_min / 60.0, config.write_burst))
     app = Flask(__name__)

@@ -40,11 +40,8 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     magnitude = 10 ** math.floor(math.log10(raw_step))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw_step)
     start = math.floor(low / step) * step
-    ticks = []
-    value = start
-    while value <= high + step * 1e-9:
-        ticks.append(round(value, 12))
-        value += step
+    count_needed = math.ceil((high - start) / step - 1e-9)
+    ticks = [round(start + i * step, 12) for i in range(count_needed + 1)]
     return ticks if len(ticks) >= 2 else [start, start + step]
 
 
@@ -117,7 +114,7 @@ def violin_svg(board: LeaderboardOut) -> str:
     ticks = nice_ticks(low, high + (high - low) * 0.05)
     low, high = min(ticks[0], low), max(ticks[-1], high)
     slot = 64.0
-    left, right, top, bottom_pad = 64.0, 20.0, 64.0, 150.0
+    left, right, top, bottom_pad = 64.0, 170.0, 64.0, 150.0
     plot_h = 300.0
     width = left + right + slot * len(entries)
     height = top + plot_h + bottom_pad
@@ -126,7 +123,7 @@ def violin_svg(board: LeaderboardOut) -> str:
     def y_of(value: float) -> float:
         return bottom - (value - low) / (high - low or 1.0) * plot_h
 
-    out = _svg_open(max(width, 360), height, title)
+    out = _svg_open(max(width, 520), height, title)
     _y_axis(out, ticks, y_of, left, left + slot * len(entries), "MSE / best MSE on the dataset",
             top, bottom)
     grid = np.linspace(low, high, 80)
@@ -161,8 +158,8 @@ def violin_svg(board: LeaderboardOut) -> str:
             out.append(f"<text x='{cx:.1f}' y='{top - 10:.1f}' text-anchor='middle' "
                        f"font-size='10'>{mean:.2f}±{std:.2f}</text>")
         label = entry.entry + (" (baseline)" if entry.is_baseline else "")
-        out.append(f"<text class='entry' transform='translate({cx + 4:.1f},{bottom + 12:.1f}) "
-                   f"rotate(-40)' text-anchor='end' font-size='11'>{escape(label[:40])}</text>")
+        out.append(f"<text class='entry' transform='translate({cx - 4:.1f},{bottom + 14:.1f}) "
+                   f"rotate(40)' text-anchor='start' font-size='11'>{escape(label[:40])}</text>")
     out.append(f"<line x1='{left}' y1='{bottom:.1f}' x2='{left + slot * len(entries):.1f}' "
                f"y2='{bottom:.1f}' stroke='#333'/>")
     out.append("</svg>")
@@ -229,7 +226,7 @@ def params_svg(board: LeaderboardOut) -> str:
         x_ticks = [x_ticks[0], x_ticks[0] + 1]
     y_ticks = nice_ticks(min(1.0, float(means.min())), float(means.max()) * 1.02)
     width, height = 680.0, 380.0
-    left, right, top, bottom = 70.0, 30.0, 40.0, 320.0
+    left, right, top, bottom = 70.0, 40.0, 40.0, 320.0
 
     def x_of(value: float) -> float:
         return left + (value - x_ticks[0]) / (x_ticks[-1] - x_ticks[0]) * (width - left - right)
@@ -254,7 +251,9 @@ def params_svg(board: LeaderboardOut) -> str:
         x, y = x_of(float(lx)), y_of(float(mean))
         out.append(f"<circle class='point' cx='{x:.1f}' cy='{y:.1f}' r='6' fill='{fill}' "
                    "stroke='#222'/>")
-        out.append(f"<text x='{x + 9:.1f}' y='{y + 4:.1f}' font-size='11'>"
+        near_right = x > width - right - 160
+        out.append(f"<text x='{x - 9 if near_right else x + 9:.1f}' y='{y + 4:.1f}' "
+                   f"text-anchor='{'end' if near_right else 'start'}' font-size='11'>"
                    f"{escape(entry.entry[:30])}</text>")
     if missing:
         out.append(f"<text x='{left}' y='{height - 6}' fill='#555' font-size='11'>{missing} "
@@ -269,8 +268,8 @@ def _dataset_axis(out: list[str], datasets: Sequence[str], left: float, slot: fl
                f"y2='{bottom}' stroke='#333'/>")
     for i, dataset in enumerate(datasets):
         cx = left + slot * (i + 0.5)
-        out.append(f"<text class='dataset' transform='translate({cx + 4:.1f},{bottom + 12}) "
-                   f"rotate(-45)' text-anchor='end' font-size='10'>{escape(dataset[:34])}</text>")
+        out.append(f"<text class='dataset' transform='translate({cx - 3:.1f},{bottom + 12}) "
+                   f"rotate(45)' text-anchor='start' font-size='10'>{escape(dataset[:34])}</text>")
 
 
 def _legend(out: list[str], x: float, y: float) -> None:
@@ -290,9 +289,9 @@ def spackle_effect_svg(pcc: dict[str, dict[str, list[tuple[str, float]]]], *,
         return message_svg(title, "no PCC-Gene result in either track yet")
     ticks = nice_ticks(min(0.0, min(values)), max(values) * 1.05 if max(values) > 0 else 1.0)
     slot = max(28.0, min(60.0, 900.0 / len(datasets)))
-    left, top, plot_h = 64.0, 50.0, 300.0
+    left, top, plot_h = 64.0, 62.0, 300.0
     bottom = top + plot_h
-    width = max(520.0, left + 30 + slot * len(datasets))
+    width = max(560.0, left + 170 + slot * len(datasets))
     height = bottom + 200
 
     def y_of(value: float) -> float:
@@ -321,7 +320,7 @@ def spackle_effect_svg(pcc: dict[str, dict[str, list[tuple[str, float]]]], *,
                            f"<title>{escape(dataset)} {track}: best PCC-Gene "
                            f"{best[track]:.3f}</title></circle>")
     _dataset_axis(out, datasets, left, slot, bottom)
-    _legend(out, left, 36)
+    _legend(out, left, 42)
     out.append("</svg>")
     return "\n".join(out) + "\n"
 

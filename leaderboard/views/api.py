@@ -282,6 +282,10 @@ def admin_reevaluate() -> Response:
 
     team = admin_team("re-evaluate")
     body: ReevaluateIn = _body(ReevaluateIn)
+    chosen = sum([body.submission is not None, body.all, body.baselines])
+    if chosen != 1:
+        raise BadParameter("body", "exactly one of submission, all, baselines",
+                           f"{chosen} of them")
     report = reevaluate(state().bench(), body.release, submission=body.submission,
                         all_entries=body.all, baselines_only=body.baselines, by=team,
                         retry_failed=body.retry_failed)

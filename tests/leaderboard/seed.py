@@ -63,12 +63,12 @@ class Seeded:
 
 
 DEFAULT_ENTRIES: tuple[EntrySpec, ...] = (
-    EntrySpec("baselines", "mean", 1.6, baseline=True, parameters=None),
+    EntrySpec("baselines", "mean", 1.0, baseline=True, parameters=None),
     EntrySpec("baselines", "ridge", 0.8, baseline=True, parameters=1_000),
-    EntrySpec("team-a", "vit-delta", 0.1, parameters=86_000_000),
-    EntrySpec("team-a", "stnet", 0.2, parameters=11_000_000),
-    EntrySpec("team-b", "hist2st", 0.4, parameters=675_000_000),
-    EntrySpec("team-b", "broken", 0.3, parameters=5_000,
+    EntrySpec("team-a", "vit-delta", 0.5, parameters=86_000_000),
+    EntrySpec("team-a", "stnet", 0.55, parameters=11_000_000),
+    EntrySpec("team-b", "hist2st", 0.65, parameters=675_000_000),
+    EntrySpec("team-b", "broken", 0.6, parameters=5_000,
               failed=(("villacampa_lung_organoid", "raw"),),
               queued=(("mirzazadeh_human_colon_p1", "spackle"),)),
 )
