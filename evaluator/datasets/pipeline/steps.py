@@ -121,7 +121,8 @@ def morans_i(values: np.ndarray, adjacency: sp.spmatrix) -> np.ndarray:
     Computed by ``squidpy.gr.spatial_autocorr`` (mode ``moran``, row-normalized weights, no
     permutations) on ``adjacency`` as ``obsp['spatial_connectivities']``:
     ``I = n / S0 * sum_ij w_ij z_i z_j / sum_i z_i^2`` with ``z`` the centred values and ``w``
-    the row-normalized weights. A gene constant on the slide has no I: NaN.
+    the row-normalized weights. A gene constant on the slide has no I: NaN — also when it is
+    constant only up to rounding (``numerically_constant``), where I would measure float noise.
     """
     import anndata as ad
 
@@ -129,13 +130,27 @@ def morans_i(values: np.ndarray, adjacency: sp.spmatrix) -> np.ndarray:
     if values.shape[1] == 0:
         return np.zeros(0)
     data = ad.AnnData(X=np.asarray(values, dtype=np.float64),
-                      obsp={"spatial_connectivities": sp.csr_matrix(adjacency)})
+                      obsp={"spatial_connectivities": sp.csr_matrix(adjacency,
+                                                                   dtype=np.float64)})
     with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
+        # Constant genes get NaN, which is what the caller expects; scanpy says so loudly.
+        warnings.filterwarnings("ignore", message=".*variables were constant", category=UserWarning)
         frame = sq.gr.spatial_autocorr(data, mode="moran", genes=list(data.var_names),
                                        n_perms=None, corr_method=None, copy=True,
                                        show_progress_bar=False, n_jobs=1)
-    return frame["I"].reindex(data.var_names).to_numpy(dtype=np.float64)
+    scores = frame["I"].reindex(data.var_names).to_numpy(dtype=np.float64)
+    scores[numerically_constant(values)] = np.nan
+    return scores
+
+
+def numerically_constant(values: np.ndarray) -> np.ndarray:
+    """Return, per column, whether its range is within rounding of its magnitude (1e-5 rel.)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape[0] == 0:
+        return np.ones(values.shape[1], dtype=bool)
+    spread = values.max(axis=0) - values.min(axis=0)
+    return spread <= 1e-5 * (1.0 + np.abs(values).max(axis=0))
 
 
 def mean_morans_i(values: np.ndarray, slide_groups: list[tuple[np.ndarray, sp.spmatrix]]
