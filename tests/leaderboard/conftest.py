@@ -30,7 +30,7 @@ class LeaderboardEnv:
         return {"Authorization": f"Bearer {self.seeded.tokens[team]}"}
 
 
-def make_env(home: Path, **config: Any) -> LeaderboardEnv:
+def make_env(home: Path, *, log_text: str | None = None, **config: Any) -> LeaderboardEnv:
     """Seed a fresh SQLite store under ``home`` and build the app (rate limits off unless
     given)."""
     from evaluator.core.settings import Settings
@@ -39,7 +39,7 @@ def make_env(home: Path, **config: Any) -> LeaderboardEnv:
 
     home.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{home / f'bench-{uuid.uuid4().hex[:8]}.db'}"
-    seeded = seed_store(open_store(url))
+    seeded = seed_store(open_store(url), **({"log_text": log_text} if log_text else {}))
     settings = Settings(home=home, database_url=url,
                         queue_url=f"sqlite:///{home / 'queue.db'}")
     options = {"read_rate_per_s": 0.0, "write_rate_per_min": 0.0, **config}
