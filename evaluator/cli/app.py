@@ -18,6 +18,7 @@ from evaluator.cli import (
     runner_cmds,
     scoring_cmds,
     service_cmds,
+    web_cmds,
 )
 from evaluator.core.errors import BenchError
 
@@ -31,7 +32,7 @@ def cli() -> None:
 
 
 for _module in (datasets_cmds, scoring_cmds, completion_cmds, runner_cmds, service_cmds,
-                pipeline_cmds):
+                pipeline_cmds, web_cmds):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 
