@@ -342,7 +342,7 @@ def build_update_release(
     """Build the release of every processed dataset in the store and its changelog.
 
     The changelog compares with ``previous_release_id`` (e.g. the published release), else the
-    newest other release in the store; it is written to
+    newest release in the store before this build; it is written to
     ``<SPARED_BENCH_HOME>/pipeline/changelogs/<release_id>.json`` (releases are immutable).
     """
     sources = sorted(settings.processed_dir.glob("*.h5ad"))
@@ -352,9 +352,9 @@ def build_update_release(
     release, created = build_release(sources, settings.releases_dir, label=label,
                                      cache_dir=settings.cache_dir, on_progress=on_progress)
     previous = manifests.get(previous_release_id) if previous_release_id else None
-    if previous is None and previous_release_id is None:
-        others = [m for m in manifests.values() if m.release_id != release.release_id]
-        previous = max(others, key=lambda m: m.created_utc) if others else None
+    if previous is None and previous_release_id is None and manifests:
+        # The newest release before this build (this very release when nothing changed).
+        previous = max(manifests.values(), key=lambda m: m.created_utc)
     log = changelog(previous, release.manifest)
     path = pipeline_dir(settings) / "changelogs" / f"{release.release_id}.json"
     atomic_write_json(path, json.loads(log.model_dump_json()))
