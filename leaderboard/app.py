@@ -176,7 +176,9 @@ def _register_errors(app: Flask) -> None:
             message = (f"{request.method} {request.path}: expected one of "
                        f"{', '.join(allowed)}, found {request.method}")
         elif status == 413:
-            message = "request body: expected at most the upload limit, found more"
+            limit = request.max_content_length
+            message = ("request body: expected at most "
+                       f"{f'{limit / 2**20:.4g} MB' if limit else 'the upload limit'}, found more")
         else:
             message = error.description or error.name
         response = _error_response(message, status)

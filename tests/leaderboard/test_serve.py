@@ -1,0 +1,99 @@
+"""`spared-bench serve` under gunicorn: pages and API over real HTTP, and the CLI's own client
+(`submit --server`) streaming an archive in chunks to `POST /api/submissions`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.leaderboard.conftest import LeaderboardEnv
+from tests.orchestrator.archives import make_archive
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def served(env: LeaderboardEnv, *args: str, **variables: str) -> Iterator[str]:
+    """Run `spared-bench serve` on the env's store; yield its URL; stop it afterwards."""
+    port = free_port()
+    log = open(env.home / f"serve-{port}.log", "wb")  # noqa: SIM115 (closed below)
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "spared-bench"), "serve", "--port", str(port),
+         "--threads", "4", *args],
+        env={**os.environ, "DATABASE_URL": env.url, "SPARED_BENCH_HOME": str(env.home),
+             "QUEUE_URL": f"sqlite:///{env.home / 'queue.db'}", "OMP_NUM_THREADS": "1",
+             **variables},
+        stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                pytest.fail("spared-bench serve did not answer: "
+                            + (env.home / f"serve-{port}.log").read_text()[-3000:])
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        log.close()
+
+
+@pytest.mark.slow
+def test_gunicorn_serves_pages_api_and_the_cli_client(fresh_env: LeaderboardEnv) -> None:
+    from evaluator.orchestrator import ServerUnavailable
+    from evaluator.orchestrator.client import get_submission_status, post_submission
+
+    token = fresh_env.seeded.tokens["team-a"]
+    with served(fresh_env, SPARED_LEADERBOARD_MAX_UPLOAD_MB="0.05") as url:
+        page = requests.get(f"{url}/?track=spackle&genes=128", timeout=30)
+        assert page.status_code == 200 and "vit-delta" in page.text
+        board = requests.get(f"{url}/api/leaderboard", timeout=30).json()
+        assert board["entries"][0]["entry"] == "team-a/vit-delta"
+        assert requests.get(f"{url}/static/app.js", timeout=30).status_code == 200
+        archive, image_id = make_archive(nonce="served")
+        chunks = (archive[i:i + 4096] for i in range(0, len(archive), 4096))
+        receipt = post_submission(url, token, chunks, name="served", description="over http")
+        assert receipt.image_digest == image_id and receipt.jobs_queued == 6
+        status = get_submission_status(url, token, receipt.submission_id)
+        assert status.counts == {"queued": 6} and status.name == "served"
+        big, _ = make_archive(nonce="too-big", layer_bytes=200_000)
+        big_chunks = (big[i:i + 8192] for i in range(0, len(big), 8192))
+        with pytest.raises(ServerUnavailable) as refused:
+            post_submission(url, token, big_chunks, name="too-big")
+        assert "HTTP 413: request body: expected at most 0.05 MB" in str(refused.value)
+        with pytest.raises(ServerUnavailable, match="401"):
+            get_submission_status(url, "sbt_wrong", receipt.submission_id)
+
+
+def test_serve_help_lists_its_options() -> None:
+    done = subprocess.run([str(Path(sys.executable).parent / "spared-bench"), "serve", "--help"],
+                          capture_output=True, text=True, timeout=60, check=True, cwd=REPO)
+    for option in ("--host", "--port", "--workers", "--threads", "--dev"):
+        assert option in done.stdout
