@@ -53,6 +53,9 @@ class PipelineConfig(BaseModel):
     combat_key: Literal["patient", "slide_id", "registry"] | None = Field(
         "registry", description="obs column of ComBat's batches; null = no correction")
     n_hops: int = Field(4, ge=1, le=10, description="largest window of the median filter")
+    moran_backend: Literal["squidpy", "numpy"] = Field(
+        "squidpy", description="squidpy's spatial_autocorr (as SpaRED) or one sparse product "
+                               "per slide (same values to ~1e-9, several times faster)")
     spackle: bool = Field(True, description="add the SpaCKLE-completed layer c_t_log1p")
     chunk_mb: float = Field(256.0, gt=0,
                             description="memory for the median filter and Moran's I per chunk")

@@ -323,7 +323,7 @@ def _rank_genes(run: _Run, progress: bool) -> tuple[np.ndarray, np.ndarray, np.n
             missing_entries += int((~mask).sum())
             filled_entries += int(np.count_nonzero(completed[~mask]))
         with run.clock.measure("moran"):
-            scores = steps.mean_morans_i(completed, groups)
+            scores = steps.mean_morans_i(completed, groups, config.moran_backend)
             all_scores[block] = scores
         with run.clock.measure("top_genes"):
             best.offer(scores, np.arange(block.start, block.stop), completed)
@@ -335,7 +335,8 @@ def _rank_genes(run: _Run, progress: bool) -> tuple[np.ndarray, np.ndarray, np.n
                     f"{missing_entries:,} missing entries in blocks of {chunk} genes")
     n_scored = int(np.isfinite(all_scores).sum())
     run.record("moran", spots_in=n_spots, genes_in=n_genes, missing_before=missing,
-               note=f"{len(groups)} slides; {n_genes - n_scored} genes without a score")
+               note=f"{config.moran_backend}; {len(groups)} slides; {n_genes - n_scored} genes "
+                    "without a score")
     return best.genes, best.scores, all_scores, best.columns, scale
 
 

@@ -9,7 +9,7 @@ the runner (``evaluator.datasets.pipeline.runner``) chains them in SpaRED's orde
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -144,6 +144,28 @@ def morans_i(values: np.ndarray, adjacency: sp.spmatrix) -> np.ndarray:
     return scores
 
 
+def morans_i_numpy(values: np.ndarray, adjacency: sp.spmatrix) -> np.ndarray:
+    """Return the same Moran's I as ``morans_i`` with one sparse product for all genes.
+
+    ``I = n / S0 * colsum(Z * (W @ Z)) / colsum(Z * Z)`` with ``W`` the row-standardized
+    ``adjacency`` and ``Z`` the centred values; numerically constant genes get NaN.
+    """
+    graph = sp.csr_matrix(adjacency, dtype=np.float64)
+    degree = np.asarray(graph.sum(axis=1)).ravel()
+    weights = sp.diags(np.divide(1.0, degree, out=np.zeros_like(degree), where=degree > 0)
+                       ) @ graph
+    centred = np.asarray(values, dtype=np.float64)
+    centred = centred - centred.mean(axis=0)
+    numerator = np.einsum("ij,ij->j", centred, weights @ centred)
+    denominator = np.einsum("ij,ij->j", centred, centred)
+    s0 = float(weights.sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scores = values.shape[0] / s0 * numerator / denominator if s0 > 0 else \
+            np.full(values.shape[1], np.nan)
+    scores[numerically_constant(values) | (denominator == 0)] = np.nan
+    return scores
+
+
 def numerically_constant(values: np.ndarray) -> np.ndarray:
     """Return, per column, whether its range is within rounding of its magnitude (1e-5 rel.)."""
     values = np.asarray(values, dtype=np.float64)
@@ -153,14 +175,16 @@ def numerically_constant(values: np.ndarray) -> np.ndarray:
     return spread <= 1e-5 * (1.0 + np.abs(values).max(axis=0))
 
 
-def mean_morans_i(values: np.ndarray, slide_groups: list[tuple[np.ndarray, sp.spmatrix]]
-                  ) -> np.ndarray:
+def mean_morans_i(values: np.ndarray, slide_groups: list[tuple[np.ndarray, sp.spmatrix]],
+                  backend: Literal["squidpy", "numpy"] = "squidpy") -> np.ndarray:
     """Return Moran's I per gene, per slide, averaged over slides (NaNs skipped).
 
     ``slide_groups`` holds (spot indices, hexagonal adjacency of those spots) per slide. A gene
-    without an I on any slide gets NaN (ranked last by ``top_k``).
+    without an I on any slide gets NaN (ranked last by ``top_k``). ``backend`` picks
+    ``morans_i`` (squidpy, as SpaRED) or ``morans_i_numpy`` (the same values, faster).
     """
-    scores = np.stack([morans_i(values[index], adjacency) for index, adjacency in slide_groups])
+    score = morans_i if backend == "squidpy" else morans_i_numpy
+    scores = np.stack([score(values[index], adjacency) for index, adjacency in slide_groups])
     finite = np.isfinite(scores)
     counted = finite.sum(axis=0)
     total = np.where(finite, scores, 0.0).sum(axis=0)

@@ -162,17 +162,21 @@ def test_deltas_and_spackle(processed_vlo: Any) -> None:
                                atol=1e-5)
 
 
-def test_gene_blocks_do_not_change_the_result(raw_vlo: Any, tmp_path: Any) -> None:
+def test_gene_blocks_and_moran_backend_do_not_change_the_result(raw_vlo: Any,
+                                                                 tmp_path: Any) -> None:
     raw = raw_from_anndata(raw_vlo, "raw_vlo")
     config = default_config(DATASET).model_copy(update={"spackle": False})
     whole, _ = process_raw(raw, config, cache_dir=tmp_path)
-    small = config.model_copy(update={"chunk_mb": 0.1})
+    small = config.model_copy(update={"chunk_mb": 0.1, "moran_backend": "numpy"})
     blocks, report = process_raw(raw, small, cache_dir=tmp_path)
     assert "blocks of " in report.step("median_filter").note
     assert "blocks of 1 " not in report.step("median_filter").note
+    assert report.step("moran").note.startswith("numpy")
     assert blocks.var_names.tolist() == whole.var_names.tolist()
     for layer in whole.layers:
         np.testing.assert_array_equal(blocks.layers[layer], whole.layers[layer])
+    np.testing.assert_allclose(blocks.var["d_log1p_moran"], whole.var["d_log1p_moran"],
+                               rtol=1e-10)
     assert "c_t_log1p" not in whole.layers
 
 

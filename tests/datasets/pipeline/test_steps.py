@@ -109,6 +109,8 @@ def test_morans_i_equals_the_formula() -> None:
     expected = [moran_formula(values[:, g], rows, cols) for g in range(values.shape[1])]
     np.testing.assert_allclose(scores, expected, rtol=1e-9, atol=1e-12)
     assert scores[0] > 0.5 > abs(scores[1])
+    np.testing.assert_allclose(steps.morans_i_numpy(values, hex_neighbors(rows, cols)),
+                               expected, rtol=1e-9, atol=1e-12)
 
 
 def test_constant_gene_has_no_moran_and_slides_average() -> None:
@@ -121,12 +123,14 @@ def test_constant_gene_has_no_moran_and_slides_average() -> None:
     values = np.concatenate([a, b])
     groups = [(np.arange(n), hex_neighbors(rows, cols)),
               (np.arange(n, 2 * n), hex_neighbors(rows, cols))]
-    scores = steps.mean_morans_i(values, groups)
     first = [moran_formula(a[:, g], rows, cols) for g in range(2)]
     second = moran_formula(b[:, 0], rows, cols)
-    assert scores[0] == pytest.approx((first[0] + second) / 2, rel=1e-9)
-    assert scores[1] == pytest.approx(first[1], rel=1e-9)  # NaN of slide 2 skipped
+    for backend in ("squidpy", "numpy"):
+        scores = steps.mean_morans_i(values, groups, backend)  # type: ignore[arg-type]
+        assert scores[0] == pytest.approx((first[0] + second) / 2, rel=1e-9)
+        assert scores[1] == pytest.approx(first[1], rel=1e-9)  # NaN of slide 2 skipped
     assert np.isnan(steps.morans_i(b, hex_neighbors(rows, cols))[1])
+    assert np.isnan(steps.morans_i_numpy(b, hex_neighbors(rows, cols))[1])
 
 
 def test_top_k_breaks_ties_by_position_and_puts_nan_last() -> None:
