@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func
+from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
 from evaluator.store import (
@@ -111,21 +111,19 @@ def _release_info(record: ReleaseRecord) -> ReleaseInfo:
                        tracks={d: list(t) for d, t in (record.tracks or {}).items()})
 
 
+# One plain statement (no ORM compilation per request: this runs on every request).
+_STORE_VERSION_SQL = text(
+    "SELECT (SELECT count(*) FROM results), (SELECT max(id) FROM results), "
+    "(SELECT count(*) FROM submissions), "
+    "(SELECT coalesce(sum(CASE WHEN hidden THEN id ELSE 0 END), 0) FROM submissions), "
+    "(SELECT count(*) FROM releases), "
+    "(SELECT release_id FROM releases WHERE is_current LIMIT 1)")
+
+
 def store_version(session: Session) -> StoreVersion:
     """A value that changes whenever what the leaderboard shows may change: results added,
     entries added or hidden, releases published or made current. One round trip."""
-    hidden_sum = func.coalesce(func.sum(case((col(Submission.hidden), col(Submission.id)),
-                                             else_=0)), 0)
-    statement = select(
-        select(func.count()).select_from(Result).scalar_subquery(),
-        select(func.max(Result.id)).scalar_subquery(),
-        select(func.count()).select_from(Submission).scalar_subquery(),
-        select(hidden_sum).scalar_subquery(),
-        select(func.count()).select_from(ReleaseRecord).scalar_subquery(),
-        select(ReleaseRecord.release_id).where(col(ReleaseRecord.is_current)).limit(1)
-        .scalar_subquery(),
-    )
-    return tuple(session.exec(statement).one())  # type: ignore[call-overload]
+    return tuple(session.connection().execute(_STORE_VERSION_SQL).one())
 
 
 def releases(session: Session) -> list[ReleaseInfo]:
