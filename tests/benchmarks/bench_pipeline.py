@@ -71,7 +71,8 @@ def _moran_loop(values: np.ndarray, adjacency: sp.csr_matrix) -> np.ndarray:
     n = values.shape[0]
     out = np.empty(values.shape[1])
     for g in range(values.shape[1]):
-        z = values[:, g].astype(np.float64) - values[:, g].mean()
+        column = values[:, g].astype(np.float64)
+        z = column - column.mean()
         out[g] = n / s0 * (z @ (weights @ z)) / (z @ z) if np.any(z) else np.nan
     return out
 
