@@ -128,6 +128,13 @@ def execute_claim(
                                timings={"total_s": time.perf_counter() - t0},
                                container_started_at=started.get("at"))
     except Exception as error:  # a bug or an OS error: the job is retried, the worker lives
+        if _engine_error(error):
+            # The engine's connection broke in a way the runner did not map (e.g. a chunked
+            # response cut short when the engine died mid-wait).
+            return ExecutionReport("infra", "engine_unavailable",
+                                   f"the Docker engine went away: {type(error).__name__}: "
+                                   f"{error}", timings={"total_s": time.perf_counter() - t0},
+                                   container_started_at=started.get("at"))
         log.exception("job %s: unexpected error", claim.job_id)
         return ExecutionReport("infra", "evaluator_error",
                                f"unexpected evaluator error: {type(error).__name__}: {error}",
@@ -143,3 +150,12 @@ def execute_claim(
     return ExecutionReport(kind, result.status, message, score=result.score,
                            log_text=result.log_tail, timings=timings,
                            container_started_at=started.get("at"))
+
+
+def _engine_error(error: BaseException) -> bool:
+    """True for an error of talking to the engine (requests' or urllib3's connection family)."""
+    import requests
+    import urllib3
+
+    return isinstance(error, requests.exceptions.RequestException
+                      | urllib3.exceptions.HTTPError | ConnectionError)

@@ -215,9 +215,11 @@ class Worker:
             self._enqueue([job_id], delay_s=self.options.engine_backoff_s)
             self._stop.wait(self.options.engine_backoff_s)
             return
+        t_claim = time.perf_counter()
         claim = with_retry(self.engine,
                            lambda s: claim_job(s, job_id, self.options.name, gpus),
                            wait_s=self.options.db_wait_s, what=f"claim job {job_id}")
+        claim_s = time.perf_counter() - t_claim
         if claim is None:
             log.info("job %s: not claimable (already taken or final); skipped", job_id)
             return
@@ -225,6 +227,7 @@ class Worker:
             self._live_tokens.add(claim.lease_token)
         try:
             report = self._execute(claim)
+            report.timings["claim_s"] = claim_s
             self._finish(claim, report)
         finally:
             with self._lock:
@@ -265,7 +268,6 @@ class Worker:
         return report
 
     def _finish(self, claim: Claim, report: ExecutionReport) -> None:
-        t0 = time.perf_counter()
         timings = report.timings
         if report.kind == "succeeded" and report.score is not None:
             score = report.score
@@ -287,7 +289,6 @@ class Worker:
                      report.message, outcome.status)
             if outcome.status == "queued":
                 self._enqueue([claim.job_id], delay_s=self.options.retry_delay_s)
-        timings["db_s"] = time.perf_counter() - t0
         self.jobs_done += 1
 
     def _enqueue(self, job_ids: list[int], *, delay_s: float = 0.0) -> None:

@@ -65,12 +65,12 @@ class BenchEnv:
     def start_worker(self, name: str, *args: str, env: dict[str, str] | None = None
                      ) -> subprocess.Popen[bytes]:
         """Start ``spared-bench worker`` as a process; its log goes to home/<name>.log."""
-        log = open(self.home / f"worker-{name}.log", "ab")  # noqa: SIM115 (the process owns it)
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "spared-bench"), "worker", "--name", name,
-             "--log-level", "INFO", *args],
-            env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
-            cwd=REPO, start_new_session=True)
+        with open(self.home / f"worker-{name}.log", "ab") as log:
+            process = subprocess.Popen(
+                [str(Path(sys.executable).parent / "spared-bench"), "worker", "--name", name,
+                 "--log-level", "INFO", *args],
+                env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+                cwd=REPO, start_new_session=True)
         self.workers.append(process)
         return process
 
@@ -185,3 +185,38 @@ def published(bench_env: BenchEnv, tiny_release: Any) -> BenchEnv:
 
     publish_release(bench_env.bench(), tiny_release.release_id)
     return bench_env
+
+
+@pytest.fixture(scope="session")
+def small_release(tmp_path_factory: pytest.TempPathFactory, tiny_processed_dir: Path) -> Any:
+    """A release of one tiny dataset: two jobs (raw, spackle) per submission."""
+    from evaluator.datasets.release import build_release
+
+    source = tiny_processed_dir / "villacampa_lung_organoid.h5ad"
+    release, _ = build_release([source], tmp_path_factory.mktemp("releases-small"),
+                               label="small", cache_dir=tmp_path_factory.mktemp("cache-small"))
+    return release
+
+
+def publish_small(env: BenchEnv, small_release: Any) -> Any:
+    """Put the one-dataset release in the bench and publish it; returns the bench."""
+    from evaluator.orchestrator import publish_release
+
+    _release_into(env.home, small_release)
+    bench = env.bench()
+    publish_release(bench, small_release.release_id)
+    return bench
+
+
+@pytest.fixture
+def remove_worker_containers(docker_engine: Any) -> Iterator[list[str]]:
+    """Names of workers whose leftover job containers are removed after the test."""
+    from evaluator.orchestrator.execution import WORKER_LABEL
+
+    names: list[str] = []
+    yield names
+    for name in names:
+        for container in docker_engine.containers.list(
+                all=True, filters={"label": f"{WORKER_LABEL}={name}"}):
+            with contextlib.suppress(Exception):
+                container.remove(force=True)
