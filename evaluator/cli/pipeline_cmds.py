@@ -86,7 +86,8 @@ def update_command(names: tuple[str, ...], force: bool, label: str | None, no_pu
 
     Raw inputs are registered in $SPARED_BENCH_HOME/raw as <dataset>.h5ad or
     <dataset>.sources.json, with an optional <dataset>.config.json; a dataset whose input and
-    configuration are unchanged since it was last processed is reused, not recomputed.
+    configuration are unchanged since it was last processed is reused, not recomputed. The
+    release holds every processed dataset of the store, as `data release` does.
     """
     from evaluator.datasets.pipeline.update import build_update_release, update_datasets
 

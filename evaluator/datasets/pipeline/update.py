@@ -291,7 +291,9 @@ def update_datasets(
                               progress=progress, on_step=step_cb)
         import anndata as ad
 
-        genes = [str(g) for g in ad.read_h5ad(output, backed="r").var_names]
+        written = ad.read_h5ad(output, backed="r")
+        genes = [str(g) for g in written.var_names]
+        written.file.close()
         state = DatasetState(
             dataset=source.dataset, input_path=str(source.input_path), input_sha256=input_sha,
             config_sha256=config_sha, output_path=str(output), output_sha256=sha256_file(output),
