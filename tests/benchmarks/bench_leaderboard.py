@@ -110,7 +110,8 @@ def _wrk(url: str, duration_s: int) -> dict[str, float]:
 
 
 def _in_process_filters(url: str, home: Path) -> tuple[list[float], list[float]]:
-    """Board.leaderboard for each new filter (rows cached), and compute_statistics alone."""
+    """Board.leaderboard for each new filter (rows cached), and compute_statistics alone;
+    best of 3 per filter."""
     from sqlmodel import Session
 
     from evaluator.core.settings import Settings
@@ -131,18 +132,28 @@ def _in_process_filters(url: str, home: Path) -> tuple[list[float], list[float]]
         board.leaderboard(session, version, release, "raw", parse_filter({}))  # rows, imports
         for query in FILTERS:
             filt = parse_filter(dict(pair.split("=") for pair in query.split("&")))
-            start = time.perf_counter()
-            board.leaderboard(session, version, release, "raw", filt)
-            full.append((time.perf_counter() - start) * 1e3)
             datasets = set(filt.select(release.datasets("raw")))
             meta = board.entries(session, version)
             table = [{"entry": meta[r["submission_id"]].label, "dataset": r["dataset"],
                       "mse": r["mse"], "pcc_gene": r["pcc_gene"]}
                      for r in board.rows(session, version, release, "raw")
                      if r["dataset"] in datasets]
-            start = time.perf_counter()
-            compute_statistics(table, datasets=sorted(datasets))
-            floor.append((time.perf_counter() - start) * 1e3)
+            # Best of 3 (2 shared cores): each time a store version never seen, so the
+            # statistics and the view are computed again while the rows stay cached.
+            best_full = best_floor = float("inf")
+            for attempt in range(3):
+                fresh = (*version, "bench", query, attempt)
+                app_state.cache.put(("rows", fresh, release.release_id, "raw"),
+                                    board.rows(session, version, release, "raw"))
+                app_state.cache.put(("entries", fresh), meta)
+                start = time.perf_counter()
+                board.leaderboard(session, fresh, release, "raw", filt)
+                best_full = min(best_full, (time.perf_counter() - start) * 1e3)
+                start = time.perf_counter()
+                compute_statistics(table, datasets=sorted(datasets))
+                best_floor = min(best_floor, (time.perf_counter() - start) * 1e3)
+            full.append(best_full)
+            floor.append(best_floor)
     return full, floor
 
 
