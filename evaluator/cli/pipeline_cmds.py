@@ -53,9 +53,12 @@ def process_command(raw: Path, dataset: str, config_path: Path | None, out_path:
     info = get_dataset(dataset)
     target = out_path or settings.processed_dir / f"{info.name}.h5ad"
     click.echo(f"processing {raw} as {info.name} ...", err=True)
+    progress = settings.show_progress()
+    # With progress bars the steps show in the bar; without, one line each as they finish.
     report = process_file(raw, info.name, target, cache_dir=settings.cache_dir,
-                          config_path=config_path, progress=settings.show_progress(),
-                          on_step=lambda r: click.echo(_step_line(info.name, r), err=True))
+                          config_path=config_path, progress=progress,
+                          on_step=None if progress else
+                          lambda r: click.echo(_step_line(info.name, r), err=True))
     if as_json:
         click.echo(report.model_dump_json(indent=2))
         return
@@ -93,10 +96,12 @@ def update_command(names: tuple[str, ...], force: bool, label: str | None, no_pu
 
     settings = Settings.from_env()
     start = time.perf_counter()
+    progress = settings.show_progress()
     updates = update_datasets(
-        settings, datasets=list(names) or None, force=force, progress=settings.show_progress(),
+        settings, datasets=list(names) or None, force=force, progress=progress,
         on_event=lambda msg: click.echo(msg, err=True),
-        on_step=lambda name, record: click.echo(_step_line(name, record), err=True))
+        on_step=None if progress else
+        lambda name, record: click.echo(_step_line(name, record), err=True))
     bench = None if no_publish else _bench(settings)
     previous = _current_release_id(bench) if bench is not None else None
     release, created, log, log_path = build_update_release(

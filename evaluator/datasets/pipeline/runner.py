@@ -160,10 +160,15 @@ class _Run:
     """State of one run: the current spots, genes and counts, and the records so far."""
 
     def __init__(self, raw: RawData, config: PipelineConfig,
-                 on_step: Callable[[StepRecord], None] | None) -> None:
+                 on_step: Callable[[StepRecord], None] | None, progress: bool = False) -> None:
+        from tqdm import tqdm
+
         self.raw = raw
         self.config = config
         self.on_step = on_step
+        steps_run = len(STEP_NAMES) - (0 if config.spackle else 1)
+        self.bar = tqdm(total=steps_run, desc=f"{config.dataset}: pipeline", unit="step",
+                        disable=not progress, file=sys.stderr, leave=False)
         self.clock = _Clock()
         self.records: list[StepRecord] = []
         self.spots = np.arange(raw.n_spots)  # rows of the raw data still in
@@ -184,6 +189,8 @@ class _Run:
             peak_rss_mb=self.clock.peak_mb.get(name, 0.0),
             note=note)
         self.records.append(record)
+        self.bar.set_postfix_str(f"{name} done", refresh=False)
+        self.bar.update(1)
         if self.on_step is not None:
             self.on_step(record)
 
@@ -355,7 +362,8 @@ def process_raw(
 
     ``cache_dir`` holds the SpaCKLE models (trained once per ``data_hash``, data and SpaCKLE
     configuration; ``SPARED_BENCH_SPACKLE_STEPS`` sets the training steps as for releases).
-    ``on_step`` receives each step's record as it finishes. Raises ``PipelineError`` when a
+    ``on_step`` receives each step's record as it finishes; ``progress`` draws bars on stderr
+    (steps, gene blocks, SpaCKLE's training). Raises ``PipelineError`` when a
     step leaves too few spots or genes.
     """
     import anndata as ad
@@ -364,7 +372,7 @@ def process_raw(
 
     started = time.perf_counter()
     config = config.resolved()
-    run = _Run(raw, config, on_step)
+    run = _Run(raw, config, on_step, progress)
     missing_raw = steps.missing_fraction(raw.counts)
     exp_frac, glob_exp_frac = _filter(run)
     selected, selected_scores, all_scores, d_log1p, scale = _rank_genes(run, progress)
@@ -442,6 +450,7 @@ def process_raw(
         "report_json": report.model_dump_json(),
     }
     del all_scores
+    run.bar.close()
     return adata, report
 
 
