@@ -170,10 +170,17 @@ def api_reference() -> Response:
 
 @pages.get("/healthz")
 def health() -> Response:
-    """``{"status": "ok", "current_release": ...}`` when the database answers."""
+    """``{"status": "ok", "current_release": ...}`` when the database answers, else 503."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from evaluator.store import current_release as stored_current
+    from leaderboard.errors import WebError
     from leaderboard.schemas import HealthOut
 
-    record = stored_current(db())
+    try:
+        record = stored_current(db())
+    except SQLAlchemyError as error:
+        raise WebError(f"expected the results database to answer, found "
+                       f"{type(error).__name__}", status=503) from error
     return jsonify(HealthOut(status="ok", current_release=record.release_id if record else None)
                    .model_dump(mode="json"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 from evaluator.datasets import get_dataset, load_registry
@@ -310,3 +311,15 @@ def test_pages_are_offline_and_locked_down(client: Any) -> None:
 def test_health(env: LeaderboardEnv) -> None:
     body = env.client().get("/healthz").get_json()
     assert body == {"status": "ok", "current_release": env.seeded.release_id}
+
+
+def test_health_is_503_when_the_database_is_gone(tmp_path: Any) -> None:
+    from tests.leaderboard.conftest import make_env
+
+    gone = make_env(tmp_path / "home")
+    Path(gone.url.removeprefix("sqlite:///")).unlink()
+    for suffix in ("-wal", "-shm"):
+        Path(gone.url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
+    response = gone.client().get("/healthz")
+    assert response.status_code == 503
+    assert "expected the results database to answer" in response.get_json()["error"]
