@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -261,19 +262,26 @@ def _split_dataset(
 
 
 def prepare_processed(adata: ad.AnnData, name: str, source_sha256: str,
-                      cache_dir: Path | None) -> None:
+                      cache_dir: Path | None) -> str:
     """Complete a processed dataset in place before it is split into a release.
 
-    Adds what a release needs and the file lacks (the SpaCKLE-completed layer).
+    Adds what a release needs and the file lacks (the SpaCKLE-completed layer); returns a
+    one-line account of what was done, for progress reports.
     """
     # completion hook
     from evaluator.completion import add_completion_layers
     from evaluator.core.settings import Settings
 
+    if COMPLETED_LAYER in adata.layers and "d_log1p" in adata.layers:
+        return "has both tracks already"
     settings = Settings.from_env()
-    add_completion_layers(adata, cache_dir=cache_dir or settings.cache_dir,
-                          data_hash=source_sha256, config=completion_config(),
-                          progress=settings.show_progress(), source=name)
+    start = time.perf_counter()
+    report = add_completion_layers(adata, cache_dir=cache_dir or settings.cache_dir,
+                                   data_hash=source_sha256, config=completion_config(),
+                                   progress=settings.show_progress(), source=name)
+    how = ("reused a cached SpaCKLE model" if report.cache_hit
+           else "trained SpaCKLE" if report.cache_hit is False else "completed")
+    return f"added {', '.join(report.added)} ({how}, {time.perf_counter() - start:.1f}s)"
 
 
 def completion_config() -> SpackleConfig:
@@ -338,7 +346,10 @@ def build_release(
             say(f"[{i}/{len(resolved)}] {name}: validating {path.name}")
             adata = read_h5ad(path)
             check_dataset(adata, str(path), expected_genes=get_dataset(name).genes)
-            prepare_processed(adata, name, hashes[name], cache_dir)
+            if COMPLETED_LAYER not in adata.layers:
+                say(f"[{i}/{len(resolved)}] {name}: completing missing values with SpaCKLE")
+            done = prepare_processed(adata, name, hashes[name], cache_dir)
+            say(f"[{i}/{len(resolved)}] {name}: {done}")
             tracks: list[Track] = ["raw"] + (["spackle"] if COMPLETED_LAYER in adata.layers
                                              else [])
             say(f"[{i}/{len(resolved)}] {name}: writing tracks {', '.join(tracks)}")
