@@ -1,0 +1,106 @@
+"""The scaled stack for real: scripts/stack.sh up (Debian's docker-compose, images built
+offline), a baseline submitted through it, its results read from the stack's Postgres."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.store.dbsupport import REPO, wait_until
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+class Stack:
+    """One compose project with its own name, ports and home folder."""
+
+    def __init__(self) -> None:
+        suffix = uuid.uuid4().hex[:8]
+        self.home = Path("/var/lib/spared-bench") / f"stack-test-{suffix}"
+        self.env = {**os.environ, "SPARED_STACK_HOME": str(self.home),
+                    "SPARED_STACK_PROJECT": f"sbtest{suffix}",
+                    "SPARED_STACK_PG_PORT": str(_free_port()),
+                    "SPARED_STACK_WEB_PORT": str(_free_port())}
+
+    def run(self, *args: str, timeout_s: float = 900) -> str:
+        done = subprocess.run(["bash", str(REPO / "scripts" / "stack.sh"), *args],
+                              env=self.env, capture_output=True, text=True, timeout=timeout_s,
+                              check=False)
+        if done.returncode != 0:
+            pytest.fail(f"scripts/stack.sh {' '.join(args)} failed ({done.returncode}):\n"
+                        f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}", pytrace=False)
+        return done.stdout
+
+    def cli(self, *args: str) -> str:
+        """Run `spared-bench ARGS` inside a worker container of the stack."""
+        return self.run("exec", "-T", "worker", "spared-bench", *args, timeout_s=300)
+
+    @property
+    def database_url(self) -> str:
+        return f"postgresql://spared:spared@127.0.0.1:{self.env['SPARED_STACK_PG_PORT']}/" \
+               "spared_bench"
+
+    def health(self) -> dict[str, Any]:
+        url = f"http://127.0.0.1:{self.env['SPARED_STACK_WEB_PORT']}/healthz"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return json.loads(response.read())
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def stack(docker_engine: Any) -> Iterator[Stack]:
+    made = Stack()
+    try:
+        yield made
+    finally:
+        subprocess.run(["bash", str(REPO / "scripts" / "stack.sh"), "down", "--volumes"],
+                       env=made.env, capture_output=True, timeout=300, check=False)
+        shutil.rmtree(made.home, ignore_errors=True)
+
+
+def test_stack_evaluates_a_baseline_into_postgres(stack: Stack, tiny_release: Any,
+                                                  build_image: Any) -> None:
+    import psycopg
+
+    stack.run("up", "2")
+    assert stack.health()["status"] == "ok"
+    target = stack.home / "releases" / tiny_release.release_id
+    shutil.copytree(tiny_release.root, target)
+    image = build_image("ok")
+    assert "is current" in stack.cli("data", "publish", tiny_release.release_id)
+    receipt = json.loads(stack.cli("submit", image, "--name", "constant", "--team", "baselines",
+                                   "--baseline", "--json"))
+    assert receipt["jobs_queued"] == 6 and receipt["image_digest"] == image
+
+    def rows(query: str) -> list[tuple[Any, ...]]:
+        with psycopg.connect(stack.database_url, connect_timeout=5) as conn:
+            return conn.execute(query).fetchall()
+
+    wait_until(lambda: rows("select count(*) from jobs where status in ('queued', 'running')")
+               == [(0,)], 240, "every job of the baseline to finish")
+    assert rows("select status, count(*) from jobs group by status") == [("succeeded", 6)]
+    results = rows("select dataset, track, image_digest, release_id from results")
+    assert len(results) == 6
+    assert {r[2] for r in results} == {image}
+    assert {r[3] for r in results} == {tiny_release.release_id}
+    # Two workers (compose replicas) shared the submission.
+    assert len(rows("select distinct worker from jobs")) == 2
+    assert stack.health()["results"] == 6
+    table = stack.cli("results", "--release", "current", "--track", "raw", "--csv")
+    assert table.count("baselines/constant") == 3
