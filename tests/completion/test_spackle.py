@@ -105,6 +105,39 @@ def test_short_training_beats_the_median_filter(tiny_data: SpotData) -> None:
     assert by_method["spackle"].pcc_mean > by_method["median"].pcc_mean
 
 
+def test_step_budget_scales_with_train_spots_within_bounds() -> None:
+    cfg = SpackleConfig(min_steps=200, max_steps=600, epochs=20, batch_size=256)
+    assert cfg.step_budget(1000) == 200  # 4 batches x 20 epochs = 80, raised to min_steps
+    assert cfg.step_budget(5000) == 400  # 20 batches x 20 epochs
+    assert cfg.step_budget(50_000) == 600  # 196 x 20, capped
+    assert cfg.step_budget(0) == 200
+    # max_steps wins over min_steps: SPARED_BENCH_SPACKLE_STEPS=20 trains exactly 20 steps.
+    assert cfg.model_copy(update={"max_steps": 20}).step_budget(50_000) == 20
+    assert SpackleConfig.paper().step_budget(10) == 10_000
+
+
+def test_training_follows_the_budget_and_caps_validation_spots(tiny_data: SpotData,
+                                                              monkeypatch) -> None:
+    n_train = int((tiny_data.split == "train").sum())
+    n_val = int((tiny_data.split == "val").sum())
+    cfg = SpackleConfig(min_steps=3, max_steps=50, epochs=2, batch_size=16, val_every_steps=2,
+                        max_val_spots=n_val - 3, device="cpu")
+    expected = 2 * -(-n_train // 16)
+    assert 3 < expected < 50 and cfg.step_budget(n_train) == expected
+    validated: list[int] = []
+    original = spackle_module._validation_mse
+
+    def validation(net, tensors, centres, hide):
+        validated.append(int(centres.shape[0]))
+        assert set(centres.tolist()) <= set(np.flatnonzero(tiny_data.split == "val").tolist())
+        return original(net, tensors, centres, hide)
+
+    monkeypatch.setattr(spackle_module, "_validation_mse", validation)
+    trained = train_spackle(tiny_data, cfg)
+    assert trained.steps == expected and trained.history[-1][0] == expected
+    assert validated and set(validated) == {n_val - 3}
+
+
 def test_completion_keeps_measured_values(tiny_data: SpotData) -> None:
     trained = train_spackle(tiny_data, FAST)
     out = trained.complete(tiny_data)
@@ -139,6 +172,7 @@ def test_checkpoint_round_trip_and_mismatches(tiny_data: SpotData, tmp_path) -> 
     assert loaded.data_hash == "abc123"
     assert loaded.genes == tiny_data.genes
     assert loaded.best_step == trained.best_step
+    assert loaded.steps == trained.steps == FAST.max_steps
     np.testing.assert_array_equal(loaded.complete(tiny_data), trained.complete(tiny_data))
 
     other_genes = SpotData(tiny_data.expression, tiny_data.mask, tiny_data.array_row,
