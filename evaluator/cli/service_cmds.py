@@ -183,11 +183,14 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
 @click.option("--server", envvar="SPARED_BENCH_SERVER", default=None,
               help="Leaderboard URL to submit to [env SPARED_BENCH_SERVER; default: local].")
 @click.option("--baseline", is_flag=True, help="Register as a baseline (admins, local use).")
+@click.option("--no-archive", is_flag=True,
+              help="Local image: do not keep a `docker save` archive for workers on other "
+                   "engines (every worker shares this engine).")
 @click.option("--wait", "wait_s", type=click.FloatRange(0), default=None,
               help="Local use: wait up to this many seconds for the jobs to finish.")
 @click.option("--json", "as_json", is_flag=True, help="Print the receipt as JSON.")
 def submit_command(image: str, name: str, description: str, team: str | None,
-                   token: str | None, server: str | None, baseline: bool,
+                   token: str | None, server: str | None, baseline: bool, no_archive: bool,
                    wait_s: float | None, as_json: bool) -> None:
     """Submit IMAGE (an image on this engine, or a `docker save` .tar file) for evaluation.
 
@@ -214,7 +217,7 @@ def submit_command(image: str, name: str, description: str, team: str | None,
                                            baseline=baseline)
         else:
             receipt = register_image(bench, image, name=name, description=description, by=by,
-                                     team=team, baseline=baseline)
+                                     team=team, baseline=baseline, keep_archive=not no_archive)
     if as_json:
         _echo_json(receipt)
     else:
