@@ -52,7 +52,7 @@ _INFERENCE_BATCH = 1024
 class SpackleConfig(BaseModel):
     """Hyper-parameters of a SpaCKLE model and its training.
 
-    The defaults train in 0.5 to 1.5 minutes per dataset on one CPU core (200 to 400 steps);
+    The defaults train in 30 to 60 s per dataset on one CPU core (200 to 400 steps);
     ``paper()`` gives the paper's scale for a GPU. Width 128, rho 0.3, Adam and batch 256 are
     the paper's.
 
