@@ -76,7 +76,8 @@ def _set_threads(threads: int | None) -> None:
 
 _spackle_options = [
     click.option("--max-steps", type=click.IntRange(min=1), default=None,
-                 help="SpaCKLE optimizer steps (default 100; the paper uses 10,000)."),
+                 help="Cap on SpaCKLE optimizer steps (default: 30 epochs within "
+                      "200-400 steps; the paper uses 10,000)."),
     click.option("--n-neighbors", type=click.IntRange(0, 18), default=None,
                  help="Nearest 2-hop neighbours per spot (default 6)."),
     click.option("--loss-on", type=click.Choice(["all", "hidden"]), default=None,

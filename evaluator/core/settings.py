@@ -47,8 +47,8 @@ class Settings(BaseModel):
     - ``SPARED_BENCH_JOB_MAX_ATTEMPTS``: runs of one job before an infrastructure failure (engine
       gone, worker killed) is final (default 3); a model's own failure is never retried.
     - ``SPARED_BENCH_SPACKLE_STEPS``: training steps of the SpaCKLE models a release build trains
-      for datasets without ``c_t_log1p`` (default: SpaCKLE's own default, 100); part of the
-      release id.
+      for datasets without ``c_t_log1p`` (default: SpaCKLE's own budget, 30 epochs within
+      200-400 steps); part of the release id.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -471,7 +471,7 @@ def _spackle(run: _Run, adata: ad.AnnData, cache_dir: Path, data_hash: str | Non
                                                                                   train)
     run.record("spackle", spots_in=n, genes_in=g, missing_before=missing,
                note=("reused the cached model" if report.cache_hit else "trained")
-               + f" ({completion_config().max_steps} steps)")
+               + f" (at most {completion_config().max_steps} steps)")
 
 
 def _content_hash(adata: ad.AnnData) -> str:
