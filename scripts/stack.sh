@@ -56,6 +56,7 @@ need_tools() {
     docker info >/dev/null 2>&1 || bash scripts/ensure_docker.sh
     if ! command -v docker-compose >/dev/null 2>&1; then
         step "installing docker-compose (Debian)"
+        apt-get update -qq >/dev/null || die "apt-get update failed"
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
             docker-compose >/dev/null || die "apt-get install docker-compose failed"
     fi
@@ -124,8 +125,12 @@ build_evaluator() {
             -c "$wheels/constraints.txt" -r "$wheels/requirements.txt" -d "$wheels" \
             2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2) \
             || die "pip download of the evaluator's dependencies failed (is PyPI reachable?)"
+        # setuptools builds in the source tree: remove its build/ folder unless it was there.
+        local had_build=0
+        [[ -d build ]] && had_build=1
         "$VENV/bin/pip" wheel --quiet --no-deps --disable-pip-version-check -w "$wheels" . \
             2> >(grep -v 'is ignored' >&2) || die "pip wheel of the project failed"
+        [[ $had_build == 1 ]] || rm -rf build
         # constraints pin, requirements choose; pip sees both inside the build
         sed -i "1i -c constraints.txt" "$wheels/requirements.txt"
         note "$(ls "$wheels"/*.whl | wc -l) wheels, $(du -sh "$wheels" | cut -f1)"
