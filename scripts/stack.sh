@@ -167,7 +167,9 @@ cmd_up() {
         esac
     done
     cmd_build
-    mkdir -p "$SPARED_STACK_HOME"
+    # The web app (uid 10001, as every job container) keeps uploaded archives in images/.
+    mkdir -p "$SPARED_STACK_HOME/images"
+    chown 10001:10001 "$SPARED_STACK_HOME/images"
     step "starting the stack ($workers worker(s)) as project $PROJECT; home $SPARED_STACK_HOME"
     # --no-build: every image was built above, offline; compose must not try a registry.
     compose "${profile[@]}" up -d --no-build --scale "worker=$workers" >&2

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -75,7 +76,7 @@ def stack(docker_engine: Any) -> Iterator[Stack]:
 
 
 def test_stack_evaluates_a_baseline_into_postgres(stack: Stack, tiny_release: Any,
-                                                  build_image: Any) -> None:
+                                                  build_image: Any, docker_engine: Any) -> None:
     import psycopg
 
     stack.run("up", "2")
@@ -103,3 +104,33 @@ def test_stack_evaluates_a_baseline_into_postgres(stack: Stack, tiny_release: An
     assert len(rows("select distinct worker from jobs")) == 2
     table = stack.cli("results", "--release", "current", "--track", "raw", "--csv")
     assert table.count("baselines/constant") == 3
+
+    # A model author: a token, then `spared-bench submit --server` streams a `docker save`
+    # archive to the web app, whose API records it; the workers run it like any other.
+    stack.cli("team", "create", "lab")
+    token = stack.cli("team", "token", "lab").strip()
+    other = build_image("ok", nonce="via-web")
+    archive = stack.home.parent / f"{stack.home.name}-upload.tar"
+    with open(archive, "wb") as out:
+        for chunk in docker_engine.images.get(other).save(named=True):
+            out.write(chunk)
+    try:
+        server = f"http://127.0.0.1:{stack.env['SPARED_STACK_WEB_PORT']}"
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "spared-bench"), "submit", str(archive),
+             "--name", "via-web", "--server", server, "--token", token, "--json"],
+            capture_output=True, text=True, timeout=600, check=False)
+        assert done.returncode == 0, done.stderr
+        via_web = json.loads(done.stdout)
+        assert (via_web["team"], via_web["image_digest"], via_web["jobs_queued"]) == \
+            ("lab", other, 6)
+        wrong = subprocess.run(
+            [str(Path(sys.executable).parent / "spared-bench"), "status", "2", "--server",
+             server, "--token", "sbt_wrong"], capture_output=True, text=True, check=False)
+        assert wrong.returncode == 2 and "HTTP 401" in wrong.stderr
+    finally:
+        archive.unlink(missing_ok=True)
+    wait_until(lambda: rows("select count(*) from jobs where status in ('queued', 'running')")
+               == [(0,)], 240, "every job of the web submission to finish")
+    assert rows(f"select count(*) from results where submission_id = "
+                f"{via_web['submission_id']}") == [(6,)]
