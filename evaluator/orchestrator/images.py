@@ -200,11 +200,14 @@ def load_archive(client: Any, path: Path, facts: ArchiveFacts) -> ImageFacts:
 
     Raises ``SubmissionRejected`` when the engine refuses it (a broken layer, say).
     """
-    from docker.errors import APIError
+    from docker.errors import APIError, ImageLoadError
 
     try:
         with open(path, "rb") as handle:
             client.images.load(handle)
+    except ImageLoadError as error:
+        raise SubmissionRejected(f"image archive: the Docker engine refused to load it: "
+                                 f"{error}") from error
     except APIError as error:
         raise SubmissionRejected(f"image archive: the Docker engine refused to load it: "
                                  f"{error.explanation or error}") from error
