@@ -7,6 +7,7 @@ database answers, 503 otherwise; the submission API answers 501 until the web ap
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from flask import Flask, jsonify
 from sqlalchemy import func, text
@@ -20,7 +21,7 @@ SETTINGS = Settings.from_env()
 
 
 @app.get("/healthz")
-def healthz():  # noqa: ANN201 (a Flask view)
+def healthz() -> Any:
     """Report whether the database answers, its schema revision and the results stored."""
     url = SETTINGS.resolved_database_url
     try:
@@ -36,7 +37,7 @@ def healthz():  # noqa: ANN201 (a Flask view)
 
 
 @app.route("/api/submissions", methods=["GET", "POST"])
-def submissions_api():  # noqa: ANN201 (a Flask view)
+def submissions_api() -> Any:
     """Not yet: the leaderboard web app will serve the submission API here."""
     return jsonify(error="the leaderboard web app is not deployed yet: submit with "
                          "`spared-bench submit` on a machine of the stack"), 501
