@@ -49,6 +49,7 @@ class ExecutionReport:
     log_text: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     container_started_at: datetime | None = None
+    model_card: dict[str, Any] | None = None
 
 
 @dataclass
@@ -147,9 +148,10 @@ def execute_claim(
     kind = classify(result.status)
     if kind == "succeeded" and result.score is None:
         kind, message = "infra", "the job succeeded but produced no score"
+    card = result.model_card.model_dump(mode="json") if result.model_card else None
     return ExecutionReport(kind, result.status, message, score=result.score,
                            log_text=result.log_tail, timings=timings,
-                           container_started_at=started.get("at"))
+                           container_started_at=started.get("at"), model_card=card)
 
 
 def _engine_error(error: BaseException) -> bool:

@@ -274,7 +274,8 @@ class Worker:
             stored = with_retry(
                 self.engine,
                 lambda s: complete_job(s, claim, score, message=report.message,
-                                       log_text=report.log_text, timings=timings),
+                                       log_text=report.log_text, timings=timings,
+                                       model_card=report.model_card),
                 wait_s=self.options.db_wait_s, what=f"store result of job {claim.job_id}")
             log.info("job %s: succeeded (mse %.4f)%s", claim.job_id, score.metrics.mse,
                      "" if stored else "; a result was already stored, this one is dropped")

@@ -195,8 +195,9 @@ def _finish_attempt(session: Session, claim: Claim, outcome: str, message: str, 
     )
 
 
-def result_values(claim: Claim, score: JobScore) -> dict[str, Any]:
-    """The ``results`` row of a job's score."""
+def result_values(claim: Claim, score: JobScore,
+                  model_card: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``results`` row of a job's score; ``model_card`` is the job's /output/model.json."""
     metrics = score.metrics
     completed = score.completed_metrics
     return {
@@ -212,7 +213,8 @@ def result_values(claim: Claim, score: JobScore) -> dict[str, Any]:
         "scorer_version": score.provenance.scorer_version,
         "scored_at": score.provenance.scored_at_utc,
         "created_at": utcnow(),
-        "score": score.model_dump(mode="json"),
+        "score": {**score.model_dump(mode="json"),
+                  **({"model_card": model_card} if model_card else {})},
     }
 
 
@@ -228,8 +230,11 @@ def insert_result(session: Session, values: dict[str, Any]) -> bool:
 
 def complete_job(session: Session, claim: Claim, score: JobScore, *, message: str = "",
                  log_text: str = "", timings: dict[str, float] | None = None,
-                 now: datetime | None = None) -> bool:
+                 now: datetime | None = None, model_card: dict[str, Any] | None = None) -> bool:
     """Store the job's result (once) and mark it succeeded; True when this call stored it.
+
+    ``model_card`` (the job's ``/output/model.json``) is kept in the result's ``score`` JSON,
+    where the leaderboard reads the entry's parameters.
 
     The score's provenance must name the claim's release, dataset and track (``ValueError``
     otherwise: a mix-up here would publish a score under the wrong entry).
@@ -239,7 +244,7 @@ def complete_job(session: Session, claim: Claim, score: JobScore, *, message: st
     if got != (claim.release_id, claim.dataset, claim.track):
         raise ValueError(f"job {claim.job_id}: expected a score of "
                          f"{(claim.release_id, claim.dataset, claim.track)}, found one of {got}")
-    stored = insert_result(session, result_values(claim, score))
+    stored = insert_result(session, result_values(claim, score, model_card))
     session.exec(
         update(Job)
         .where(col(Job.id) == claim.job_id, col(Job.status) != "succeeded")

@@ -74,6 +74,10 @@ def test_worker_runs_every_job_and_stores_each_result_once(
     assert {r.image_digest for r in results} == {image}
     # A constant prediction: every gene is constant, PCC reported as 0 and counted.
     assert all(r.pcc_gene == 0.0 and r.constant_genes > 0 for r in results)
+    # The job's /output/model.json is kept with the result (the leaderboard's Parameters).
+    assert all(r.score["model_card"] == {"name": "constant", "notes": "",
+                                         "parameters": {"trainable_parameters": 1}}
+               for r in results)
 
 
 def test_model_failure_is_final_and_its_log_reaches_the_author(

@@ -151,7 +151,8 @@ def main() -> None:
     sdk.write_model_card(
         "cnn-delta",
         {"epochs_run": epochs_run, "best_epoch": best_epoch, "max_epochs": MAX_EPOCHS,
-         "batch": BATCH, "lr": LEARNING_RATE, "device": str(device)},
+         "batch": BATCH, "lr": LEARNING_RATE, "device": str(device),
+         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)},
         "Small CNN predicting the deviation from the training mean (ViT-B+Δ idea), "
         "epoch chosen on a held-out training slide.")
     print(f"cnn-delta: {task.dataset}/{task.track}: {epochs_run} epochs in "

@@ -23,7 +23,8 @@ def main() -> None:
     train = sdk.load_train()
     mean = masked_mean(train.X, sdk.training_weights(train, task.track))
     sdk.write_predictions(np.tile(mean, (task.n_test_spots, 1)), task)
-    sdk.write_model_card("mean", {"statistic": "per-gene training mean"},
+    sdk.write_model_card("mean", {"statistic": "per-gene training mean",
+                                  "trainable_parameters": int(mean.size)},
                          "Ignores the image: the floor of the benchmark.")
     print(f"mean: {task.dataset}/{task.track}: {train.n_spots} training spots, "
           f"{task.n_test_spots} predicted")

@@ -41,7 +41,8 @@ def main() -> None:
     coef = np.linalg.solve(gram, rhs[..., None])[..., 0]
     preds = mean + f_test @ coef.T
     sdk.write_predictions(preds, task)
-    sdk.write_model_card("ridge", {"alpha": ALPHA, "features": int(f_train.shape[1])},
+    sdk.write_model_card("ridge", {"alpha": ALPHA, "features": int(f_train.shape[1]),
+                                   "trainable_parameters": int(coef.size + mean.size)},
                          "Per-gene ridge on per-slide-centred patch colour/texture features.")
     print(f"ridge: {task.dataset}/{task.track}: {train.n_spots} training spots, "
           f"{f_train.shape[1]} features")

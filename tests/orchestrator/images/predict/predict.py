@@ -16,4 +16,6 @@ if os.environ.get("MODE") == "crash":
     sys.exit(3)
 shape = (task["n_test_spots"], len(task["genes"]))
 np.save("/output/predictions.npy", np.full(shape, 1.0, dtype=np.float32))
+with open("/output/model.json", "w") as handle:
+    json.dump({"name": "constant", "parameters": {"trainable_parameters": 1}}, handle)
 print("done", flush=True)
