@@ -57,7 +57,9 @@ OUTPUT_POLL_S = 0.5
 """How often the output folder is measured while a job runs (bounds how far past
 ``output_max_mb`` a fast writer gets before it is killed)."""
 
-_ENGINE_ERRORS = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
+# ChunkedEncodingError: the engine died while streaming a response (e.g. during a wait).
+_ENGINE_ERRORS = (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                  requests.exceptions.ChunkedEncodingError)
 
 
 def docker_client(timeout_s: float = 120.0) -> docker.DockerClient:
