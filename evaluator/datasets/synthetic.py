@@ -340,6 +340,55 @@ def render_patches(
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SimulatedTissue:
+    """Spots of every slide of a dataset with their latent state, before counts are drawn."""
+
+    obs: pd.DataFrame  # split, slide_id, patient, array_row, array_col
+    latent: np.ndarray  # (spots, latent)
+    spatial: np.ndarray  # (spots, 2) pixel coordinates
+    stain: np.ndarray  # (spots, 3) slide staining factor
+    log_mean: np.ndarray  # (spots, genes) log expected counts, before calibration
+
+
+def simulate_tissue(info: DatasetInfo, total: int, model: _DatasetModel,
+                    rng: np.random.Generator) -> SimulatedTissue:
+    """Lay ``total`` spots out on the dataset's slides and draw their latent state and means.
+
+    Patient and slide batch effects, library sizes and non-spatial noise enter the log means;
+    the gene count is the model's. Shared by the processed and the raw generators.
+    """
+    n_genes = model.base_log_mean.shape[0]
+    slide_plan = assign_splits(info)
+    per_slide = spots_per_slide(total, len(slide_plan), rng)
+    obs_parts, latent_parts, xy_parts, batch_parts, stain_parts = [], [], [], [], []
+    patient_effect = {p: rng.normal(0, 0.25, n_genes) for _, p, _ in slide_plan}
+    for (slide, patient, split), n in zip(slide_plan, per_slide, strict=True):
+        rows, cols = _tissue_spots(int(n), rng)
+        pixels = visium_grid_to_pixels(rows, cols) + rng.uniform(500, 1500, 2)
+        xy = np.stack([cols / 2.0, rows * np.sqrt(3) / 2.0], axis=1)
+        latent_parts.append(_latent_state(xy, int(n), rng))
+        xy_parts.append(pixels)
+        batch_parts.append(np.tile(patient_effect[patient] + rng.normal(0, 0.1, n_genes),
+                                   (int(n), 1)))
+        stain_parts.append(np.tile(rng.normal(1.0, 0.006, 3), (int(n), 1)))
+        obs_parts.append(pd.DataFrame({
+            "split": split, "slide_id": slide, "patient": patient,
+            "array_row": rows.astype(np.int64), "array_col": cols.astype(np.int64),
+        }, index=[f"{slide}_{r}x{c}" for r, c in zip(rows, cols, strict=True)]))
+    obs = pd.concat(obs_parts)
+    for column in ("split", "slide_id", "patient"):
+        obs[column] = obs[column].astype("category")
+    latent = np.concatenate(latent_parts)
+    n_spots = latent.shape[0]
+    library = rng.normal(0, 0.3, n_spots) + 0.15 * latent[:, 0]
+    log_mean = (model.base_log_mean[None] + latent @ model.loadings
+                + np.concatenate(batch_parts) + library[:, None]
+                + rng.normal(0, 0.25, (n_spots, n_genes)))
+    return SimulatedTissue(obs=obs, latent=latent, spatial=np.concatenate(xy_parts),
+                           stain=np.concatenate(stain_parts), log_mean=log_mean)
+
+
 def generate_dataset(
     name: str,
     size: SizeName = "tiny",
@@ -364,34 +413,8 @@ def generate_dataset(
     total = min(info.spots, cap) if cap else info.spots
     rng = dataset_rng(info.name, seed)
     model = _dataset_model(info.genes, rng)
-    slide_plan = assign_splits(info)
-    per_slide = spots_per_slide(total, len(slide_plan), rng)
-
-    obs_parts, latent_parts, xy_parts, batch_parts, stain_parts = [], [], [], [], []
-    patient_effect = {p: rng.normal(0, 0.25, info.genes) for _, p, _ in slide_plan}
-    for (slide, patient, split), n in zip(slide_plan, per_slide, strict=True):
-        rows, cols = _tissue_spots(int(n), rng)
-        pixels = visium_grid_to_pixels(rows, cols) + rng.uniform(500, 1500, 2)
-        xy = np.stack([cols / 2.0, rows * np.sqrt(3) / 2.0], axis=1)
-        latent_parts.append(_latent_state(xy, int(n), rng))
-        xy_parts.append(pixels)
-        batch_parts.append(np.tile(patient_effect[patient] + rng.normal(0, 0.1, info.genes),
-                                   (int(n), 1)))
-        stain_parts.append(np.tile(rng.normal(1.0, 0.006, 3), (int(n), 1)))
-        obs_parts.append(pd.DataFrame({
-            "split": split, "slide_id": slide, "patient": patient,
-            "array_row": rows.astype(np.int64), "array_col": cols.astype(np.int64),
-        }, index=[f"{slide}_{r}x{c}" for r, c in zip(rows, cols, strict=True)]))
-    obs = pd.concat(obs_parts)
-    for column in ("split", "slide_id", "patient"):
-        obs[column] = obs[column].astype("category")
-    latent = np.concatenate(latent_parts)
-    n_spots = latent.shape[0]
-
-    library = rng.normal(0, 0.3, n_spots) + 0.15 * latent[:, 0]
-    log_mean = (model.base_log_mean[None] + latent @ model.loadings
-                + np.concatenate(batch_parts) + library[:, None]
-                + rng.normal(0, 0.25, (n_spots, info.genes)))
+    tissue = simulate_tissue(info, total, model, rng)
+    obs, latent, log_mean = tissue.obs, tissue.latent, tissue.log_mean
     log_mean, dropout = _calibrate_counts(log_mean, info.missing_after_pct / 100.0)
     counts = _sample_counts(log_mean, dropout, rng)
     # A spot with no counts at all is dropped by SpaRED's filtering; keep one count instead.
@@ -410,8 +433,7 @@ def generate_dataset(
     c_log1p = combat_correct(log1p, batches)
     c_d_log1p = combat_correct(d_log1p, batches)
 
-    patches = render_patches(latent, model.appearance, model.tint,
-                             np.concatenate(stain_parts), side, rng)
+    patches = render_patches(latent, model.appearance, model.tint, tissue.stain, side, rng)
     var = pd.DataFrame(
         {"gene_ids": [f"SYN{info.abbreviation}{g:05d}" for g in range(info.genes)],
          "gene_length": model.gene_length.astype(np.int64)},
@@ -425,7 +447,7 @@ def generate_dataset(
     adata.layers["c_log1p"] = c_log1p
     adata.layers["c_d_log1p"] = c_d_log1p
     adata.layers["mask"] = mask
-    adata.obsm["spatial"] = np.concatenate(xy_parts)
+    adata.obsm["spatial"] = tissue.spatial
     adata.obsm["patches_scale_1.0"] = patches
     adata.uns["patch_shape"] = [side, side, 3]
     adata.uns["spared_bench"] = {

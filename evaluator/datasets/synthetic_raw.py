@@ -33,7 +33,6 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from evaluator.core.visium import visium_grid_to_pixels
 from evaluator.datasets.registry import get_dataset
 from evaluator.datasets.synthetic import (
     N_DOMAINS,
@@ -43,13 +42,11 @@ from evaluator.datasets.synthetic import (
     SizeName,
     _calibrate_counts,
     _dataset_model,
-    _latent_state,
     _sample_counts,
-    _tissue_spots,
     assign_splits,
     preset_datasets,
     render_patches,
-    spots_per_slide,
+    simulate_tissue,
 )
 
 if TYPE_CHECKING:
@@ -137,33 +134,9 @@ def generate_raw_dataset(
     loadings[:, n_structured:] = 0.0
     model = dataclasses.replace(model, loadings=loadings)
 
-    slide_plan = assign_splits(info)
-    per_slide = spots_per_slide(total, len(slide_plan), rng)
-    obs_parts, latent_parts, xy_parts, batch_parts, stain_parts = [], [], [], [], []
-    patient_effect = {p: rng.normal(0, 0.25, n_dense) for _, p, _ in slide_plan}
-    for (slide, patient, split), n in zip(slide_plan, per_slide, strict=True):
-        rows, cols = _tissue_spots(int(n), rng)
-        pixels = visium_grid_to_pixels(rows, cols) + rng.uniform(500, 1500, 2)
-        xy = np.stack([cols / 2.0, rows * np.sqrt(3) / 2.0], axis=1)
-        latent_parts.append(_latent_state(xy, int(n), rng))
-        xy_parts.append(pixels)
-        batch_parts.append(np.tile(patient_effect[patient] + rng.normal(0, 0.1, n_dense),
-                                   (int(n), 1)))
-        stain_parts.append(np.tile(rng.normal(1.0, 0.006, 3), (int(n), 1)))
-        obs_parts.append(pd.DataFrame({
-            "split": split, "slide_id": slide, "patient": patient,
-            "array_row": rows.astype(np.int64), "array_col": cols.astype(np.int64),
-        }, index=[f"{slide}_{r}x{c}" for r, c in zip(rows, cols, strict=True)]))
-    obs = pd.concat(obs_parts)
-    for column in ("split", "slide_id", "patient"):
-        obs[column] = obs[column].astype("category")
-    latent = np.concatenate(latent_parts)
+    tissue = simulate_tissue(info, total, model, rng)
+    obs, latent, log_mean = tissue.obs, tissue.latent, tissue.log_mean
     n_spots = latent.shape[0]
-
-    library = rng.normal(0, 0.3, n_spots) + 0.15 * latent[:, 0]
-    log_mean = (model.base_log_mean[None] + latent @ model.loadings
-                + np.concatenate(batch_parts) + library[:, None]
-                + rng.normal(0, 0.25, (n_spots, n_dense)))
     dense_zero = info.missing_after_pct / 100.0
     log_mean, dropout = _calibrate_counts(log_mean, dense_zero)
     dense = _sample_counts(log_mean, dropout, rng)
@@ -208,9 +181,9 @@ def generate_raw_dataset(
         index=[f"{info.abbreviation}-R{g:04d}" for g in range(order.size)],
     )
     patches = render_patches(latent, model.appearance, model.tint,
-                             np.concatenate(stain_parts), side, rng)
+                             tissue.stain, side, rng)
     adata = ad.AnnData(X=counts, obs=obs, var=var)
-    adata.obsm["spatial"] = np.concatenate(xy_parts)
+    adata.obsm["spatial"] = tissue.spatial
     adata.obsm["patches_scale_1.0"] = patches
     adata.uns["patch_shape"] = [side, side, 3]
     adata.uns["spared_bench"] = {
