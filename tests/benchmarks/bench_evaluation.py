@@ -27,10 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluator.datasets.release import build_release
-from evaluator.datasets.schema import read_h5ad
-from evaluator.datasets.store import write_h5ad
-from evaluator.datasets.synthetic import SIZE_PRESETS, generate
 from evaluator.jobs import (
     DockerExecutor,
     LocalExecutor,
@@ -40,26 +36,12 @@ from evaluator.jobs import (
     stage_evaluation_inputs,
 )
 from evaluator.runners import RunLimits, docker_client
-from tests.benchmarks.harness import BenchRow
+from tests.benchmarks.harness import BenchRow, build_demo_release
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = "spared-bench/baseline-mean:1"
-QUICK_DATASETS = ("villacampa_lung_organoid", "mirzazadeh_human_colon_p1")
 SETTINGS = TaskSettings(time_limit_s=300, device="cpu", seed=0)
 LIMITS = RunLimits(timeout_s=300, mem_limit_gb=4, cpus=1)
-
-
-def _demo_release(root: Path, quick: bool):
-    names = QUICK_DATASETS if quick else SIZE_PRESETS["demo"].datasets
-    processed = root / "processed"
-    generate("demo", processed, seed=0, datasets=names)
-    for path in sorted(processed.glob("*.h5ad")):
-        adata = read_h5ad(path)
-        adata.layers["c_t_log1p"] = adata.layers["c_d_log1p"]
-        write_h5ad(adata, path)
-    release, _ = build_release(sorted(processed.glob("*.h5ad")), root / "releases",
-                               label="bench-demo", cache_dir=root / "cache")
-    return release
 
 
 def _bare_docker_run_s(repeat: int = 3) -> float:
@@ -93,7 +75,7 @@ def run(quick: bool = False) -> list[BenchRow]:
     rows: list[BenchRow] = []
     with tempfile.TemporaryDirectory(prefix="bench-evaluation-") as tmp:
         root = Path(tmp)
-        release = _demo_release(root, quick)
+        release = build_demo_release(root, quick)
         plans = plan_jobs(release, None, None)
         case = f"demo {len(release.datasets)} datasets, {len(plans)} jobs"
         executor = DockerExecutor(IMAGE, client=docker_client())

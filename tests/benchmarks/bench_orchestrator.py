@@ -31,15 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from evaluator.core.settings import Settings
-from evaluator.datasets.release import build_release
-from evaluator.datasets.schema import read_h5ad
-from evaluator.datasets.store import write_h5ad
-from evaluator.datasets.synthetic import SIZE_PRESETS, generate
-from tests.benchmarks.harness import BenchRow
+from tests.benchmarks.harness import BenchRow, build_demo_release
 
 REPO = Path(__file__).resolve().parents[2]
 BASELINES = ("mean", "knn", "ridge", "cnn-delta")
-QUICK_DATASETS = ("villacampa_lung_organoid", "mirzazadeh_human_colon_p1")
 WORKER_ARGS = ["--timeout-s", "900", "--mem-limit-gb", "4", "--cpus", "1", "--lease-s", "120",
                "--heartbeat-s", "5", "--log-level", "WARNING"]
 LATENCY_SAMPLES = 12
@@ -47,20 +42,6 @@ LATENCY_SAMPLES = 12
 
 def _image(name: str) -> str:
     return f"spared-bench/baseline-{name}:1"
-
-
-def _demo_release(root: Path, quick: bool) -> Any:
-    """The demo release (SpaCKLE's layer filled with the median one: training is not measured)."""
-    names = QUICK_DATASETS if quick else SIZE_PRESETS["demo"].datasets
-    processed = root / "processed"
-    generate("demo", processed, seed=0, datasets=names)
-    for path in sorted(processed.glob("*.h5ad")):
-        adata = read_h5ad(path)
-        adata.layers["c_t_log1p"] = adata.layers["c_d_log1p"]
-        write_h5ad(adata, path)
-    release, _ = build_release(sorted(processed.glob("*.h5ad")), root / "releases",
-                               label="bench-demo", cache_dir=root / "cache")
-    return release
 
 
 class _Bench:
@@ -273,7 +254,7 @@ def run(quick: bool = False) -> list[BenchRow]:
     rows: list[BenchRow] = []
     with tempfile.TemporaryDirectory(prefix="bench-orchestrator-") as tmp:
         root = Path(tmp)
-        release = _demo_release(root, quick)
+        release = build_demo_release(root, quick)
         case = f"demo {len(release.datasets)} datasets x 2 tracks x 4 baselines"
         direct_s, n_direct = _direct_s(root, release)
         direct_rate = n_direct / (direct_s / 60)

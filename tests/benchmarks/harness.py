@@ -12,7 +12,11 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+# Two small demo datasets (one with a test split, one 32-gene) for --quick runs.
+QUICK_DEMO_DATASETS = ("villacampa_lung_organoid", "mirzazadeh_human_colon_p1")
 
 
 @dataclass
@@ -70,3 +74,26 @@ def format_table(rows: list[BenchRow]) -> str:
     lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=False)) for row in
              [header, tuple("-" * w for w in widths), *body]]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def build_demo_release(root: Path, quick: bool) -> Any:
+    """Build the demo release (or its two quick datasets) under ``root``; return it.
+
+    SpaCKLE's layer is pre-filled with the median-completed one, so the benchmarks that use
+    this measure evaluation, not SpaCKLE training (``bench_completion`` measures that).
+    """
+    from evaluator.datasets.release import build_release
+    from evaluator.datasets.schema import read_h5ad
+    from evaluator.datasets.store import write_h5ad
+    from evaluator.datasets.synthetic import SIZE_PRESETS, generate
+
+    names = QUICK_DEMO_DATASETS if quick else SIZE_PRESETS["demo"].datasets
+    processed = root / "processed"
+    generate("demo", processed, seed=0, datasets=names)
+    for path in sorted(processed.glob("*.h5ad")):
+        adata = read_h5ad(path)
+        adata.layers["c_t_log1p"] = adata.layers["c_d_log1p"]
+        write_h5ad(adata, path)
+    release, _ = build_release(sorted(processed.glob("*.h5ad")), root / "releases",
+                               label="bench-demo", cache_dir=root / "cache")
+    return release
