@@ -100,7 +100,7 @@ def import_command(file: Path, dataset: str) -> None:
 def validate_command(files: tuple[Path, ...], dataset: str | None) -> None:
     """Check processed .h5ad files against the SpaRED dataset schema."""
     from evaluator.core.errors import BenchError, DatasetNotFound
-    from evaluator.datasets.schema import check_dataset, read_h5ad
+    from evaluator.datasets.patches import check_processed_file
 
     failures = 0
     for file in files:
@@ -111,7 +111,7 @@ def validate_command(files: tuple[Path, ...], dataset: str | None) -> None:
             except DatasetNotFound:
                 if dataset:
                     raise
-            check_dataset(read_h5ad(file), str(file), expected_genes=genes)
+            check_processed_file(file, expected_genes=genes)
             click.echo(f"ok    {file}")
         except BenchError as exc:
             failures += 1

@@ -7,6 +7,7 @@ scorer reads what the contract allows); ``evaluator.jobs`` applies both after a 
 from evaluator.contract.errors import ContractError
 from evaluator.contract.models import (
     CONTRACT_VERSION,
+    INPUT_ENVIRONMENT,
     INPUT_FILES,
     MAX_CONTRACT_JSON_BYTES,
     MODEL_CARD_FILE,
@@ -14,7 +15,9 @@ from evaluator.contract.models import (
     SUPPORTED_CONTRACT_VERSIONS,
     TASK_FILE,
     TEST_FILE,
+    TEST_PATCHES_FILE,
     TRAIN_FILE,
+    TRAIN_PATCHES_FILE,
     ModelCard,
     TaskSpec,
     contract_json_schemas,
@@ -27,6 +30,7 @@ from evaluator.contract.models import (
 
 __all__ = [
     "CONTRACT_VERSION",
+    "INPUT_ENVIRONMENT",
     "INPUT_FILES",
     "MAX_CONTRACT_JSON_BYTES",
     "MODEL_CARD_FILE",
@@ -34,7 +38,9 @@ __all__ = [
     "SUPPORTED_CONTRACT_VERSIONS",
     "TASK_FILE",
     "TEST_FILE",
+    "TEST_PATCHES_FILE",
     "TRAIN_FILE",
+    "TRAIN_PATCHES_FILE",
     "ContractError",
     "ModelCard",
     "TaskSpec",

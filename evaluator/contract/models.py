@@ -25,9 +25,15 @@ SUPPORTED_CONTRACT_VERSIONS: tuple[int, ...] = (1,)
 TASK_FILE = "task.json"
 TRAIN_FILE = "train.h5ad"
 TEST_FILE = "test.h5ad"
+TRAIN_PATCHES_FILE = "train_patches.npy"
+TEST_PATCHES_FILE = "test_patches.npy"
 PREDICTIONS_FILE = "predictions.npy"
 MODEL_CARD_FILE = "model.json"
-INPUT_FILES: tuple[str, ...] = (TASK_FILE, TRAIN_FILE, TEST_FILE)
+INPUT_FILES: tuple[str, ...] = (TASK_FILE, TRAIN_FILE, TEST_FILE, TRAIN_PATCHES_FILE,
+                                 TEST_PATCHES_FILE)
+INPUT_ENVIRONMENT: dict[str, str] = {"HDF5_EXTFILE_PREFIX": "${ORIGIN}"}
+"""Set for every submission: the patches of train/test.h5ad are HDF5 external storage in the
+``*_patches.npy`` beside them (one copy of the pixels), found relative to the .h5ad's folder."""
 
 MAX_CONTRACT_JSON_BYTES = 64 * 1024
 """Largest task.json / model.json accepted: both are small descriptions, never data."""

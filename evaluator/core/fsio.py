@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -64,3 +65,13 @@ def sha256_file(path: Path | str) -> str:
         while chunk := fh.read(_CHUNK_BYTES):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def link_or_copy(source: Path | str, target: Path | str) -> None:
+    """Hard-link ``source`` to ``target``; copy when linking is impossible (other fs, EPERM)."""
+    try:
+        os.link(source, target)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES):
+            raise
+        shutil.copyfile(source, target)

@@ -4,17 +4,28 @@ A release is a folder ``<releases_dir>/<release_id>/``::
 
     manifest.json                          ids, datasets, sha256 and size of every file
     public/<dataset>/<track>/train.h5ad    public spots (X = the track's expression, + mask)
-    public/<dataset>/test_inputs.h5ad      hidden spots: obs, spatial, patches; no expression
+    public/<dataset>/train_patches.npy     their patches, (n, H, W, 3) uint8, shared by tracks
+    public/<dataset>/test_inputs.h5ad      hidden spots: obs, spatial; no expression
+    public/<dataset>/test_patches.npy      their patches
     hidden/<dataset>/truth.h5ad            hidden spots' expression and mask (never mounted)
 
 Only ``public/<dataset>`` is ever shown to a submission. The release id is the sha256 of the
 sources' content (and the format version), so building the same content twice yields the same
 release, recognized instead of rebuilt. A release is written to a temporary folder and renamed
 into place; it is never modified afterwards, and loading it verifies every file's hash.
+
+One physical copy of the pixels: every file is a hard link to a content-addressed blob
+(``<releases_dir>/.blobs/<sha256>``), the patches are stored once per dataset (not once per
+track, and not inside the ``.h5ad`` files), and a dataset whose source and derivation did not
+change is not rebuilt: its files of an earlier release are linked again
+(``<releases_dir>/.datasets/<key>.json``), so a new release costs only the bytes of what
+changed. Patches move in chunks of ``PATCH_CHUNK_BYTES``: building a release of SpaRED's
+largest dataset (6.6 GB of patches) holds one chunk of them in memory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -30,17 +41,16 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from evaluator.core.errors import BenchError, ReleaseIntegrityError, ReleaseNotFound
-from evaluator.core.fsio import atomic_write_json, sha256_file
+from evaluator.core.fsio import atomic_write_bytes, atomic_write_json, link_or_copy, sha256_file
+from evaluator.datasets.patches import NpyWriter, open_processed, read_rows
 from evaluator.datasets.registry import get_dataset
 from evaluator.datasets.schema import (
     COMPLETED_LAYER,
     MASK_LAYER,
     OBS_COLUMNS,
-    PATCHES_KEY,
     SPATIAL_KEY,
     check_dataset,
     patch_shape_of,
-    read_h5ad,
 )
 from evaluator.datasets.splits import hidden_mask, hidden_split_name
 from evaluator.datasets.store import write_h5ad
@@ -52,7 +62,12 @@ if TYPE_CHECKING:
 
 Track = Literal["raw", "spackle"]
 TRACKS: tuple[Track, ...] = ("raw", "spackle")
-RELEASE_FORMAT_VERSION = "1"
+RELEASE_FORMAT_VERSION = "2"
+TRAIN_PATCHES = "train_patches.npy"
+TEST_PATCHES = "test_patches.npy"
+BLOBS_DIR = ".blobs"
+DATASET_RECORDS_DIR = ".datasets"
+VERIFIED_DIR = ".verified"
 MANIFEST_NAME = "manifest.json"
 # Only these var columns travel into releases: others (per-gene statistics computed over all
 # spots, hidden ones included) could carry information about the hidden split.
@@ -142,6 +157,14 @@ class Release:
         """Hidden split's inputs (no expression) of a dataset."""
         return self.public_dir(name) / "test_inputs.h5ad"
 
+    def train_patches_path(self, name: str) -> Path:
+        """Patches of the public spots, (n, H, W, 3) uint8 in train.h5ad's row order."""
+        return self.public_dir(name) / TRAIN_PATCHES
+
+    def test_patches_path(self, name: str) -> Path:
+        """Patches of the hidden spots, in test_inputs.h5ad's row order."""
+        return self.public_dir(name) / TEST_PATCHES
+
     def truth_path(self, name: str) -> Path:
         """Hidden truth of a dataset; never mounted into a container."""
         return self.root / "hidden" / self.dataset(name).name / "truth.h5ad"
@@ -155,12 +178,22 @@ class Release:
             path = self.root / rel
             if not path.is_file():
                 raise ReleaseIntegrityError(path, f"a file of {entry.bytes} bytes", "no file")
-            size = path.stat().st_size
-            if size != entry.bytes:
-                raise ReleaseIntegrityError(path, f"{entry.bytes} bytes", f"{size} bytes")
+            info = path.stat()
+            if info.st_size != entry.bytes:
+                raise ReleaseIntegrityError(path, f"{entry.bytes} bytes", f"{info.st_size} bytes")
+            # Hash a file again only when its inode changed since it was last hashed (any
+            # write or chmod moves ctime): 46 GB of patches are not re-read on every load.
+            signature = (f"{info.st_dev} {info.st_ino} {info.st_size} {info.st_mtime_ns} "
+                         f"{info.st_ctime_ns}")
+            seen = self.root.parent / VERIFIED_DIR / entry.sha256
+            if seen.is_file() and seen.read_text() == signature:
+                continue
             digest = sha256_file(path)
             if digest != entry.sha256:
                 raise ReleaseIntegrityError(path, f"sha256 {entry.sha256}", f"sha256 {digest}")
+            with contextlib.suppress(OSError):  # a read-only store still verifies, slowly
+                seen.parent.mkdir(exist_ok=True)
+                atomic_write_bytes(seen, signature.encode())
         listed = set(self.manifest.files) | {MANIFEST_NAME}
         for path in self.root.rglob("*"):
             if path.is_file() or path.is_symlink():
@@ -215,20 +248,46 @@ def _track_expression(adata: ad.AnnData, track: Track) -> np.ndarray:
     return values
 
 
+def _write_patches(patches: object, hidden: np.ndarray, shape: tuple[int, int, int],
+                   folder: Path) -> dict[str, str]:
+    """Write the public and hidden spots' patches as two .npy files, in one chunked pass."""
+    public_writer = NpyWriter(folder / TRAIN_PATCHES, int((~hidden).sum()), shape)
+    hidden_writer = NpyWriter(folder / TEST_PATCHES, int(hidden.sum()), shape)
+    try:
+        rows = np.ones(len(hidden), dtype=bool)
+        at = 0
+        for block in read_rows(patches, rows):  # type: ignore[arg-type]
+            part = hidden[at:at + len(block)]
+            public_writer.write(block[~part])
+            hidden_writer.write(block[part])
+            at += len(block)
+        return {TRAIN_PATCHES: public_writer.close(), TEST_PATCHES: hidden_writer.close()}
+    except BaseException:
+        public_writer.abort()
+        hidden_writer.abort()
+        raise
+
+
 def _split_dataset(
-    adata: ad.AnnData, name: str, out_root: Path, tracks: list[Track]
-) -> tuple[int, int, str]:
-    """Write the public and hidden files of one dataset under ``out_root``."""
+    adata: ad.AnnData, patches: object, name: str, out_root: Path, tracks: list[Track]
+) -> tuple[int, int, str, dict[str, str]]:
+    """Write the public and hidden files of one dataset under ``out_root``.
+
+    Returns (public spots, hidden spots, hidden split, {relative path: sha256} of the patch
+    files, hashed while written).
+    """
     import anndata as ad
 
     splits = adata.obs["split"].astype(str).to_numpy()
     hidden = hidden_mask(splits)
     public = ~hidden
-    shape = patch_shape_of(adata)
-    uns = {"patch_shape": list(shape) if shape else None, "dataset": name}
+    shape = patch_shape_of(adata, patches)
+    if shape is None:
+        raise BenchError(f"{name}: expected uns['patch_shape'] or square RGB patches, found "
+                         "neither")
+    uns = {"patch_shape": list(shape), "dataset": name}
     var = _public_var(adata)
     spatial = np.asarray(adata.obsm[SPATIAL_KEY], dtype=np.float64)
-    patches = np.asarray(adata.obsm[PATCHES_KEY])
     mask = _dense(adata.layers[MASK_LAYER]).astype(bool)
     index = adata.obs_names.to_numpy()
 
@@ -236,17 +295,17 @@ def _split_dataset(
         expression = _track_expression(adata, track)
         train = ad.AnnData(
             X=expression[public], obs=_subset_obs(adata, index[public]), var=var.copy(),
-            layers={"mask": mask[public]},
-            obsm={SPATIAL_KEY: spatial[public], PATCHES_KEY: patches[public]},
+            layers={"mask": mask[public]}, obsm={SPATIAL_KEY: spatial[public]},
             uns={**uns, "track": track},
         )
         write_h5ad(train, out_root / "public" / name / track / "train.h5ad")
 
     test_inputs = ad.AnnData(
         obs=_subset_obs(adata, index[hidden]), var=var.copy(),
-        obsm={SPATIAL_KEY: spatial[hidden], PATCHES_KEY: patches[hidden]}, uns=dict(uns),
+        obsm={SPATIAL_KEY: spatial[hidden]}, uns=dict(uns),
     )
     write_h5ad(test_inputs, out_root / "public" / name / "test_inputs.h5ad")
+    hashes = _write_patches(patches, hidden, shape, out_root / "public" / name)
 
     truth_layers = {"c_d_log1p": _dense(adata.layers["c_d_log1p"])[hidden].astype(np.float32),
                     "mask": mask[hidden]}
@@ -258,7 +317,8 @@ def _split_dataset(
         layers=truth_layers, obsm={SPATIAL_KEY: spatial[hidden]}, uns=dict(uns),
     )
     write_h5ad(truth, out_root / "hidden" / name / "truth.h5ad")
-    return int(public.sum()), int(hidden.sum()), hidden_split_name(splits)
+    return (int(public.sum()), int(hidden.sum()), hidden_split_name(splits),
+            {f"public/{name}/{file}": digest for file, digest in hashes.items()})
 
 
 def prepare_processed(adata: ad.AnnData, name: str, source_sha256: str,
@@ -314,6 +374,85 @@ def _resolve_sources(sources: Iterable[Path | str]) -> dict[str, Path]:
     return resolved
 
 
+def _dataset_key(name: str, source_sha256: str, derivation: str) -> str:
+    """What a dataset's release files depend on: format, dataset, source and derivation."""
+    return _sha256_text(json.dumps({"format_version": RELEASE_FORMAT_VERSION, "dataset": name,
+                                    "source": source_sha256, "derivation": derivation},
+                                   sort_keys=True))
+
+
+def _blob_path(releases_dir: Path, sha256: str) -> Path:
+    return releases_dir / BLOBS_DIR / sha256[:2] / sha256
+
+
+def _store_blobs(releases_dir: Path, root: Path, files: Mapping[str, FileEntry]) -> None:
+    """Make each file under ``root`` a hard link of its content-addressed blob (read-only)."""
+    for rel, entry in files.items():
+        path = root / rel
+        os.chmod(path, 0o444)
+        blob = _blob_path(releases_dir, entry.sha256)
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        if blob.is_file():
+            path.unlink()
+            link_or_copy(blob, path)
+        else:
+            try:
+                os.link(path, blob)
+            except FileExistsError:  # stored concurrently: same bytes by construction
+                path.unlink()
+                link_or_copy(blob, path)
+
+
+def _link_dataset_record(releases_dir: Path, key: str, root: Path
+                         ) -> tuple[ReleaseDataset, dict[str, FileEntry]] | None:
+    """Link an earlier release's files of the same dataset build into ``root``, if all exist."""
+    record_path = releases_dir / DATASET_RECORDS_DIR / f"{key}.json"
+    if not record_path.is_file():
+        return None
+    try:
+        data = json.loads(record_path.read_text())
+        record = ReleaseDataset.model_validate(data["record"])
+        files = {rel: FileEntry.model_validate(e) for rel, e in data["files"].items()}
+    except (ValueError, KeyError, TypeError, ValidationError):
+        return None  # unreadable record: rebuild (it is rewritten afterwards)
+    blobs = {rel: _blob_path(releases_dir, e.sha256) for rel, e in files.items()}
+    if not all(b.is_file() and b.stat().st_size == files[r].bytes for r, b in blobs.items()):
+        return None
+    for rel, blob in blobs.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        link_or_copy(blob, root / rel)
+    return record, files
+
+
+def _build_dataset(path: Path, name: str, source_sha256: str, cache_dir: Path | None, root: Path,
+                   say: Callable[[str], None]) -> tuple[ReleaseDataset, dict[str, FileEntry]]:
+    """Validate, complete and split one processed file into ``root``; patches in chunks."""
+    say(f"validating {path.name}")
+    with open_processed(path) as (adata, patches):
+        check_dataset(adata, str(path), expected_genes=get_dataset(name).genes, patches=patches)
+        if COMPLETED_LAYER not in adata.layers:
+            say("completing missing values with SpaCKLE")
+        say(prepare_processed(adata, name, source_sha256, cache_dir))
+        tracks: list[Track] = ["raw"] + (["spackle"] if COMPLETED_LAYER in adata.layers else [])
+        say(f"writing tracks {', '.join(tracks)} and the patches (in chunks)")
+        n_public, n_hidden, hidden_split, patch_hashes = _split_dataset(
+            adata, patches, name, root, tracks)
+        shape = patch_shape_of(adata, patches)
+    record = ReleaseDataset(
+        name=name, tracks=tracks, hidden_split=hidden_split, n_public_spots=n_public,
+        n_hidden_spots=n_hidden, genes=[str(g) for g in adata.var_names],
+        patch_shape=shape if shape else (0, 0, 3), source_sha256=source_sha256,
+    )
+    files: dict[str, FileEntry] = {}
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = file.relative_to(root).as_posix()
+        if rel.split("/")[1] != name:
+            continue
+        digest = patch_hashes.get(rel) or sha256_file(file)
+        files[rel] = FileEntry(sha256=digest, bytes=file.stat().st_size)
+    return record, files
+
+
 def build_release(
     sources: Iterable[Path | str],
     releases_dir: Path,
@@ -332,40 +471,36 @@ def build_release(
     resolved = _resolve_sources(sources)
     say(f"hashing {len(resolved)} source file(s)")
     hashes = {name: sha256_file(path) for name, path in resolved.items()}
-    release_id = release_id_for(hashes, completion_fingerprint())
+    derivation = completion_fingerprint()
+    release_id = release_id_for(hashes, derivation)
     final = Path(releases_dir) / release_id
     if (final / MANIFEST_NAME).is_file():
         say(f"release {release_id[:12]} already exists with this content; verifying it")
         return load_release(release_id, releases_dir), False
 
     records: dict[str, ReleaseDataset] = {}
+    files: dict[str, FileEntry] = {}
     Path(releases_dir).mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{release_id[:12]}.", suffix=".tmp", dir=releases_dir))
     try:
         for i, (name, path) in enumerate(sorted(resolved.items()), start=1):
-            say(f"[{i}/{len(resolved)}] {name}: validating {path.name}")
-            adata = read_h5ad(path)
-            check_dataset(adata, str(path), expected_genes=get_dataset(name).genes)
-            if COMPLETED_LAYER not in adata.layers:
-                say(f"[{i}/{len(resolved)}] {name}: completing missing values with SpaCKLE")
-            done = prepare_processed(adata, name, hashes[name], cache_dir)
-            say(f"[{i}/{len(resolved)}] {name}: {done}")
-            tracks: list[Track] = ["raw"] + (["spackle"] if COMPLETED_LAYER in adata.layers
-                                             else [])
-            say(f"[{i}/{len(resolved)}] {name}: writing tracks {', '.join(tracks)}")
-            n_public, n_hidden, hidden_split = _split_dataset(adata, name, tmp, tracks)
-            shape = patch_shape_of(adata)
-            records[name] = ReleaseDataset(
-                name=name, tracks=tracks, hidden_split=hidden_split,
-                n_public_spots=n_public, n_hidden_spots=n_hidden,
-                genes=[str(g) for g in adata.var_names],
-                patch_shape=shape if shape else (0, 0, 3), source_sha256=hashes[name],
-            )
-        files = {}
-        for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
-            files[path.relative_to(tmp).as_posix()] = FileEntry(
-                sha256=sha256_file(path), bytes=path.stat().st_size)
-            os.chmod(path, 0o444)
+            step = f"[{i}/{len(resolved)}] {name}"
+            key = _dataset_key(name, hashes[name], derivation)
+            reused = _link_dataset_record(Path(releases_dir), key, tmp)
+            if reused is not None:
+                records[name], dataset_files = reused
+                say(f"{step}: unchanged since an earlier release; its files are linked, not "
+                    "rebuilt")
+            else:
+                records[name], dataset_files = _build_dataset(
+                    path, name, hashes[name], cache_dir, tmp,
+                    lambda msg, s=step: say(f"{s}: {msg}"))
+                _store_blobs(Path(releases_dir), tmp, dataset_files)
+                atomic_write_json(Path(releases_dir) / DATASET_RECORDS_DIR / f"{key}.json", {
+                    "record": records[name].model_dump(mode="json"),
+                    "files": {rel: e.model_dump() for rel, e in dataset_files.items()}})
+            files.update(dataset_files)
+        files = dict(sorted(files.items()))
         manifest = ReleaseManifest(
             release_id=release_id, format_version=RELEASE_FORMAT_VERSION, label=label,
             created_utc=datetime.now(UTC), datasets=records, files=files,

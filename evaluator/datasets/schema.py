@@ -55,13 +55,18 @@ def _dense(matrix: object) -> np.ndarray:
     return np.asarray(matrix)
 
 
-def patch_shape_of(adata: ad.AnnData) -> tuple[int, int, int] | None:
-    """Return ``uns['patch_shape']`` as (H, W, 3), inferred for square patches when absent."""
+def patch_shape_of(adata: ad.AnnData, patches: object = None) -> tuple[int, int, int] | None:
+    """Return ``uns['patch_shape']`` as (H, W, 3), inferred for square patches when absent.
+
+    ``patches`` stands in for ``obsm['patches_scale_1.0']`` when it is kept on disk (an HDF5
+    dataset from ``open_processed``): only its shape is read.
+    """
     shape = adata.uns.get("patch_shape")
     if shape is not None:
         values = [int(v) for v in np.asarray(shape).ravel().tolist()]
         return (values[0], values[1], values[2]) if len(values) == 3 else None
-    patches = adata.obsm.get(PATCHES_KEY)
+    if patches is None:
+        patches = adata.obsm.get(PATCHES_KEY)
     if patches is None or patches.ndim != 2:
         return None
     side = round((patches.shape[1] / 3) ** 0.5)
@@ -69,12 +74,15 @@ def patch_shape_of(adata: ad.AnnData) -> tuple[int, int, int] | None:
 
 
 def validate_dataset(
-    adata: ad.AnnData, *, expected_genes: int | None = None, require_completed: bool = False
+    adata: ad.AnnData, *, expected_genes: int | None = None, require_completed: bool = False,
+    patches: object = None,
 ) -> list[SchemaProblem]:
     """Return every way ``adata`` breaks the processed-dataset schema (empty list: valid).
 
     ``expected_genes`` checks the gene count against the registry's (128 or 32).
     ``require_completed`` also requires the SpaCKLE-completed layer ``c_t_log1p``.
+    ``patches`` is the patches' on-disk dataset when ``adata`` was opened without them
+    (``open_processed``): their shape and dtype are checked, no pixel is read.
     """
     problems: list[SchemaProblem] = []
     add = problems.append
@@ -121,7 +129,7 @@ def validate_dataset(
                               f"shape {values.shape} or non-finite values"))
 
     problems.extend(_validate_mask(adata))
-    problems.extend(_validate_obsm(adata))
+    problems.extend(_validate_obsm(adata, patches))
     return problems
 
 
@@ -178,7 +186,7 @@ def _validate_mask(adata: ad.AnnData) -> list[SchemaProblem]:
     return []
 
 
-def _validate_obsm(adata: ad.AnnData) -> list[SchemaProblem]:
+def _validate_obsm(adata: ad.AnnData, patches: object = None) -> list[SchemaProblem]:
     problems: list[SchemaProblem] = []
     spatial = adata.obsm.get(SPATIAL_KEY)
     if spatial is None:
@@ -190,7 +198,8 @@ def _validate_obsm(adata: ad.AnnData) -> list[SchemaProblem]:
                                           f"{coords.shape}"))
         elif not np.all(np.isfinite(coords.astype(float))):
             problems.append(SchemaProblem("obsm['spatial']", "finite coordinates", "NaN/inf"))
-    patches = adata.obsm.get(PATCHES_KEY)
+    if patches is None:
+        patches = adata.obsm.get(PATCHES_KEY)
     if patches is None:
         problems.append(SchemaProblem(f"obsm['{PATCHES_KEY}']",
                                       "flattened uint8 patches (n_spots x H*W*3)", "none"))
@@ -198,7 +207,11 @@ def _validate_obsm(adata: ad.AnnData) -> list[SchemaProblem]:
     if patches.dtype != np.uint8:
         problems.append(SchemaProblem(f"obsm['{PATCHES_KEY}']", "dtype uint8",
                                       str(patches.dtype)))
-    shape = patch_shape_of(adata)
+    if patches.shape[0] != adata.n_obs:  # type: ignore[attr-defined]
+        problems.append(SchemaProblem(f"obsm['{PATCHES_KEY}']",
+                                      f"{adata.n_obs} rows (one per spot)",
+                                      f"shape {patches.shape}"))  # type: ignore[attr-defined]
+    shape = patch_shape_of(adata, patches)
     if shape is None or shape[2] != 3:
         found = adata.uns.get("patch_shape", "none (and patches are not square RGB)")
         problems.append(SchemaProblem("uns['patch_shape']", "[H, W, 3]", f"{found}"))
@@ -215,10 +228,12 @@ def check_dataset(
     *,
     expected_genes: int | None = None,
     require_completed: bool = False,
+    patches: object = None,
 ) -> None:
     """Raise ``SchemaError`` listing every problem of ``adata`` (named ``source``), if any."""
     problems = validate_dataset(
-        adata, expected_genes=expected_genes, require_completed=require_completed
+        adata, expected_genes=expected_genes, require_completed=require_completed,
+        patches=patches,
     )
     if problems:
         raise SchemaError(source, problems)

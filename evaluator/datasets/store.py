@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evaluator.core.fsio import atomic_path
+from evaluator.datasets.patches import check_processed_file
 from evaluator.datasets.registry import DatasetInfo, get_dataset
-from evaluator.datasets.schema import check_dataset, read_h5ad
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -36,7 +36,7 @@ def import_processed(source: Path | str, dataset: str, processed_dir: Path) -> P
     """
     source = Path(source)
     info = get_dataset(dataset)
-    check_dataset(read_h5ad(source), str(source), expected_genes=info.genes)
+    check_processed_file(source, expected_genes=info.genes)
     target = processed_path(processed_dir, info)
     with atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)

@@ -19,7 +19,7 @@ generated to look like it (same schema, realistic structure):
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy import ndimage, special
 
 from evaluator.core.visium import VISIUM_COLS, VISIUM_ROWS, visium_grid_to_pixels
+from evaluator.datasets.patches import chunk_rows
 from evaluator.datasets.registry import DatasetInfo, get_dataset, load_registry
 
 if TYPE_CHECKING:
@@ -291,21 +292,29 @@ def _sample_counts(log_mean: np.ndarray, dropout: np.ndarray,
 # ---------------------------------------------------------------------------------------------
 
 
-def render_patches(
+RENDER_BUDGET_BYTES = 256 * 1024 * 1024
+"""Working memory of one chunk of rendered patches (about 96 bytes per pixel while drawing)."""
+
+
+def iter_patches(
     latent: np.ndarray,
     appearance: np.ndarray,
     tint: np.ndarray,
     stain: np.ndarray,
     patch_size: int,
     rng: np.random.Generator,
-    chunk: int = 4096,
-) -> np.ndarray:
-    """Return flattened uint8 H&E-like patches (spots x H*W*3, HWC) driven by the latent state.
+    chunk: int | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield flattened uint8 H&E-like patches (rows of H*W*3, HWC), a chunk of spots at a time.
 
     Nuclei (purple blobs) cover a fraction of the patch set by the latent state, the eosin
     (pink) intensity, a hue shift and a white-space share follow it too; ``stain`` is a per-spot
-    RGB factor (slide-level staining differences, a realistic nuisance).
+    RGB factor (slide-level staining differences, a realistic nuisance). Chunks hold at most
+    4096 spots and ``RENDER_BUDGET_BYTES`` of working memory (53 spots at 224 px), so memory
+    does not grow with the dataset. ``rng`` is consumed chunk by chunk, as the chunks are drawn.
     """
+    if chunk is None:
+        chunk = min(4096, chunk_rows(patch_size * patch_size * 96, RENDER_BUDGET_BYTES))
     params = latent @ appearance
     density = 0.06 + 0.5 * special.expit(params[:, 0])
     eosin = special.expit(params[:, 1])
@@ -314,24 +323,43 @@ def render_patches(
     # Tissue domains differ visibly (as regions of a real section do): a tint per domain.
     domain_tint = (latent[:, N_FIELDS:] / latent[:, N_FIELDS:].max(initial=1.0)) @ tint
     n = latent.shape[0]
-    out = np.empty((n, patch_size * patch_size * 3), dtype=np.uint8)
     blur_sd = np.sqrt(1.0 / 12.0 / 9.0)  # sd of a 3x3 mean of uniforms
     for start in range(0, n, chunk):
         sl = slice(start, min(n, start + chunk))
         m = sl.stop - sl.start
         noise = rng.random((m, patch_size, patch_size), dtype=np.float32)
         blurred = ndimage.uniform_filter(noise, size=(1, 3, 3), mode="wrap")
+        del noise
         threshold = 0.5 + blur_sd * special.ndtri(1 - density[sl]).astype(np.float32)
         nuclei = special.expit((blurred - threshold[:, None, None]) / 0.015)[..., None]
+        del blurred
         stroma = (_PINK * (0.8 + 0.25 * eosin[sl, None])
                   + np.outer(hue[sl], [12.0, -10.0, 8.0])).astype(np.float32)
         stroma = stroma + domain_tint[sl]
         stroma = (1 - white[sl, None]) * stroma + white[sl, None] * _WHITE
         nucleus = _PURPLE * (0.9 + 0.2 * eosin[sl, None]).astype(np.float32)
         img = (1 - nuclei) * stroma[:, None, None, :] + nuclei * nucleus[:, None, None, :]
+        del nuclei
         img *= stain[sl, None, None, :].astype(np.float32)
         img += rng.normal(0, 6, img.shape).astype(np.float32)
-        out[sl] = np.clip(img, 0, 255).astype(np.uint8).reshape(m, -1)
+        yield np.clip(img, 0, 255).astype(np.uint8).reshape(m, -1)
+
+
+def render_patches(
+    latent: np.ndarray,
+    appearance: np.ndarray,
+    tint: np.ndarray,
+    stain: np.ndarray,
+    patch_size: int,
+    rng: np.random.Generator,
+    chunk: int | None = None,
+) -> np.ndarray:
+    """Return all patches of ``iter_patches`` as one (spots, H*W*3) uint8 array (small data)."""
+    out = np.empty((latent.shape[0], patch_size * patch_size * 3), dtype=np.uint8)
+    at = 0
+    for block in iter_patches(latent, appearance, tint, stain, patch_size, rng, chunk):
+        out[at:at + len(block)] = block
+        at += len(block)
     return out
 
 
@@ -399,7 +427,27 @@ def generate_dataset(
     """Return one processed, schema-valid synthetic dataset imitating the registry's ``name``.
 
     ``size`` sets the spot cap and patch size (``SIZE_PRESETS``); ``patch_size`` and
-    ``max_spots`` override them. The same arguments always give the same data.
+    ``max_spots`` override them. The same arguments always give the same data. Holds every
+    patch in memory: for real-size patches use ``synthesize_dataset`` (what ``generate`` does).
+    """
+    adata, chunks = synthesize_dataset(name, size, seed=seed, patch_size=patch_size,
+                                       max_spots=max_spots)
+    adata.obsm["patches_scale_1.0"] = np.concatenate(list(chunks))
+    return adata
+
+
+def synthesize_dataset(
+    name: str,
+    size: SizeName = "tiny",
+    seed: int = 0,
+    patch_size: int | None = None,
+    max_spots: int | None = None,
+) -> tuple[ad.AnnData, Iterator[np.ndarray]]:
+    """Return a synthetic dataset without its patches, and its patches as chunks of rows.
+
+    The chunks (flattened uint8, one row per spot, in obs order) are drawn as they are
+    consumed, so writing them out (``write_h5ad_with_patches``) keeps memory at one chunk.
+    Consume them once, before another call with the same arguments if the data must match.
     """
     import anndata as ad
 
@@ -433,7 +481,7 @@ def generate_dataset(
     c_log1p = combat_correct(log1p, batches)
     c_d_log1p = combat_correct(d_log1p, batches)
 
-    patches = render_patches(latent, model.appearance, model.tint, tissue.stain, side, rng)
+    chunks = iter_patches(latent, model.appearance, model.tint, tissue.stain, side, rng)
     var = pd.DataFrame(
         {"gene_ids": [f"SYN{info.abbreviation}{g:05d}" for g in range(info.genes)],
          "gene_length": model.gene_length.astype(np.int64)},
@@ -448,13 +496,12 @@ def generate_dataset(
     adata.layers["c_d_log1p"] = c_d_log1p
     adata.layers["mask"] = mask
     adata.obsm["spatial"] = tissue.spatial
-    adata.obsm["patches_scale_1.0"] = patches
     adata.uns["patch_shape"] = [side, side, 3]
     adata.uns["spared_bench"] = {
         "dataset": info.name, "source": "synthetic", "size": size, "seed": seed,
         "generator_version": GENERATOR_VERSION,
     }
-    return adata
+    return adata, chunks
 
 
 def generate(
@@ -471,15 +518,18 @@ def generate(
     ``datasets`` restricts the preset's list (names or abbreviations). ``on_dataset`` is called
     after each file is written (progress reporting). Returns the written paths.
     """
-    from evaluator.datasets.store import write_h5ad
+    from evaluator.core.fsio import atomic_path
+    from evaluator.datasets.patches import write_h5ad_with_patches
 
     chosen = ([get_dataset(n) for n in datasets] if datasets is not None
               else preset_datasets(size))
     written = []
     for info in chosen:
-        adata = generate_dataset(info.name, size, seed=seed, patch_size=patch_size)
+        adata, chunks = synthesize_dataset(info.name, size, seed=seed, patch_size=patch_size)
+        side = int(adata.uns["patch_shape"][0])
         path = Path(out_dir) / f"{info.name}.h5ad"
-        write_h5ad(adata, path)
+        with atomic_path(path) as tmp:
+            write_h5ad_with_patches(adata, tmp, adata.n_obs, side * side * 3, chunks)
         written.append(path)
         if on_dataset is not None:
             on_dataset(info.name, path)

@@ -1,7 +1,14 @@
-"""Stage a job's read-only /input folder: task.json, train.h5ad and test.h5ad, nothing else.
+"""Stage a job's read-only /input folder: task.json, the two .h5ad files and their patches.
+
+The folder holds ``INPUT_FILES``: task.json, train.h5ad, test.h5ad, train_patches.npy and
+test_patches.npy. The patches are a release's own files (hard links: no pixel is copied to
+stage a job), and each .h5ad names its .npy as HDF5 external storage for
+``obsm['patches_scale_1.0']``, so contract-version-1 readers still find the patches in the
+file (``INPUT_ENVIRONMENT`` tells HDF5 to look beside it).
 
 Evaluation inputs come from a release's public files (hard links, or copies across file
-systems): ``<staging>/<release_id>/evaluation/<dataset>/<track>/<task_key>/``. Validation
+systems): ``<staging>/<release_id>/evaluation/<dataset>/<track>/<task_key>/``, linking the
+files of ``.../<track>/data/`` (built once per release, dataset and track). Validation
 inputs (``spared-bench check``) are built from the public training file alone (see
 ``validation_split``): their data files are written once under
 ``<staging>/<release_id>/validation-v<N>/<dataset>/<track>/data/``, their truth beside them in
@@ -15,7 +22,6 @@ processes), then made read-only (files 0444, folders 0555). No folder here ever 
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import shutil
@@ -33,12 +39,14 @@ from evaluator.contract import (
     INPUT_FILES,
     TASK_FILE,
     TEST_FILE,
+    TEST_PATCHES_FILE,
     TRAIN_FILE,
+    TRAIN_PATCHES_FILE,
     TaskSpec,
     read_task,
     task_json,
 )
-from evaluator.core.fsio import atomic_path
+from evaluator.core.fsio import atomic_path, link_or_copy
 from evaluator.datasets.release import Release, Track
 from evaluator.jobs.errors import StagingError
 
@@ -47,7 +55,7 @@ TRUTH_FILE = "truth.npz"
 VALIDATION_HOLDOUT_FRACTION = 0.3
 """Share of a single-slide dataset's spots held out for validation."""
 VALIDATION_SEED = 0
-VALIDATION_SPLIT_VERSION = 1
+VALIDATION_SPLIT_VERSION = 2
 """Bump when ``validation_split`` changes: cached validation data of another rule is not reused."""
 
 
@@ -81,16 +89,6 @@ def task_key(task: TaskSpec) -> str:
     return hashlib.sha256(task_json(task).encode()).hexdigest()[:16]
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
-    """Hard-link ``source`` to ``target``; copy when linking is impossible (other fs, EPERM)."""
-    try:
-        os.link(source, target)
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES):
-            raise
-        shutil.copyfile(source, target)
-
-
 def _make_read_only(folder: Path) -> None:
     for path in folder.iterdir():
         if path.is_file():
@@ -118,6 +116,47 @@ def _check_staged(folder: Path, task: TaskSpec) -> None:
             raise StagingError(path, "a read-only file", f"mode {oct(path.stat().st_mode)[-3:]}")
 
 
+DATA_FILES: tuple[str, ...] = (TRAIN_FILE, TEST_FILE, TRAIN_PATCHES_FILE, TEST_PATCHES_FILE)
+
+
+def _data_files(data_dir: Path) -> dict[str, Path]:
+    return {name: data_dir / name for name in DATA_FILES}
+
+
+def _input_h5ad(source: Path, target: Path, patches_name: str, patches: Path) -> None:
+    """Copy a patch-less .h5ad and give it the patches of ``patches`` as external storage."""
+    from evaluator.datasets.patches import link_external_patches
+
+    shutil.copyfile(source, target)
+    target.chmod(0o644)
+    link_external_patches(target, patches_name, patches)
+
+
+def _build_evaluation_data(release: Release, dataset: str, track: Track, data_dir: Path) -> None:
+    """Write the data files of an evaluation (.h5ad views, patch links) atomically."""
+    with atomic_path(data_dir, directory=True) as tmp:
+        link_or_copy(release.train_patches_path(dataset), tmp / TRAIN_PATCHES_FILE)
+        link_or_copy(release.test_patches_path(dataset), tmp / TEST_PATCHES_FILE)
+        _input_h5ad(release.train_path(dataset, track), tmp / TRAIN_FILE, TRAIN_PATCHES_FILE,
+                    tmp / TRAIN_PATCHES_FILE)
+        _input_h5ad(release.test_inputs_path(dataset), tmp / TEST_FILE, TEST_PATCHES_FILE,
+                    tmp / TEST_PATCHES_FILE)
+        for name in (TRAIN_FILE, TEST_FILE):
+            (tmp / name).chmod(0o444)
+        tmp.chmod(0o755)
+
+
+def _ensure(data_dir: Path, build: object) -> None:
+    """Build ``data_dir`` once (``build(data_dir)``); another process's rename wins a race."""
+    if data_dir.is_dir():
+        return
+    try:
+        build(data_dir)  # type: ignore[operator]
+    except OSError:
+        if not data_dir.is_dir():
+            raise
+
+
 def _materialize(folder: Path, task: TaskSpec, files: Mapping[str, Path]) -> Path:
     """Create ``folder`` (atomically) with task.json and links to ``files``; reuse it if there."""
     if folder.is_dir():
@@ -128,7 +167,7 @@ def _materialize(folder: Path, task: TaskSpec, files: Mapping[str, Path]) -> Pat
     try:
         (tmp / TASK_FILE).write_text(task_json(task))
         for name, source in files.items():
-            _link_or_copy(source, tmp / name)
+            link_or_copy(source, tmp / name)
         _make_read_only(tmp)
         tmp.chmod(0o755)  # rename needs no write on tmp, but rmtree on failure does
         try:
@@ -172,9 +211,9 @@ def stage_evaluation_inputs(release: Release, dataset: str, track: Track, settin
     task = evaluation_task(release, dataset, track, settings)
     folder = (Path(staging_root) / release.release_id / "evaluation" / task.dataset / track
               / task_key(task))
-    files = {TRAIN_FILE: release.train_path(dataset, track),
-             TEST_FILE: release.test_inputs_path(dataset)}
-    _materialize(folder, task, files)
+    data_dir = folder.parent / "data"
+    _ensure(data_dir, lambda d: _build_evaluation_data(release, dataset, track, d))
+    _materialize(folder, task, _data_files(data_dir))
     return StagedInputs(input_dir=folder, task=task, purpose="evaluation",
                         release_id=release.release_id, truth_path=release.truth_path(dataset))
 
@@ -213,12 +252,35 @@ def validation_split(splits: np.ndarray, slides: np.ndarray,
                   f"({names[0] if names else '?'}; optimistic: neighbours are correlated)")
 
 
+def _build_validation_patches(release: Release, dataset: str, held: np.ndarray,
+                              patches_dir: Path) -> None:
+    """Split the public patches into validation train and held-out .npy files, in chunks."""
+    from evaluator.datasets.patches import NpyWriter, read_rows
+
+    source = np.load(release.train_patches_path(dataset), mmap_mode="r")
+    shape = tuple(source.shape[1:])
+    with atomic_path(patches_dir, directory=True) as tmp:
+        writers = (NpyWriter(tmp / TRAIN_PATCHES_FILE, int((~held).sum()), shape),
+                   NpyWriter(tmp / TEST_PATCHES_FILE, int(held.sum()), shape))
+        at = 0
+        for block in read_rows(source, np.ones(len(held), dtype=bool)):
+            part = held[at:at + len(block)]
+            writers[0].write(block[~part])
+            writers[1].write(block[part])
+            at += len(block)
+        del source
+        for writer in writers:
+            writer.close()
+            writer.path.chmod(0o444)
+        tmp.chmod(0o755)
+
+
 def _build_validation_data(release: Release, dataset: str, track: Track, data_dir: Path
                            ) -> str:
-    """Write validation train.h5ad, test.h5ad and truth.npz into ``data_dir`` (atomically)."""
+    """Write validation train/test .h5ad, their patches (shared by tracks) and truth.npz."""
     import anndata as ad
 
-    from evaluator.datasets.schema import MASK_LAYER, PATCHES_KEY, SPATIAL_KEY, read_h5ad
+    from evaluator.datasets.schema import MASK_LAYER, SPATIAL_KEY, read_h5ad
     from evaluator.datasets.store import write_h5ad
 
     record = release.dataset(dataset)
@@ -229,9 +291,14 @@ def _build_validation_data(release: Release, dataset: str, track: Track, data_di
         raise StagingError(release.train_path(dataset, track),
                            "public spots to split into validation train and held-out spots",
                            f"{len(held)} spots that cannot be split")
+    # The held-out spots depend on obs only, the same in both tracks: one copy of the pixels.
+    patches_dir = data_dir.parent.parent / "patches"
+    _ensure(patches_dir, lambda d: _build_validation_patches(release, dataset, held, d))
     with atomic_path(data_dir, directory=True) as tmp:
+        for name in (TRAIN_PATCHES_FILE, TEST_PATCHES_FILE):
+            link_or_copy(patches_dir / name, tmp / name)
         train = public[~held].copy()
-        write_h5ad(train, tmp / TRAIN_FILE)
+        write_h5ad(train, tmp / ".train.h5ad")
         test_obs = public.obs.loc[held].copy()
         # The held-out spots play the hidden split: labelled as such, like test_inputs.h5ad.
         test_obs["split"] = "val"
@@ -240,11 +307,14 @@ def _build_validation_data(release: Release, dataset: str, track: Track, data_di
             test_obs[column] = test_obs[column].astype(str).astype("category")
         test = ad.AnnData(
             obs=test_obs, var=public.var.copy(),
-            obsm={SPATIAL_KEY: np.asarray(public.obsm[SPATIAL_KEY])[held],
-                  PATCHES_KEY: np.asarray(public.obsm[PATCHES_KEY])[held]},
+            obsm={SPATIAL_KEY: np.asarray(public.obsm[SPATIAL_KEY])[held]},
             uns={k: v for k, v in public.uns.items() if k in ("patch_shape", "dataset")},
         )
-        write_h5ad(test, tmp / TEST_FILE)
+        write_h5ad(test, tmp / ".test.h5ad")
+        for plain, name, patches in ((".train.h5ad", TRAIN_FILE, TRAIN_PATCHES_FILE),
+                                     (".test.h5ad", TEST_FILE, TEST_PATCHES_FILE)):
+            _input_h5ad(tmp / plain, tmp / name, patches, tmp / patches)
+            (tmp / plain).unlink()
         values = np.asarray(public.X, dtype=np.float32)[held]
         mask = np.asarray(public.layers[MASK_LAYER]).astype(bool)[held]
         arrays = {"truth": values, "mask": mask, "genes": np.asarray(record.genes)}
@@ -274,12 +344,7 @@ def stage_validation_inputs(release: Release, dataset: str, track: Track, settin
     base = (Path(staging_root) / release.release_id / f"validation-v{VALIDATION_SPLIT_VERSION}"
             / record.name / track)
     data_dir = base / "data"
-    if not data_dir.is_dir():
-        try:
-            _build_validation_data(release, dataset, track, data_dir)
-        except OSError:
-            if not data_dir.is_dir():  # another process won the rename: use theirs
-                raise
+    _ensure(data_dir, lambda d: _build_validation_data(release, dataset, track, d))
     holdout = (data_dir / "holdout.txt").read_text().strip()
     with np.load(data_dir / TRUTH_FILE, allow_pickle=False) as npz:
         n_test = int(npz["truth"].shape[0])
@@ -289,8 +354,7 @@ def stage_validation_inputs(release: Release, dataset: str, track: Track, settin
         time_limit_s=settings.time_limit_s, device=settings.device, seed=settings.seed,
     )
     folder = base / task_key(task)
-    _materialize(folder, task, {TRAIN_FILE: data_dir / TRAIN_FILE,
-                                TEST_FILE: data_dir / TEST_FILE})
+    _materialize(folder, task, _data_files(data_dir))
     return StagedInputs(input_dir=folder, task=task, purpose="validation",
                         release_id=release.release_id, truth_path=data_dir / TRUTH_FILE,
                         holdout=holdout)

@@ -32,6 +32,7 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 from docker.types import DeviceRequest, LogConfig, Mount
 
+from evaluator.contract import INPUT_ENVIRONMENT
 from evaluator.runners.errors import EngineUnavailable, RunnerConfigError
 from evaluator.runners.jobfs import (
     CONTAINER_GID,
@@ -119,6 +120,7 @@ def container_settings(
         "OMP_NUM_THREADS": threads,
         "OPENBLAS_NUM_THREADS": threads,
         "MKL_NUM_THREADS": threads,
+        **INPUT_ENVIRONMENT,
         **(environment or {}),
     }
     settings: dict[str, Any] = {

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from evaluator.contract import INPUT_ENVIRONMENT
 from evaluator.runners.jobfs import (
     OutputValidator,
     cap_log,
@@ -74,6 +75,7 @@ def run_local(
         "SPARED_INPUT_DIR": str(input_dir),
         "SPARED_OUTPUT_DIR": str(output_dir),
         "CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in gpus) if gpus else "",
+        **INPUT_ENVIRONMENT,
         **(environment or {}),
     }
     phase: dict[str, float] = {}

@@ -70,8 +70,16 @@ def test_public_files_carry_the_track_and_no_truth(tiny_release: Release,
     test = read_h5ad(tiny_release.test_inputs_path(name))
     assert test.X is None and len(test.layers) == 0
     assert list(test.obs.columns) == ["split", "slide_id", "patient", "array_row", "array_col"]
-    assert set(test.obsm) == {"spatial", "patches_scale_1.0"}
+    assert set(test.obsm) == {"spatial"}
     assert list(test.uns["patch_shape"]) == [8, 8, 3]
+    # Patches live once per dataset, in .npy files in the row order of the h5ad files.
+    for adata, patches_path in ((train, tiny_release.train_patches_path(name)),
+                                (test, tiny_release.test_patches_path(name))):
+        patches = np.load(patches_path)
+        rows = source.obs_names.get_indexer(adata.obs_names)
+        assert patches.shape == (adata.n_obs, 8, 8, 3) and patches.dtype == np.uint8
+        np.testing.assert_array_equal(
+            patches.reshape(adata.n_obs, -1), source.obsm["patches_scale_1.0"][rows])
 
 
 def test_no_truth_bytes_are_reachable_from_the_public_tree(tiny_release: Release) -> None:
@@ -173,7 +181,11 @@ def test_a_failed_build_leaves_nothing_behind(tiny_processed_dir: Path, tmp_path
     releases = tmp_path / "releases"
     with pytest.raises(SchemaError, match="obsm\\['spatial'\\]"):
         build_release([good, bad], releases)
-    assert list(releases.iterdir()) == []
+    # No release and no temporary folder; what stays is the good dataset's complete,
+    # content-addressed files (reused by the next build), each named by its own hash.
+    assert sorted(p.name for p in releases.iterdir()) == [".blobs", ".datasets"]
+    blobs = [p for p in (releases / ".blobs").rglob("*") if p.is_file()]
+    assert blobs and all(sha256_file(p) == p.name for p in blobs)
 
 
 def test_release_files_are_read_only(tiny_release: Release) -> None:
