@@ -8,9 +8,15 @@ One file, no dependency beyond numpy and h5py: copy it next to your code or
     task = sdk.read_task()              # /input/task.json
     train = sdk.load_train()            # /input/train.h5ad: X, mask, patches, obs, ...
     test = sdk.load_test()              # /input/test.h5ad: patches, obs, ... (no X, no mask)
+    for rows, batch in sdk.iter_patches(test, batch_size=256):   # (b, H, W, 3) uint8
+        ...
     preds = ...                         # (task.n_test_spots, len(task.genes))
     sdk.write_predictions(preds, task)  # /output/predictions.npy, checked first
     sdk.write_model_card("my-model", {"lr": 1e-3})   # optional /output/model.json
+
+Real-size patches (224 x 224 x 3, 150 KB a spot, up to 6.6 GB a dataset) are not read into
+memory: ``Spots.patches`` is a read-only memory map of ``train_patches.npy`` /
+``test_patches.npy``; index it in batches (``iter_patches``) and memory stays at a batch.
 
 The folders are /input and /output in the evaluator's container; ``SPARED_INPUT_DIR`` and
 ``SPARED_OUTPUT_DIR`` override them (the local runner sets both). See CONTRACT.md.
@@ -21,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +35,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 CONTRACT_VERSION = 1
 PATCHES_KEY = "patches_scale_1.0"
 SPATIAL_KEY = "spatial"
@@ -41,6 +48,7 @@ __all__ = [
     "Spots",
     "Task",
     "input_dir",
+    "iter_patches",
     "load_test",
     "load_train",
     "output_dir",
@@ -117,8 +125,10 @@ class Spots:
 
     ``X`` (spots x genes, float32) is the track's expression and ``mask`` (bool, True =
     measured) its measured entries: both None for test.h5ad. ``patches`` is (spots, H, W, 3)
-    uint8; ``spatial`` (spots, 2) pixel coordinates; ``obs`` the per-spot columns (``slide_id``,
-    ``patient``, ``split``, ``array_row``, ``array_col``) as arrays; ``spot_ids`` the row names.
+    uint8, a read-only memory map of the ``*_patches.npy`` beside the .h5ad (an in-memory array
+    only where the folder has no such file); ``spatial`` (spots, 2) pixel coordinates; ``obs``
+    the per-spot columns (``slide_id``, ``patient``, ``split``, ``array_row``, ``array_col``) as
+    arrays; ``spot_ids`` the row names.
     """
 
     genes: list[str]
@@ -194,17 +204,24 @@ def _read_spots(path: Path) -> Spots:
                 if isinstance(node, h5py.Dataset):
                     value = node.asstr()[()] if h5py.check_string_dtype(node.dtype) else node[()]
                     uns[key] = value.tolist() if isinstance(value, np.ndarray) else value
-        flat = fh["obsm"][PATCHES_KEY][()]
+        beside = path.with_name(f"{path.stem}_patches.npy")
+        flat = None if beside.is_file() else fh["obsm"][PATCHES_KEY][()]
         spatial = fh["obsm"][SPATIAL_KEY][()]
         X = _matrix(fh["X"]).astype(np.float32) if "X" in fh else None
         mask = None
         if "layers" in fh and "mask" in fh["layers"]:
             mask = _matrix(fh["layers"]["mask"]).astype(bool)
-    shape = uns.get("patch_shape")
-    if shape is None:
-        side = round((flat.shape[1] / 3) ** 0.5)
-        shape = [side, side, 3]
-    patches = np.asarray(flat, dtype=np.uint8).reshape(len(flat), *[int(s) for s in shape])
+    if flat is None:
+        patches = np.load(beside, mmap_mode="r")
+        if patches.dtype != np.uint8 or patches.ndim != 4 or len(patches) != len(spot_ids):
+            raise ContractViolation(f"{beside}: expected ({len(spot_ids)}, H, W, 3) uint8, "
+                                    f"found {patches.shape} {patches.dtype}")
+    else:
+        shape = uns.get("patch_shape")
+        if shape is None:
+            side = round((flat.shape[1] / 3) ** 0.5)
+            shape = [side, side, 3]
+        patches = np.asarray(flat, dtype=np.uint8).reshape(len(flat), *[int(s) for s in shape])
     return Spots(genes=genes, spot_ids=spot_ids, obs=obs, patches=patches, spatial=spatial,
                  X=X, mask=mask, uns=uns)
 
@@ -221,6 +238,27 @@ def load_train(folder: Path | str | None = None) -> Spots:
 def load_test(folder: Path | str | None = None) -> Spots:
     """Read test.h5ad: the spots to predict, in prediction row order (no X, no mask)."""
     return _read_spots(Path(folder or input_dir()) / "test.h5ad")
+
+
+def iter_patches(spots: Spots, batch_size: int = 256,
+                 rows: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (row indices, patches) in batches: (b,) int64 and (b, H, W, 3) uint8 in memory.
+
+    ``rows`` (indices or a boolean mask) restricts and orders the spots, e.g. a shuffled
+    permutation for training; default: all spots in file order. Only one batch is resident at
+    a time, whatever the dataset's size.
+    """
+    if batch_size < 1:
+        raise ContractViolation(f"batch_size: expected at least 1, found {batch_size}")
+    order = np.arange(spots.n_spots) if rows is None else np.asarray(rows)
+    if order.dtype == np.bool_:
+        order = np.flatnonzero(order)
+    for start in range(0, len(order), batch_size):
+        index = order[start:start + batch_size]
+        # Sorted reads are sequential on disk; the batch keeps the requested order.
+        ascending = np.sort(index)
+        batch = np.asarray(spots.patches[ascending])
+        yield index, batch[np.searchsorted(ascending, index)]
 
 
 def training_weights(train: Spots, track: str) -> np.ndarray:

@@ -7,6 +7,11 @@ slide (slide colour mean removed, training spread divided out) and flipped/rotat
 Training stops at MAX_EPOCHS or when TIME_FRACTION of the task's time limit is spent, and keeps
 the epoch (0 included) with the lowest error on a held-out training slide (or 15% of the spots
 when there is one slide). Trained inside the time limit, on the task's device.
+
+Real-size patches are never all in memory: a torch ``DataLoader`` reads each batch from the
+memory-mapped patches (``PatchSet``), normalizes it and, for patches larger than 2 x
+``POOL_TARGET`` px, average-pools it (224 px -> 56 px: the network is small, the time limit
+is not long, and colour and nuclei density survive the pooling).
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ TIME_FRACTION = 0.5
 BATCH = 64
 LEARNING_RATE = 2e-3
 WEIGHT_DECAY = 1e-4
+POOL_TARGET = 56
+HELD_MAX = 4096  # held-out spots scored after each epoch (a seeded sample beyond this)
+EVAL_BATCH = 256
 
 
 class DeltaNet(nn.Module):
@@ -56,13 +64,67 @@ class DeltaNet(nn.Module):
         return self.head(self.hidden(torch.cat([self.conv(patches), stats], dim=1)))
 
 
-def slide_normalized(patches: np.ndarray, slides: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """(N, 3, H, W) float32: each slide's mean colour removed, divided by the training spread."""
-    out = patches.astype(np.float32) / 255.0
-    for slide in np.unique(slides):
-        rows = slides == slide
-        out[rows] -= out[rows].mean(axis=(0, 1, 2))
-    return np.ascontiguousarray((out / scale).transpose(0, 3, 1, 2))
+def colour_statistics(spots: sdk.Spots) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per-slide mean colour and the overall per-channel spread of [0, 1] pixels (one pass)."""
+    sums: dict[str, np.ndarray] = {}
+    counts: dict[str, int] = {}
+    total, total_sq, n = np.zeros(3), np.zeros(3), 0
+    for rows, batch in sdk.iter_patches(spots, EVAL_BATCH):
+        rgb = batch.astype(np.float64).reshape(len(batch), -1, 3) / 255.0
+        per_spot = rgb.sum(axis=1)
+        for slide in np.unique(spots.slide_ids[rows]):
+            mine = spots.slide_ids[rows] == slide
+            sums[slide] = sums.get(slide, np.zeros(3)) + per_spot[mine].sum(axis=0)
+            counts[slide] = counts.get(slide, 0) + int(mine.sum()) * rgb.shape[1]
+        total += per_spot.sum(axis=0)
+        total_sq += (rgb**2).sum(axis=(0, 1))
+        n += rgb.shape[0] * rgb.shape[1]
+    means = {slide: (sums[slide] / counts[slide]).astype(np.float32) for slide in sums}
+    spread = np.sqrt(np.maximum(total_sq / n - (total / n) ** 2, 0)).astype(np.float32)
+    return means, spread
+
+
+class PatchSet(torch.utils.data.Dataset):
+    """Spots of one input file as normalized (3, h, w) float32 tensors, read batch by batch.
+
+    Each slide's mean colour is removed and the training spread divided out; patches larger
+    than 2 x ``POOL_TARGET`` px are average-pooled by an integer factor.
+    """
+
+    def __init__(self, spots: sdk.Spots, slide_mean: dict[str, np.ndarray], scale: np.ndarray,
+                 stats: np.ndarray, targets: np.ndarray | None = None,
+                 weights: np.ndarray | None = None) -> None:
+        self.spots, self.scale, self.stats = spots, scale, stats.astype(np.float32)
+        self.offsets = np.stack([slide_mean[s] for s in spots.slide_ids]).astype(np.float32)
+        self.targets, self.weights = targets, weights
+        self.pool = max(1, spots.patches.shape[1] // POOL_TARGET)
+
+    def __len__(self) -> int:
+        return self.spots.n_spots
+
+    def __getitems__(self, rows: list[int]) -> tuple[torch.Tensor, ...]:
+        index = np.asarray(rows)
+        _, batch = next(sdk.iter_patches(self.spots, len(index), index))
+        x = batch.astype(np.float32) / 255.0
+        x -= self.offsets[index][:, None, None, :]
+        x = (x / self.scale).transpose(0, 3, 1, 2)
+        if self.pool > 1:
+            b, c, h, w = x.shape
+            p = self.pool
+            x = x[:, :, : h - h % p, : w - w % p].reshape(b, c, h // p, p, w // p, p).mean((3, 5))
+        out = [torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(self.stats[index])]
+        if self.targets is not None and self.weights is not None:
+            out += [torch.from_numpy(self.targets[index]), torch.from_numpy(self.weights[index])]
+        return tuple(out)
+
+
+def loader(data: PatchSet, batches: list[np.ndarray]) -> torch.utils.data.DataLoader:
+    """A DataLoader over given batches of rows (each batch fetched at once, in that order)."""
+    # Its own generator: a loader draws a seed when it starts, which must not move the global
+    # stream that orders batches and draws augmentations.
+    return torch.utils.data.DataLoader(data, batch_sampler=[b.tolist() for b in batches],
+                                       collate_fn=lambda batch: batch, num_workers=0,
+                                       generator=torch.Generator())
 
 
 def holdout_rows(slides: np.ndarray, seed: int) -> np.ndarray:
@@ -95,30 +157,34 @@ def main() -> None:
     mean = masked_mean(train.X, weights)
     delta = np.where(weights > 0, train.X - mean, 0).astype(np.float32)
 
-    scale = (train.patches.astype(np.float32) / 255.0).std(axis=(0, 1, 2)) + 1e-3
-    x_train = slide_normalized(train.patches, train.slide_ids, scale)
-    x_test = slide_normalized(test.patches, test.slide_ids, scale)
+    slide_mean, spread = colour_statistics(train)
+    test_slide_mean = colour_statistics(test)[0]  # test spots centred by their own slide colour
+    scale = spread + np.float32(1e-3)
     s_train, s_test = standardized(
         slide_centred(patch_features(train.patches), train.slide_ids),
         slide_centred(patch_features(test.patches), test.slide_ids))
 
     held = holdout_rows(train.slide_ids, task.seed)
     fit = ~held
-
-    def tensor(a: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.ascontiguousarray(a, dtype=np.float32), device=device)
-
-    xs, ss, ys, ws = (tensor(a) for a in (x_train, s_train, delta, weights))
+    train_set = PatchSet(train, slide_mean, scale, s_train, delta, weights)
+    test_set = PatchSet(test, test_slide_mean, scale, s_test)
     model = DeltaNet(s_train.shape[1], len(task.genes)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
-    fit_idx = torch.as_tensor(np.flatnonzero(fit), device=device)
-    held_idx = torch.as_tensor(np.flatnonzero(held), device=device)
+    fit_idx = torch.as_tensor(np.flatnonzero(fit))
+    held_rows = np.flatnonzero(held)
+    if len(held_rows) > HELD_MAX:
+        held_rows = np.sort(np.random.default_rng(task.seed).choice(held_rows, HELD_MAX, False))
+    held_batches = [held_rows[i:i + EVAL_BATCH] for i in range(0, len(held_rows), EVAL_BATCH)]
 
     def held_error() -> float:
         model.eval()
+        total, weight = 0.0, 0.0
         with torch.no_grad():
-            pred = model(xs[held_idx], ss[held_idx])
-            return float(weighted_mse(pred, ys[held_idx], ws[held_idx]))
+            for x, st, y, w in loader(train_set, held_batches):
+                pred = model(x.to(device), st.to(device))
+                total += float(((pred - y.to(device)) ** 2 * w.to(device)).sum())
+                weight += float(w.sum())
+        return total / max(weight, 1.0)
 
     best_error, best_epoch = held_error(), 0
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -128,15 +194,16 @@ def main() -> None:
         if time.monotonic() - STARTED > budget_s:
             break
         model.train()
-        order = fit_idx[torch.randperm(len(fit_idx), device=device)]
-        for start in range(0, len(order), BATCH):
-            rows = order[start:start + BATCH]
-            if len(rows) < 2:
-                continue
-            loss = weighted_mse(model(augment(xs[rows]), ss[rows]), ys[rows], ws[rows])
+        order = fit_idx[torch.randperm(len(fit_idx))].numpy()
+        batches = [order[i:i + BATCH] for i in range(0, len(order), BATCH)]
+        for x, st, y, w in loader(train_set, [b for b in batches if len(b) >= 2]):
+            loss = weighted_mse(model(augment(x.to(device)), st.to(device)), y.to(device),
+                                w.to(device))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            if time.monotonic() - STARTED > budget_s:
+                break  # a partial epoch still counts: it is scored like a whole one
         epochs_run = epoch
         error = held_error()
         if error < best_error:
@@ -145,13 +212,20 @@ def main() -> None:
 
     model.load_state_dict(best_state)
     model.eval()
+    test_delta = np.empty((test.n_spots, len(task.genes)), dtype=np.float32)
+    all_rows = np.arange(test.n_spots)
     with torch.no_grad():
-        test_delta = model(tensor(x_test), tensor(s_test)).cpu().numpy()
+        for rows, (x, st) in zip(
+                [all_rows[i:i + EVAL_BATCH] for i in range(0, test.n_spots, EVAL_BATCH)],
+                loader(test_set, [all_rows[i:i + EVAL_BATCH]
+                                  for i in range(0, test.n_spots, EVAL_BATCH)]), strict=True):
+            test_delta[rows] = model(x.to(device), st.to(device)).cpu().numpy()
     sdk.write_predictions(mean + test_delta, task)
     sdk.write_model_card(
         "cnn-delta",
         {"epochs_run": epochs_run, "best_epoch": best_epoch, "max_epochs": MAX_EPOCHS,
          "batch": BATCH, "lr": LEARNING_RATE, "device": str(device),
+         "pool": train_set.pool,
          "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)},
         "Small CNN predicting the deviation from the training mean (ViT-B+Δ idea), "
         "epoch chosen on a held-out training slide.")

@@ -20,12 +20,25 @@ def masked_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.where(count > 0, total / np.maximum(count, 1), 0.0).astype(np.float32)
 
 
+FEATURE_BUDGET_BYTES = 32 * 1024 * 1024
+"""float64 pixels converted at once while computing features (about 27 patches at 224 px)."""
+
+
 def patch_features(patches: np.ndarray) -> np.ndarray:
-    """Colour and texture features of (spots, H, W, 3) uint8 patches: (spots, 14) float64.
+    """Colour and texture features of (spots, H, W, 3) uint8 patches: (spots, 13) float64.
 
     Per channel mean and standard deviation, chromaticity (channel share of brightness),
-    white-space and dark (nuclei-like) fractions, mean gradient magnitude (texture).
+    white-space and dark (nuclei-like) fractions, mean gradient magnitude (texture). Computed
+    in batches of rows (``FEATURE_BUDGET_BYTES``), so a memory-mapped 6.6 GB dataset is read
+    once and never held: every feature is per spot, so batching does not change a value.
     """
+    n = patches.shape[0]
+    step = max(1, FEATURE_BUDGET_BYTES // max(1, 8 * int(np.prod(patches.shape[1:]))))
+    return np.concatenate([_features(np.asarray(patches[start:start + step]))
+                           for start in range(0, max(n, 1), step)])
+
+
+def _features(patches: np.ndarray) -> np.ndarray:
     rgb = patches.astype(np.float64) / 255.0
     n = rgb.shape[0]
     flat = rgb.reshape(n, -1, 3)
