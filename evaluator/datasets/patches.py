@@ -153,7 +153,9 @@ class NpyWriter:
         if data.size != count * self.row_bytes or self.written + count > self.n_rows:
             raise ValueError(f"{self.path}: expected at most {self.n_rows} rows of "
                              f"{self.row_bytes} bytes, found {self.written} + array {rows.shape}")
-        view = memoryview(data).cast("B")
+        if count == 0:
+            return
+        view = memoryview(data.reshape(-1))
         self._digest.update(view)
         self._fh.write(view)
         self.written += count

@@ -511,6 +511,7 @@ def generate(
     seed: int = 0,
     datasets: Iterable[str] | None = None,
     patch_size: int | None = None,
+    max_spots: int | None = None,
     on_dataset: Callable[[str, Path], None] | None = None,
 ) -> list[Path]:
     """Generate the datasets of ``size`` into ``out_dir/<name>.h5ad`` (atomic writes).
@@ -525,7 +526,8 @@ def generate(
               else preset_datasets(size))
     written = []
     for info in chosen:
-        adata, chunks = synthesize_dataset(info.name, size, seed=seed, patch_size=patch_size)
+        adata, chunks = synthesize_dataset(info.name, size, seed=seed, patch_size=patch_size,
+                                           max_spots=max_spots)
         side = int(adata.uns["patch_shape"][0])
         path = Path(out_dir) / f"{info.name}.h5ad"
         with atomic_path(path) as tmp:

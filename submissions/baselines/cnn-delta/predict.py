@@ -42,7 +42,12 @@ LEARNING_RATE = 2e-3
 WEIGHT_DECAY = 1e-4
 POOL_TARGET = 56
 HELD_MAX = 4096  # held-out spots scored after each epoch (a seeded sample beyond this)
-EVAL_BATCH = 256
+EVAL_BUDGET_BYTES = 32 * 1024 * 1024  # float32 pixels of one scoring batch (55 spots at 224 px)
+
+
+def eval_batch(spots: sdk.Spots) -> int:
+    """Spots per scoring batch: at most 256, and within ``EVAL_BUDGET_BYTES`` of float32."""
+    return max(1, min(256, EVAL_BUDGET_BYTES // (4 * int(np.prod(spots.patches.shape[1:])))))
 
 
 class DeltaNet(nn.Module):
@@ -69,7 +74,7 @@ def colour_statistics(spots: sdk.Spots) -> tuple[dict[str, np.ndarray], np.ndarr
     sums: dict[str, np.ndarray] = {}
     counts: dict[str, int] = {}
     total, total_sq, n = np.zeros(3), np.zeros(3), 0
-    for rows, batch in sdk.iter_patches(spots, EVAL_BATCH):
+    for rows, batch in sdk.iter_patches(spots, max(1, eval_batch(spots) // 2)):
         rgb = batch.astype(np.float64).reshape(len(batch), -1, 3) / 255.0
         per_spot = rgb.sum(axis=1)
         for slide in np.unique(spots.slide_ids[rows]):
@@ -174,7 +179,8 @@ def main() -> None:
     held_rows = np.flatnonzero(held)
     if len(held_rows) > HELD_MAX:
         held_rows = np.sort(np.random.default_rng(task.seed).choice(held_rows, HELD_MAX, False))
-    held_batches = [held_rows[i:i + EVAL_BATCH] for i in range(0, len(held_rows), EVAL_BATCH)]
+    step = eval_batch(train)
+    held_batches = [held_rows[i:i + step] for i in range(0, len(held_rows), step)]
 
     def held_error() -> float:
         model.eval()
@@ -213,12 +219,10 @@ def main() -> None:
     model.load_state_dict(best_state)
     model.eval()
     test_delta = np.empty((test.n_spots, len(task.genes)), dtype=np.float32)
-    all_rows = np.arange(test.n_spots)
+    step = eval_batch(test)
+    test_batches = [np.arange(i, min(i + step, test.n_spots)) for i in range(0, test.n_spots, step)]
     with torch.no_grad():
-        for rows, (x, st) in zip(
-                [all_rows[i:i + EVAL_BATCH] for i in range(0, test.n_spots, EVAL_BATCH)],
-                loader(test_set, [all_rows[i:i + EVAL_BATCH]
-                                  for i in range(0, test.n_spots, EVAL_BATCH)]), strict=True):
+        for rows, (x, st) in zip(test_batches, loader(test_set, test_batches), strict=True):
             test_delta[rows] = model(x.to(device), st.to(device)).cpu().numpy()
     sdk.write_predictions(mean + test_delta, task)
     sdk.write_model_card(
