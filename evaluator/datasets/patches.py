@@ -243,3 +243,75 @@ def check_processed_file(path: Path | str, *, expected_genes: int | None = None,
     with open_processed(path) as (adata, patches):
         check_dataset(adata, str(path), expected_genes=expected_genes,
                       require_completed=require_completed, patches=patches)
+
+
+class PatchRows:
+    """Patches kept on disk, read a block of rows at a time: parts of .npy files or .h5ad.
+
+    ``parts`` are ``(path, key, n_rows)`` in row order: ``key`` names the HDF5 dataset of an
+    ``.h5ad`` (e.g. ``obsm/patches_scale_1.0``), ``None`` a C-ordered uint8 ``.npy``. The
+    .npy files are read with plain reads, not memory maps, so resident memory stays at a block.
+    Indexing (``rows[i]``, ``rows[array]``) reads just those rows (small selections).
+    """
+
+    def __init__(self, parts: list[tuple[Path, str | None, int]], row_bytes: int) -> None:
+        self.parts = [(Path(p), k, int(n)) for p, k, n in parts]
+        self.row_bytes = int(row_bytes)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, bytes per row), as the flattened patches of SpaRED's ``obsm``."""
+        return (sum(n for _, _, n in self.parts), self.row_bytes)
+
+    dtype = np.dtype(np.uint8)
+    ndim = 2
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def iter_blocks(self, budget_bytes: int = PATCH_CHUNK_BYTES
+                    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield (first row, block) over every row in order, a budget's worth at a time."""
+        import h5py
+
+        first = 0
+        for path, key, n in self.parts:
+            if key is None:
+                offset = npy_data_offset(path)[0]
+                with open(path, "rb") as fh:
+                    for block in iter_row_chunks(n, self.row_bytes, budget_bytes):
+                        fh.seek(offset + block.start * self.row_bytes)
+                        count = (block.stop - block.start) * self.row_bytes
+                        data = np.frombuffer(fh.read(count), dtype=np.uint8)
+                        yield first + block.start, data.reshape(-1, self.row_bytes)
+            else:
+                with h5py.File(path, "r") as fh:
+                    ds = fh[key]
+                    for block in iter_row_chunks(n, self.row_bytes, budget_bytes):
+                        yield first + block.start, np.asarray(ds[block]).reshape(
+                            -1, self.row_bytes)
+            first += n
+
+    def iter_selected(self, rows: np.ndarray,
+                      budget_bytes: int = PATCH_CHUNK_BYTES) -> Iterator[np.ndarray]:
+        """Yield the flattened patches of ``rows`` (ascending indices or a mask), in order."""
+        rows = np.asarray(rows)
+        if rows.dtype != np.bool_:
+            if np.any(np.diff(rows) <= 0):
+                raise ValueError("expected ascending, distinct row indices")
+            mask = np.zeros(len(self), dtype=bool)
+            mask[rows] = True
+            rows = mask
+        for first, block in self.iter_blocks(budget_bytes):
+            keep = rows[first:first + len(block)]
+            if keep.any():
+                yield block[keep]
+
+    def __getitem__(self, index: object) -> np.ndarray:
+        wanted = np.arange(len(self))[index]  # type: ignore[index]
+        order = np.atleast_1d(wanted)
+        unique = np.unique(order)
+        gathered = np.concatenate(list(self.iter_selected(unique)) or
+                                  [np.empty((0, self.row_bytes), np.uint8)])
+        out = gathered[np.searchsorted(unique, order)]
+        return out[0] if np.ndim(wanted) == 0 else out

@@ -255,20 +255,18 @@ def validation_split(splits: np.ndarray, slides: np.ndarray,
 def _build_validation_patches(release: Release, dataset: str, held: np.ndarray,
                               patches_dir: Path) -> None:
     """Split the public patches into validation train and held-out .npy files, in chunks."""
-    from evaluator.datasets.patches import NpyWriter, read_rows
+    from evaluator.datasets.patches import NpyWriter, PatchRows, npy_data_offset
 
-    source = np.load(release.train_patches_path(dataset), mmap_mode="r")
-    shape = tuple(source.shape[1:])
+    path = release.train_patches_path(dataset)
+    _, shape, _ = npy_data_offset(path)
+    source = PatchRows([(path, None, shape[0])], int(np.prod(shape[1:])))
     with atomic_path(patches_dir, directory=True) as tmp:
-        writers = (NpyWriter(tmp / TRAIN_PATCHES_FILE, int((~held).sum()), shape),
-                   NpyWriter(tmp / TEST_PATCHES_FILE, int(held.sum()), shape))
-        at = 0
-        for block in read_rows(source, np.ones(len(held), dtype=bool)):
-            part = held[at:at + len(block)]
+        writers = (NpyWriter(tmp / TRAIN_PATCHES_FILE, int((~held).sum()), shape[1:]),
+                   NpyWriter(tmp / TEST_PATCHES_FILE, int(held.sum()), shape[1:]))
+        for first, block in source.iter_blocks():
+            part = held[first:first + len(block)]
             writers[0].write(block[~part])
             writers[1].write(block[part])
-            at += len(block)
-        del source
         for writer in writers:
             writer.close()
             writer.path.chmod(0o444)

@@ -26,8 +26,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from evaluator.core.fsio import sha256_file
+from evaluator.datasets.patches import PatchRows, open_processed
 from evaluator.datasets.pipeline.errors import RawInputError
-from evaluator.datasets.schema import PATCHES_KEY, SPATIAL_KEY, patch_shape_of, read_h5ad
+from evaluator.datasets.schema import PATCHES_KEY, SPATIAL_KEY, patch_shape_of
 from evaluator.datasets.splits import SPLIT_NAMES
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ class RawData:
     obs: pd.DataFrame
     var: pd.DataFrame
     spatial: np.ndarray
-    patches: np.ndarray
+    patches: np.ndarray | PatchRows  # flattened (spots, H*W*3) uint8; on disk at real size
     patch_shape: tuple[int, int, int]
     source: str
 
@@ -115,10 +116,12 @@ def _check_obs(obs: pd.DataFrame, source: str) -> list[str]:
     return problems
 
 
-def raw_from_anndata(adata: ad.AnnData, source: str) -> RawData:
+def raw_from_anndata(adata: ad.AnnData, source: str,
+                     patches_on_disk: PatchRows | None = None) -> RawData:
     """Return the ``RawData`` of an AnnData of raw counts; raise ``RawInputError`` listing gaps.
 
-    Counts come from ``layers['counts']`` when present, else ``X``.
+    Counts come from ``layers['counts']`` when present, else ``X``. ``patches_on_disk`` stands
+    for ``obsm['patches_scale_1.0']`` when the file was opened without its patches.
     """
     problems: list[str] = []
     if adata.n_obs == 0 or adata.n_vars == 0:
@@ -143,18 +146,19 @@ def raw_from_anndata(adata: ad.AnnData, source: str) -> RawData:
         found = "none" if spatial is None else f"shape {np.asarray(spatial).shape}"
         problems.append(f"obsm['spatial']: expected pixel coordinates ({adata.n_obs}, 2), "
                         f"found {found}")
-    patches = adata.obsm.get(PATCHES_KEY)
-    shape = patch_shape_of(adata)
+    patches = adata.obsm.get(PATCHES_KEY) if patches_on_disk is None else patches_on_disk
+    shape = patch_shape_of(adata, patches)
     if patches is None:
         problems.append(f"obsm['{PATCHES_KEY}']: expected flattened uint8 patches "
                         "(spots x H*W*3), found none")
-    elif np.asarray(patches).dtype != np.uint8:
-        problems.append(f"obsm['{PATCHES_KEY}']: expected dtype uint8, found "
-                        f"{np.asarray(patches).dtype}")
-    elif shape is None or np.asarray(patches).shape[1] != shape[0] * shape[1] * shape[2]:
+    elif patches.dtype != np.uint8:
+        problems.append(f"obsm['{PATCHES_KEY}']: expected dtype uint8, found {patches.dtype}")
+    elif patches.ndim != 2 or patches.shape[0] != adata.n_obs:
+        problems.append(f"obsm['{PATCHES_KEY}']: expected ({adata.n_obs}, H*W*3), found "
+                        f"shape {patches.shape}")
+    elif shape is None or patches.shape[1] != shape[0] * shape[1] * shape[2]:
         problems.append(f"uns['patch_shape']: expected [H, W, 3] matching the patches' "
-                        f"{np.asarray(patches).shape[1]} columns, found "
-                        f"{adata.uns.get('patch_shape')}")
+                        f"{patches.shape[1]} columns, found {adata.uns.get('patch_shape')}")
     if problems:
         raise RawInputError(source, "not a usable raw dataset:\n" +
                             "\n".join(f"  - {p}" for p in problems))
@@ -168,7 +172,8 @@ def raw_from_anndata(adata: ad.AnnData, source: str) -> RawData:
     var["gene_length"] = pd.to_numeric(var["gene_length"], errors="coerce").astype(np.float64)
     return RawData(counts=counts, obs=obs, var=var,
                    spatial=np.asarray(spatial, dtype=np.float64),
-                   patches=np.ascontiguousarray(np.asarray(patches)),
+                   patches=(patches if isinstance(patches, PatchRows)
+                            else np.ascontiguousarray(np.asarray(patches))),
                    patch_shape=shape,  # type: ignore[arg-type]
                    source=source)
 
@@ -181,10 +186,14 @@ def _sources_file(path: Path) -> Path | None:
     return None
 
 
-def read_raw(path: Path | str, *, progress: bool = False) -> RawData:
+def read_raw(path: Path | str, *, progress: bool = False, work_dir: Path | None = None
+             ) -> RawData:
     """Read a raw input: an ``.h5ad`` of counts, or a sources ``.json`` of Space Ranger slides.
 
-    Raises ``RawInputError`` / ``InputFileError`` naming the file and what is missing.
+    The patches stay on disk (``PatchRows``): those of an ``.h5ad`` in the file itself, those
+    cut from Space Ranger images in ``.npy`` files under ``work_dir`` (in memory when it is
+    None: small data only). Raises ``RawInputError`` / ``InputFileError`` naming the file and
+    what is missing.
     """
     path = Path(path)
     if not path.exists():
@@ -194,7 +203,7 @@ def read_raw(path: Path | str, *, progress: bool = False) -> RawData:
     if sources is not None:
         from evaluator.datasets.pipeline.spaceranger import read_sources
 
-        return read_sources(sources, progress=progress)
+        return read_sources(sources, progress=progress, work_dir=work_dir)
     if path.is_dir():
         from evaluator.datasets.pipeline.spaceranger import MATRIX_NAME
 
@@ -206,7 +215,14 @@ def read_raw(path: Path | str, *, progress: bool = False) -> RawData:
     if path.suffix != ".h5ad":
         raise RawInputError(path, "expected a .h5ad of raw counts or a sources .json, found "
                             f"suffix {path.suffix!r}")
-    return raw_from_anndata(read_h5ad(path), str(path))
+    with open_processed(path) as (adata, patches):
+        if patches is not None and (patches.dtype != np.uint8 or patches.ndim != 2):
+            raise RawInputError(path, f"obsm['{PATCHES_KEY}']: expected flattened uint8 "
+                                f"patches (spots x H*W*3), found {patches.dtype} of shape "
+                                f"{patches.shape}")
+        on_disk = (None if patches is None else
+                   PatchRows([(path, patches.name, patches.shape[0])], patches.shape[1]))
+        return raw_from_anndata(adata, str(path), on_disk)
 
 
 def input_fingerprint(path: Path | str) -> str:

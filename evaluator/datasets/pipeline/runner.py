@@ -29,6 +29,7 @@ import contextlib
 import json
 import resource
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,13 +40,14 @@ import pandas as pd
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict
 
+from evaluator.core.errors import SchemaError
 from evaluator.core.visium import hex_neighbors
 from evaluator.datasets.pipeline import steps
 from evaluator.datasets.pipeline.config import PIPELINE_VERSION, PipelineConfig, load_config
 from evaluator.datasets.pipeline.errors import PipelineError
 from evaluator.datasets.pipeline.raw import RawData, input_fingerprint, read_raw
 from evaluator.datasets.registry import get_dataset
-from evaluator.datasets.schema import PATCHES_KEY, SPATIAL_KEY, check_dataset
+from evaluator.datasets.schema import PATCHES_KEY, SPATIAL_KEY
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -357,8 +359,12 @@ def process_raw(
     data_hash: str | None = None,
     progress: bool = False,
     on_step: Callable[[StepRecord], None] | None = None,
+    with_patches: bool = True,
 ) -> tuple[ad.AnnData, PipelineReport]:
     """Process raw counts into a schema-valid SpaRED dataset; return it and the run's report.
+
+    ``with_patches=False`` leaves ``obsm['patches_scale_1.0']`` out (``process_file`` streams
+    the kept spots' patches from ``raw.patches`` to the output instead).
 
     ``cache_dir`` holds the SpaCKLE models (trained once per ``data_hash``, data and SpaCKLE
     configuration; ``SPARED_BENCH_SPACKLE_STEPS`` sets the training steps as for releases).
@@ -432,7 +438,8 @@ def process_raw(
         obs[column] = obs[column].astype(str).astype("category")
     adata = ad.AnnData(X=counts.copy(), obs=obs, var=var, layers={**layers, "mask": mask})
     adata.obsm[SPATIAL_KEY] = raw.spatial[run.spots]
-    adata.obsm[PATCHES_KEY] = raw.patches[run.spots]
+    if with_patches:
+        adata.obsm[PATCHES_KEY] = np.asarray(raw.patches[run.spots])
     adata.uns["patch_shape"] = list(raw.patch_shape)
     if config.spackle:
         _spackle(run, adata, cache_dir, data_hash, progress, train)
@@ -495,19 +502,36 @@ def process_file(
 ) -> PipelineReport:
     """Read a raw input, process it with its config and write the dataset to ``out_path``.
 
-    The output is checked against the schema with the registry's gene count before the atomic
-    write. Raises ``RawInputError``, ``PipelineConfigError``, ``PipelineError``,
-    ``SchemaError``.
+    The patches move in chunks from the input (or from the images, through ``.npy`` files in
+    a temporary folder beside ``out_path``) to the output. The written file is checked against
+    the schema with the registry's gene count before it is renamed into place. Raises
+    ``RawInputError``, ``PipelineConfigError``, ``PipelineError``, ``SchemaError``.
     """
-    from evaluator.datasets.store import write_h5ad
+    from evaluator.core.fsio import atomic_path
+    from evaluator.datasets.patches import (
+        PatchRows,
+        check_processed_file,
+        write_h5ad_with_patches,
+    )
 
     info = get_dataset(dataset)
     config = load_config(config_path, info.name)
-    raw = read_raw(raw_path, progress=progress)
-    data_hash = config.fingerprint(input_fingerprint(raw_path))
-    adata, report = process_raw(raw, config, cache_dir=cache_dir, data_hash=data_hash,
-                                progress=progress, on_step=on_step)
-    check_dataset(adata, f"{info.name} (processed from {raw_path})", expected_genes=info.genes,
-                  require_completed=config.spackle)
-    write_h5ad(adata, out_path)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".patches.", dir=out_path.parent) as work:
+        raw = read_raw(raw_path, progress=progress, work_dir=Path(work))
+        data_hash = config.fingerprint(input_fingerprint(raw_path))
+        adata, report = process_raw(raw, config, cache_dir=cache_dir, data_hash=data_hash,
+                                    progress=progress, on_step=on_step, with_patches=False)
+        kept = raw.obs.index.get_indexer(adata.obs_names)
+        chunks = (raw.patches.iter_selected(kept) if isinstance(raw.patches, PatchRows)
+                  else iter([np.asarray(raw.patches)[kept]]))
+        with atomic_path(out_path) as tmp:
+            write_h5ad_with_patches(adata, tmp, adata.n_obs, raw.patches.shape[1], chunks)
+            try:
+                check_processed_file(tmp, expected_genes=info.genes,
+                                     require_completed=config.spackle)
+            except SchemaError as exc:
+                raise SchemaError(f"{info.name} (processed from {raw_path})",
+                                  exc.problems) from None
     return report

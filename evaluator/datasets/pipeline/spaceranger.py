@@ -37,6 +37,7 @@ import pandas as pd
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from evaluator.datasets.patches import PATCH_CHUNK_BYTES, NpyWriter, PatchRows, iter_row_chunks
 from evaluator.datasets.pipeline.errors import RawInputError
 from evaluator.datasets.pipeline.raw import RawData, _as_csr_counts, _check_obs
 
@@ -229,12 +230,14 @@ def read_image(path: Path) -> np.ndarray:
                             ) from exc
 
 
-def cut_patches(image: np.ndarray, centers_xy: np.ndarray, window_px: float,
-                patch_size_px: int) -> np.ndarray:
-    """Return flattened uint8 patches (spots x S*S*3, HWC) cut around ``centers_xy`` (x, y).
+def iter_cut_patches(image: np.ndarray, centers_xy: np.ndarray, window_px: float,
+                     patch_size_px: int, budget_bytes: int = PATCH_CHUNK_BYTES
+                     ) -> Iterator[np.ndarray]:
+    """Yield flattened uint8 patches (rows of S*S*3, HWC) cut around ``centers_xy`` (x, y).
 
     Each patch is the ``window_px``-wide square centred on the spot (in ``image`` pixels),
-    white outside the image, resized to ``patch_size_px`` with bilinear interpolation.
+    white outside the image, resized to ``patch_size_px`` with bilinear interpolation. Rows
+    come in chunks within ``budget_bytes``, so a slide's patches are never all in memory.
     """
     from PIL import Image
 
@@ -242,16 +245,26 @@ def cut_patches(image: np.ndarray, centers_xy: np.ndarray, window_px: float,
     half = side // 2
     pad = side + 1
     padded = np.pad(image, ((pad, pad), (pad, pad), (0, 0)), constant_values=255)
-    out = np.empty((centers_xy.shape[0], patch_size_px * patch_size_px * 3), dtype=np.uint8)
-    for i, (x, y) in enumerate(centers_xy):
-        left = int(np.clip(round(x) - half, -pad, image.shape[1])) + pad
-        top = int(np.clip(round(y) - half, -pad, image.shape[0])) + pad
-        crop = padded[top:top + side, left:left + side]
-        if side != patch_size_px:
-            crop = np.asarray(Image.fromarray(crop).resize((patch_size_px, patch_size_px),
-                                                           Image.Resampling.BILINEAR))
-        out[i] = crop.reshape(-1)
-    return out
+    row_bytes = patch_size_px * patch_size_px * 3
+    for block in iter_row_chunks(centers_xy.shape[0], row_bytes, budget_bytes):
+        out = np.empty((block.stop - block.start, row_bytes), dtype=np.uint8)
+        for i, (x, y) in enumerate(centers_xy[block]):
+            left = int(np.clip(round(x) - half, -pad, image.shape[1])) + pad
+            top = int(np.clip(round(y) - half, -pad, image.shape[0])) + pad
+            crop = padded[top:top + side, left:left + side]
+            if side != patch_size_px:
+                crop = np.asarray(Image.fromarray(crop).resize(
+                    (patch_size_px, patch_size_px), Image.Resampling.BILINEAR))
+            out[i] = crop.reshape(-1)
+        yield out
+
+
+def cut_patches(image: np.ndarray, centers_xy: np.ndarray, window_px: float,
+                patch_size_px: int) -> np.ndarray:
+    """Return every patch of ``iter_cut_patches`` as one (spots, S*S*3) array (small data)."""
+    blocks = list(iter_cut_patches(image, centers_xy, window_px, patch_size_px))
+    return (np.concatenate(blocks) if blocks
+            else np.empty((0, patch_size_px * patch_size_px * 3), dtype=np.uint8))
 
 
 def read_gene_lengths(path: Path) -> pd.Series:
@@ -267,9 +280,15 @@ def read_gene_lengths(path: Path) -> pd.Series:
     return pd.Series(lengths.to_numpy(), index=genes.to_numpy()).groupby(level=0).first()
 
 
-def read_slide(folder: Path, slide: SlideSource, *, patch_size_px: int, patch_scale: float
-               ) -> tuple[sp.csr_matrix, pd.DataFrame, pd.DataFrame, np.ndarray, np.ndarray]:
-    """Read one Space Ranger slide: (counts, obs, var, full-resolution xy, patches)."""
+def read_slide(folder: Path, slide: SlideSource, *, patch_size_px: int, patch_scale: float,
+               patches_to: Path | None = None
+               ) -> tuple[sp.csr_matrix, pd.DataFrame, pd.DataFrame, np.ndarray,
+                          np.ndarray | PatchRows]:
+    """Read one Space Ranger slide: (counts, obs, var, full-resolution xy, patches).
+
+    With ``patches_to``, the patches are written there (an ``.npy``, chunk by chunk) and
+    returned as ``PatchRows``; without it, in memory.
+    """
     files = _slide_files(folder)
     counts, barcodes, var = read_10x_h5(files["matrix"])
     positions = read_positions(files["positions"])
@@ -285,8 +304,20 @@ def read_slide(folder: Path, slide: SlideSource, *, patch_size_px: int, patch_sc
     image = read_image(files["hires"])
     xy_full = spots[["pxl_col_in_fullres", "pxl_row_in_fullres"]].to_numpy(dtype=np.float64)
     hires = scale["tissue_hires_scalef"]
-    patches = cut_patches(image, xy_full * hires,
-                          patch_scale * scale["spot_diameter_fullres"] * hires, patch_size_px)
+    window = patch_scale * scale["spot_diameter_fullres"] * hires
+    patches: np.ndarray | PatchRows
+    if patches_to is None:
+        patches = cut_patches(image, xy_full * hires, window, patch_size_px)
+    else:
+        writer = NpyWriter(patches_to, len(xy_full), (patch_size_px * patch_size_px * 3,))
+        try:
+            for block in iter_cut_patches(image, xy_full * hires, window, patch_size_px):
+                writer.write(block)
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        patches = PatchRows([(patches_to, None, len(xy_full))], writer.row_bytes)
     obs = pd.DataFrame({
         "slide_id": slide.slide_id, "patient": slide.patient, "split": slide.split,
         "array_row": spots["array_row"].to_numpy(np.int64),
@@ -296,8 +327,12 @@ def read_slide(folder: Path, slide: SlideSource, *, patch_size_px: int, patch_sc
     return counts, obs, var, xy_full, patches
 
 
-def read_sources(path: Path, *, progress: bool = False) -> RawData:
+def read_sources(path: Path, *, progress: bool = False, work_dir: Path | None = None
+                 ) -> RawData:
     """Read every slide of a sources file into one ``RawData`` (genes shared by all slides).
+
+    With ``work_dir``, each slide's patches go to ``<work_dir>/<i>.patches.npy`` and stay there
+    (``PatchRows``): memory does not grow with the slides' pixels.
 
     Raises ``RawInputError`` naming the file and what is missing or inconsistent.
     """
@@ -307,7 +342,7 @@ def read_sources(path: Path, *, progress: bool = False) -> RawData:
     if len(set(ids)) != len(ids):
         raise RawInputError(path, f"slides: expected distinct slide_id values, found {ids}")
     lengths = read_gene_lengths(_resolve(root, sources.gene_lengths, "gene_lengths"))
-    parts = list(_iter_slides(root, sources, progress))
+    parts = list(_iter_slides(root, sources, progress, work_dir))
     shared = parts[0][2]["gene_ids"]
     for part in parts[1:]:
         shared = shared[shared.isin(part[2]["gene_ids"])]
@@ -334,18 +369,22 @@ def read_sources(path: Path, *, progress: bool = False) -> RawData:
         raise RawInputError(path, "; ".join(problems))
     counts = _as_csr_counts(sp.vstack(blocks, format="csr"), MATRIX_NAME, str(path))
     side = sources.patch_size_px
+    patch_parts = [p[4] for p in parts]
+    patches = (PatchRows([q for part in patch_parts for q in part.parts], side * side * 3)
+               if all(isinstance(p, PatchRows) for p in patch_parts)
+               else np.concatenate(patch_parts))
     return RawData(counts=counts, obs=obs, var=var,
                    spatial=np.concatenate([p[3] for p in parts]),
-                   patches=np.concatenate([p[4] for p in parts]),
-                   patch_shape=(side, side, 3), source=str(path))
+                   patches=patches, patch_shape=(side, side, 3), source=str(path))
 
 
-def _iter_slides(root: Path, sources: SourcesFile, progress: bool
+def _iter_slides(root: Path, sources: SourcesFile, progress: bool, work_dir: Path | None
                  ) -> Iterator[tuple[sp.csr_matrix, pd.DataFrame, pd.DataFrame, np.ndarray,
-                                     np.ndarray]]:
+                                     np.ndarray | PatchRows]]:
     from tqdm import tqdm
 
-    for slide in tqdm(sources.slides, desc="reading Space Ranger slides", unit="slide",
-                      disable=not progress):
+    for i, slide in enumerate(tqdm(sources.slides, desc="reading Space Ranger slides",
+                                   unit="slide", disable=not progress)):
         yield read_slide(root / slide.path, slide, patch_size_px=sources.patch_size_px,
-                         patch_scale=sources.patch_scale)
+                         patch_scale=sources.patch_scale,
+                         patches_to=None if work_dir is None else work_dir / f"{i}.patches.npy")

@@ -146,6 +146,26 @@ def test_processes_into_a_valid_dataset(folder: Path, tmp_path: Path) -> None:
     assert report.step("tpm").note.startswith("1 genes without a length")
     assert adata.uns["patch_shape"].tolist() == [8, 8, 3]
     assert adata.obs_names[0].startswith(adata.obs["slide_id"].astype(str).iloc[0] + "_AAAC")
+    # The patches went through .npy files on disk, chunk by chunk: the same bytes as the ones
+    # cut in memory, for the spots kept; the temporary folder is gone.
+    in_memory = read_raw(folder / "sources.json")
+    kept = in_memory.obs.index.get_indexer(adata.obs_names)
+    np.testing.assert_array_equal(adata.obsm["patches_scale_1.0"], in_memory.patches[kept])
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_patches_on_disk_read_in_small_blocks(folder: Path, tmp_path: Path) -> None:
+    from evaluator.datasets.patches import PatchRows
+
+    in_memory = read_raw(folder / "sources.json")
+    on_disk = read_raw(folder / "sources.json", work_dir=tmp_path)
+    assert isinstance(on_disk.patches, PatchRows) and len(on_disk.patches.parts) == 2
+    rows = np.flatnonzero(np.arange(in_memory.n_spots) % 3 == 1)
+    # a budget of one row per block still gives every selected row, in order
+    blocks = list(on_disk.patches.iter_selected(rows, budget_bytes=1))
+    assert len(blocks) == len(rows)
+    np.testing.assert_array_equal(np.concatenate(blocks), in_memory.patches[rows])
+    np.testing.assert_array_equal(on_disk.patches[[7, 2, 7]], in_memory.patches[[7, 2, 7]])
 
 
 def test_missing_files_are_named(folder: Path) -> None:
