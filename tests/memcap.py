@@ -68,19 +68,20 @@ class _Cgroup:
             self.path.rmdir()
 
 
-def run_capped(argv: list[str], cap_bytes: int, *, env: dict[str, str] | None = None,
+def run_capped(argv: list[str], cap_bytes: int | None, *, env: dict[str, str] | None = None,
                cwd: Path | str | None = None, timeout_s: float = 900) -> CappedRun:
     """Run ``argv`` inside a new cgroup limited to ``cap_bytes``; wait and measure it.
 
+    ``cap_bytes=None`` runs it uncapped, only measured (benchmarks).
     The peak RSS is the child's own ``ru_maxrss`` (from ``wait4``; the largest of the process
     and the children it waited for). Raises ``RuntimeError`` when no memory cgroup can be
     made; past ``timeout_s`` the command is killed (returncode -9).
     """
-    group = _Cgroup(cap_bytes)
-    procs = group.path / "cgroup.procs"
+    group = _Cgroup(cap_bytes) if cap_bytes is not None else None
 
     def enter() -> None:
-        procs.write_text(str(os.getpid()))
+        if group is not None:
+            (group.path / "cgroup.procs").write_text(str(os.getpid()))
 
     out_path = Path(f"/tmp/.capped-{uuid.uuid4().hex}")
     try:
@@ -99,8 +100,10 @@ def run_capped(argv: list[str], cap_bytes: int, *, env: dict[str, str] | None = 
             err.seek(0)
             stdout, stderr = out.read(), err.read()
         return CappedRun(returncode=proc.returncode, stdout=stdout, stderr=stderr,
-                         peak_rss_bytes=usage.ru_maxrss * 1024, oom_killed=group.oom_killed())
+                         peak_rss_bytes=usage.ru_maxrss * 1024,
+                         oom_killed=group is not None and group.oom_killed())
     finally:
         for suffix in (".out", ".err"):
             Path(f"{out_path}{suffix}").unlink(missing_ok=True)
-        group.remove()
+        if group is not None:
+            group.remove()

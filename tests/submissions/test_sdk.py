@@ -69,7 +69,7 @@ def test_sdk_runs_without_the_evaluator(staged, tiny_release, tmp_path: Path) ->
     np.testing.assert_array_equal(seen["X"], np.asarray(train.X))
     np.testing.assert_array_equal(seen["mask"], np.asarray(train.layers["mask"]))
     np.testing.assert_array_equal(
-        seen["patches"], np.asarray(test.obsm["patches_scale_1.0"]).reshape(-1, 8, 8, 3))
+        seen["patches"], np.load(tiny_release.test_patches_path(staged.task.dataset)))
     assert seen["slides"].tolist() == test.obs["slide_id"].astype(str).tolist()
     assert seen["rows"].tolist() == test.obs["array_row"].tolist()
     assert seen["ids"].tolist() == test.obs_names.tolist()
@@ -116,3 +116,34 @@ def test_sparse_matrices_read_as_dense(tmp_path: Path) -> None:
         np.testing.assert_array_equal(spots.mask, dense > 0)
         assert spots.patches.shape == (12, 4, 4, 3)
         assert spots.slide_ids.tolist() == ["A"] * 6 + ["B"] * 6
+
+
+def test_patches_are_memory_mapped_and_batched(staged) -> None:
+    train = sdk.load_train(staged.input_dir)
+    assert isinstance(train.patches, np.memmap) and not train.patches.flags.writeable
+    assert train.patches.shape == (train.n_spots, 8, 8, 3)
+    batches = list(sdk.iter_patches(train, batch_size=7))
+    assert [len(rows) for rows, _ in batches[:-1]] == [7] * (len(batches) - 1)
+    np.testing.assert_array_equal(np.concatenate([b for _, b in batches]), train.patches)
+    order = np.random.default_rng(0).permutation(train.n_spots)
+    rows, batch = next(sdk.iter_patches(train, batch_size=5, rows=order))
+    assert rows.tolist() == order[:5].tolist()
+    np.testing.assert_array_equal(batch, train.patches[order[:5]])
+    with pytest.raises(sdk.ContractViolation, match="batch_size: expected at least 1"):
+        next(sdk.iter_patches(train, batch_size=0))
+
+
+def test_the_contracts_torch_example_runs_as_written(staged, tmp_path: Path) -> None:
+    """CONTRACT.md's DataLoader example, copied out of the document, predicts valid output."""
+    text = (REPO / "submissions" / "CONTRACT.md").read_text()
+    code = text.split("A torch `Dataset` and `DataLoader`")[1].split("```python\n")[1]
+    (tmp_path / "predict.py").write_text(code.split("```")[0])
+    out = tmp_path / "output"
+    out.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(SDK_DIR), "SPARED_INPUT_DIR": str(staged.input_dir),
+           "SPARED_OUTPUT_DIR": str(out), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, str(tmp_path / "predict.py")], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    predictions = validate_output(out, staged.task)
+    assert predictions.shape == staged.task.predictions_shape
