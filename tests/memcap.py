@@ -1,4 +1,4 @@
-"""Run a command in a memory-capped cgroup and measure its peak resident memory.
+"""Measure what a stage costs: a command in a memory-capped cgroup, bytes on disk.
 
 The cap is the kernel's (a cgroup's memory limit, swap included): a process that holds more
 than the cap in anonymous memory is killed, so a stage that loads every patch at once fails
@@ -107,3 +107,19 @@ def run_capped(argv: list[str], cap_bytes: int | None, *, env: dict[str, str] | 
             Path(f"{out_path}{suffix}").unlink(missing_ok=True)
         if group is not None:
             group.remove()
+
+
+def disk_bytes(root: Path, seen: set[tuple[int, int]] | None = None) -> int:
+    """Bytes on disk under ``root``, each inode counted once (hard links share blocks).
+
+    ``seen`` carries the inodes counted so far across calls: a second call then counts only
+    what is new (e.g. what a second release added).
+    """
+    seen = set() if seen is None else seen
+    total = 0
+    for path in root.rglob("*"):
+        info = path.lstat()
+        if path.is_file() and (info.st_dev, info.st_ino) not in seen:
+            seen.add((info.st_dev, info.st_ino))
+            total += info.st_blocks * 512
+    return total

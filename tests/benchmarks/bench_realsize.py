@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from tests.benchmarks.harness import BenchRow
-from tests.memcap import run_capped
+from tests.memcap import disk_bytes, run_capped
 
 SIDE = 224
 PATCH_BYTES = SIDE * SIDE * 3
@@ -37,16 +37,6 @@ COPY_BUFFER = 4 * 1024 * 1024
 # cnn-delta trains for half its time limit: a shorter limit keeps the run under an hour on two
 # cores; the default (3600 s) would only train longer, memory does not depend on it.
 CNN_LIMITS = ["--time-limit-s", "900", "--mem-limit-gb", "4"]
-
-
-def _disk_bytes(root: Path, seen: set[tuple[int, int]]) -> int:
-    total = 0
-    for path in root.rglob("*"):
-        info = path.lstat()
-        if path.is_file() and (info.st_dev, info.st_ino) not in seen:
-            seen.add((info.st_dev, info.st_ino))
-            total += info.st_blocks * 512
-    return total
 
 
 def _copy_floor(source: Path, target: Path) -> float:
@@ -125,7 +115,7 @@ def _one_dataset(stages: _Stages, root: Path, dataset: str, max_spots: int | Non
     record = manifest["datasets"][dataset]
     n_spots = record["n_public_spots"] + record["n_hidden_spots"]
     pixels = n_spots * PATCH_BYTES
-    on_disk = _disk_bytes(release, set())
+    on_disk = disk_bytes(release, set())
     expression = sum(e["bytes"] for rel, e in manifest["files"].items()
                      if not rel.endswith(".npy"))
     stages.rows.append(BenchRow("realsize", f"{dataset} release on disk", on_disk / 1e9, "GB",
@@ -153,7 +143,7 @@ def run(quick: bool) -> list[BenchRow]:
         sources = [_one_dataset(stages, root, d, cap, b) for d, cap, b in plan]
         releases = root / "home" / "releases"
         seen: set[tuple[int, int]] = set()
-        _disk_bytes(releases, seen)  # every inode so far: the next count is what is new
+        disk_bytes(releases, seen)  # every inode so far: the next count is what is new
         changed = root / "src-changed"
         stages.run(CHANGED, "synth (changed dataset)",
                    ["data", "synth", "--size", "tiny", "--datasets", CHANGED, "--patch-size",
@@ -161,7 +151,7 @@ def run(quick: bool) -> list[BenchRow]:
         stages.run(CHANGED, "second release (one dataset changed)",
                    ["data", "release", *map(str, sources), str(changed / f"{CHANGED}.h5ad"),
                     "--label", "second"])
-        added = _disk_bytes(releases, seen)
+        added = disk_bytes(releases, seen)
         second = next(p for p in releases.iterdir() if not p.name.startswith(".") and
                       json.loads((p / "manifest.json").read_text())["label"] == "second")
         own = sum(e["bytes"] for rel, e in

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from tests.jobs.conftest import BASELINES
-from tests.memcap import run_capped
+from tests.memcap import disk_bytes, run_capped
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -29,18 +29,6 @@ CHANGED = "villacampa_lung_organoid"
 CAP_BYTES = int(1.25 * 2**30)
 PATCH_BYTES = SIDE * SIDE * 3
 CLI = [str(Path(sys.executable).parent / "spared-bench")]
-
-
-def _disk_bytes(root: Path, seen: set[tuple[int, int]] | None = None) -> int:
-    """Bytes on disk under ``root``, each inode counted once (hard links share blocks)."""
-    seen = set() if seen is None else seen
-    total = 0
-    for path in root.rglob("*"):
-        info = path.lstat()
-        if path.is_file() and (info.st_dev, info.st_ino) not in seen:
-            seen.add((info.st_dev, info.st_ino))
-            total += info.st_blocks * 512
-    return total
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +80,7 @@ def test_release_keeps_one_copy_of_the_pixels(real_release: dict) -> None:
     # Both tracks' train.h5ad hold expression only: the pixels are in the one .npy.
     for track in ("raw", "spackle"):
         assert (public / track / "train.h5ad").stat().st_size < 0.02 * pixels
-    release_bytes = _disk_bytes(root)
+    release_bytes = disk_bytes(root)
     assert pixels <= release_bytes <= 1.1 * source.stat().st_size
     # Every file of the release is a hard link of its content-addressed blob.
     for path in (p for p in root.rglob("*") if p.is_file() and p.name != "manifest.json"):
@@ -101,17 +89,17 @@ def test_release_keeps_one_copy_of_the_pixels(real_release: dict) -> None:
 
 def test_a_second_release_adds_only_the_changed_dataset(capped, real_release: dict) -> None:
     releases = capped.home / "releases"
-    before = _disk_bytes(releases)
+    before = disk_bytes(releases)
     changed = capped.home / "src2"
     capped("synth-changed", "data", "synth", "--size", "tiny", "--datasets", CHANGED,
            "--patch-size", str(SIDE), "--out", str(changed))
     capped("release-2", "data", "release", str(real_release["source"]),
            str(changed / f"{CHANGED}.h5ad"), "--label", "r2")
-    added = _disk_bytes(releases) - before
+    added = disk_bytes(releases) - before
     (second,) = [p for p in releases.iterdir()
                  if not p.name.startswith(".") and p != real_release["root"]]
-    new_dataset = (_disk_bytes(second / "public" / CHANGED)
-                   + _disk_bytes(second / "hidden" / CHANGED))
+    new_dataset = (disk_bytes(second / "public" / CHANGED)
+                   + disk_bytes(second / "hidden" / CHANGED))
     assert added <= 1.1 * new_dataset + 64 * 1024, (added, new_dataset)
     for name in ("train_patches.npy", "test_patches.npy"):
         old = real_release["root"] / "public" / DATASET / name

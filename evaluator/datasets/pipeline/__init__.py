@@ -14,7 +14,8 @@ from evaluator.datasets.pipeline.config import (
     load_config,
 )
 from evaluator.datasets.pipeline.errors import PipelineConfigError, PipelineError, RawInputError
-from evaluator.datasets.pipeline.raw import RawData, input_fingerprint, raw_from_anndata, read_raw
+from evaluator.datasets.pipeline.inputs import input_fingerprint, read_raw
+from evaluator.datasets.pipeline.raw import RawData, raw_from_anndata
 from evaluator.datasets.pipeline.runner import (
     STEP_NAMES,
     PipelineReport,

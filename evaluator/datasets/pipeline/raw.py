@@ -1,6 +1,6 @@
 """Raw inputs of the pipeline: counts with slides, patients, splits, coordinates and patches.
 
-Accepted inputs (``read_raw``):
+Accepted inputs (``inputs.read_raw`` reads either):
 
 - an AnnData ``.h5ad`` of raw counts (``layers['counts']`` or ``X``, spots x genes, sparse or
   dense non-negative integers) with ``obs`` ``slide_id``, ``patient``, ``split``, ``array_row``,
@@ -16,17 +16,14 @@ Anything missing is reported at once, naming the file and the key.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from evaluator.core.fsio import sha256_file
-from evaluator.datasets.patches import PatchRows, open_processed
+from evaluator.datasets.patches import PatchRows
 from evaluator.datasets.pipeline.errors import RawInputError
 from evaluator.datasets.schema import PATCHES_KEY, SPATIAL_KEY, patch_shape_of
 from evaluator.datasets.splits import SPLIT_NAMES
@@ -176,70 +173,3 @@ def raw_from_anndata(adata: ad.AnnData, source: str,
                             else np.ascontiguousarray(np.asarray(patches))),
                    patch_shape=shape,  # type: ignore[arg-type]
                    source=source)
-
-
-def _sources_file(path: Path) -> Path | None:
-    if path.is_dir() and (path / SOURCES_NAME).is_file():
-        return path / SOURCES_NAME
-    if path.is_file() and path.suffix == ".json":
-        return path
-    return None
-
-
-def read_raw(path: Path | str, *, progress: bool = False, work_dir: Path | None = None
-             ) -> RawData:
-    """Read a raw input: an ``.h5ad`` of counts, or a sources ``.json`` of Space Ranger slides.
-
-    The patches stay on disk (``PatchRows``): those of an ``.h5ad`` in the file itself, those
-    cut from Space Ranger images in ``.npy`` files under ``work_dir`` (in memory when it is
-    None: small data only). Raises ``RawInputError`` / ``InputFileError`` naming the file and
-    what is missing.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise RawInputError(path, "expected a raw .h5ad or a sources .json, found nothing at "
-                            "this path")
-    sources = _sources_file(path)
-    if sources is not None:
-        from evaluator.datasets.pipeline.spaceranger import read_sources
-
-        return read_sources(sources, progress=progress, work_dir=work_dir)
-    if path.is_dir():
-        from evaluator.datasets.pipeline.spaceranger import MATRIX_NAME
-
-        hint = (" (a Space Ranger folder is one slide: list the dataset's slides, with slide_id, "
-                f"patient and split, in a {SOURCES_NAME})"
-                if (path / MATRIX_NAME).is_file() else "")
-        raise RawInputError(path, f"expected a raw .h5ad file or a folder with {SOURCES_NAME}, "
-                            f"found a folder without one{hint}")
-    if path.suffix != ".h5ad":
-        raise RawInputError(path, "expected a .h5ad of raw counts or a sources .json, found "
-                            f"suffix {path.suffix!r}")
-    with open_processed(path) as (adata, patches):
-        if patches is not None and (patches.dtype != np.uint8 or patches.ndim != 2):
-            raise RawInputError(path, f"obsm['{PATCHES_KEY}']: expected flattened uint8 "
-                                f"patches (spots x H*W*3), found {patches.dtype} of shape "
-                                f"{patches.shape}")
-        on_disk = (None if patches is None else
-                   PatchRows([(path, patches.name, patches.shape[0])], patches.shape[1]))
-        return raw_from_anndata(adata, str(path), on_disk)
-
-
-def input_fingerprint(path: Path | str) -> str:
-    """Return the sha256 over every file a raw input is read from (content, not dates)."""
-    path = Path(path)
-    sources = _sources_file(path)
-    if sources is None:
-        if not path.is_file():
-            raise RawInputError(path, "expected a raw .h5ad or a sources .json, found nothing")
-        return sha256_file(path)
-    from evaluator.datasets.pipeline.spaceranger import source_files
-
-    root = sources.parent.resolve()
-    digest = hashlib.sha256()
-    for file in source_files(sources):
-        resolved = file.resolve()
-        name = (resolved.relative_to(root).as_posix() if resolved.is_relative_to(root)
-                else resolved.as_posix())
-        digest.update(name.encode() + b"\0" + sha256_file(resolved).encode() + b"\n")
-    return digest.hexdigest()

@@ -45,7 +45,8 @@ from evaluator.core.visium import hex_neighbors
 from evaluator.datasets.pipeline import steps
 from evaluator.datasets.pipeline.config import PIPELINE_VERSION, PipelineConfig, load_config
 from evaluator.datasets.pipeline.errors import PipelineError
-from evaluator.datasets.pipeline.raw import RawData, input_fingerprint, read_raw
+from evaluator.datasets.pipeline.inputs import input_fingerprint, read_raw
+from evaluator.datasets.pipeline.raw import RawData
 from evaluator.datasets.registry import get_dataset
 from evaluator.datasets.schema import PATCHES_KEY, SPATIAL_KEY
 

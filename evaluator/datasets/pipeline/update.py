@@ -30,7 +30,8 @@ from evaluator.core.fsio import atomic_write_json, sha256_file
 from evaluator.core.settings import Settings
 from evaluator.datasets.pipeline.config import load_config
 from evaluator.datasets.pipeline.errors import PipelineError
-from evaluator.datasets.pipeline.raw import SOURCES_NAME, input_fingerprint
+from evaluator.datasets.pipeline.inputs import input_fingerprint
+from evaluator.datasets.pipeline.raw import SOURCES_NAME
 from evaluator.datasets.pipeline.runner import PipelineReport, StepRecord, process_file
 from evaluator.datasets.registry import get_dataset
 from evaluator.datasets.release import (
