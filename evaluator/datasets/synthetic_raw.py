@@ -6,7 +6,7 @@
 
 - slides, patients, splits, grid positions, pixel coordinates and H&E-like patches as in
   ``synthetic`` (its ``assign_splits``, ``spots_per_slide``, tissue blobs, latent state and
-  ``render_patches``);
+  ``iter_patches``);
 - genes of four kinds, in shuffled order: *structured* genes driven by the latent tissue state
   (the ones Moran's I should pick), *flat* genes as well expressed but with no spatial pattern,
   *sparse* genes rarely detected (filtered out by the expression fractions) and *dead* genes
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,8 +44,8 @@ from evaluator.datasets.synthetic import (
     _dataset_model,
     _sample_counts,
     assign_splits,
+    iter_patches,
     preset_datasets,
-    render_patches,
     simulate_tissue,
 )
 
@@ -111,8 +111,22 @@ def generate_raw_dataset(
 
     ``size`` sets the spot cap and patch size (``synthetic.SIZE_PRESETS``); after the
     pipeline the dataset has about that many spots (the low-quality and empty spots are
-    extra). The same arguments always give the same data.
+    extra). The same arguments always give the same data. Holds every patch in memory: at
+    real size use ``synthesize_raw_dataset`` (what ``generate_raw`` does).
     """
+    adata, chunks = synthesize_raw_dataset(name, size, seed, patch_size, max_spots)
+    adata.obsm["patches_scale_1.0"] = np.concatenate(list(chunks))
+    return adata
+
+
+def synthesize_raw_dataset(
+    name: str,
+    size: SizeName = "tiny",
+    seed: int = 0,
+    patch_size: int | None = None,
+    max_spots: int | None = None,
+) -> tuple[ad.AnnData, Iterator[np.ndarray]]:
+    """Return a raw synthetic dataset without its patches, and the patches as chunks of rows."""
     import anndata as ad
 
     info = get_dataset(name)
@@ -180,18 +194,16 @@ def generate_raw_dataset(
          "synthetic_kind": pd.Categorical(kinds[order])},
         index=[f"{info.abbreviation}-R{g:04d}" for g in range(order.size)],
     )
-    patches = render_patches(latent, model.appearance, model.tint,
-                             tissue.stain, side, rng)
+    chunks = iter_patches(latent, model.appearance, model.tint, tissue.stain, side, rng)
     adata = ad.AnnData(X=counts, obs=obs, var=var)
     adata.obsm["spatial"] = tissue.spatial
-    adata.obsm["patches_scale_1.0"] = patches
     adata.uns["patch_shape"] = [side, side, 3]
     adata.uns["spared_bench"] = {
         "dataset": info.name, "source": "synthetic-raw", "size": size, "seed": seed,
         "generator_version": RAW_GENERATOR_VERSION, "low_quality_spots": int(n_low),
         "empty_spots": int(n_empty), "latent_fields": N_FIELDS, "latent_domains": N_DOMAINS,
     }
-    return adata
+    return adata, chunks
 
 
 def generate_raw(
@@ -204,17 +216,22 @@ def generate_raw(
     max_spots: int | None = None,
     on_dataset: Callable[[str, Path], None] | None = None,
 ) -> list[Path]:
-    """Write the raw datasets of ``size`` to ``out_dir/<name>.h5ad`` (atomic writes)."""
-    from evaluator.datasets.store import write_h5ad
+    """Write the raw datasets of ``size`` to ``out_dir/<name>.h5ad`` (atomic writes).
+
+    Patches are drawn and written in chunks: memory does not grow with the data.
+    """
+    from evaluator.core.fsio import atomic_path
+    from evaluator.datasets.patches import write_h5ad_with_patches
 
     chosen = ([get_dataset(n) for n in datasets] if datasets is not None
               else preset_datasets(size))
     written = []
     for info in chosen:
-        adata = generate_raw_dataset(info.name, size, seed=seed, patch_size=patch_size,
-                                     max_spots=max_spots)
+        adata, chunks = synthesize_raw_dataset(info.name, size, seed, patch_size, max_spots)
+        side = int(adata.uns["patch_shape"][0])
         path = Path(out_dir) / f"{info.name}.h5ad"
-        write_h5ad(adata, path)
+        with atomic_path(path) as tmp:
+            write_h5ad_with_patches(adata, tmp, adata.n_obs, side * side * 3, chunks)
         written.append(path)
         if on_dataset is not None:
             on_dataset(info.name, path)
