@@ -1,4 +1,5 @@
-"""The layers of DESIGN.md: imports go one way, lower packages never import higher ones."""
+"""The layers of docs/ARCHITECTURE.md ("Layers and imports"): imports go one way, lower
+packages never import higher ones."""
 
 from __future__ import annotations
 

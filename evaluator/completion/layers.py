@@ -1,8 +1,8 @@
 """Completion on AnnData files: read the inputs, write the completed layers.
 
-Layer conventions (DESIGN.md, Dataset schema): ``d_log1p`` = median completion of ``log1p``;
-``c_t_log1p`` = SpaCKLE completion of ``c_d_log1p``. ``layers['mask']`` is True where a value
-was measured (``tpm != 0``).
+Layer conventions (docs/ARCHITECTURE.md, "Dataset schema"): ``d_log1p`` = median completion
+of ``log1p``; ``c_t_log1p`` = SpaCKLE completion of ``c_d_log1p``. ``layers['mask']`` is True
+where a value was measured (``tpm != 0``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The predict contract, version 1, as typed models (DESIGN.md, "Predict contract, version 1").
+"""The predict contract, version 1, as typed models (docs/ARCHITECTURE.md, "Predict contract,
+version 1").
 
 The evaluator writes ``/input/task.json`` (``TaskSpec``) next to ``train.h5ad`` and
 ``test.h5ad``; the submission writes ``/output/predictions.npy`` and, optionally,

@@ -243,7 +243,8 @@ def _dense(matrix: object) -> np.ndarray:
 def _track_expression(adata: ad.AnnData, track: Track) -> np.ndarray:
     values = _dense(adata.layers[TRACK_LAYERS[track]]).astype(np.float32)
     if track == "raw":
-        # DESIGN.md "Tracks": the raw track hides the completion, missing entries become 0.
+        # docs/ARCHITECTURE.md "Tracks": the raw track hides the completion, missing entries
+        # become 0.
         values = np.where(_dense(adata.layers[MASK_LAYER]), values, np.float32(0))
     return values
 

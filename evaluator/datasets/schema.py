@@ -1,8 +1,8 @@
 """Schema of a processed SpaRED dataset ``.h5ad`` and its validation.
 
-The schema is SpaRED's own (DESIGN.md, "Dataset schema"), so a SpaRED-processed file validates
-as it is: extra obs columns, layers, obsm and uns keys are allowed; the ones listed here are
-required. Validation reports every problem at once, one ``SchemaProblem`` each.
+The schema is SpaRED's own (docs/ARCHITECTURE.md, "Dataset schema"), so a SpaRED-processed
+file validates as it is: extra obs columns, layers, obsm and uns keys are allowed; the ones
+listed here are required. Validation reports every problem at once, one ``SchemaProblem`` each.
 """
 
 from __future__ import annotations

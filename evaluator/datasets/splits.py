@@ -19,6 +19,9 @@ def hidden_split_name(splits: Iterable[str]) -> Literal["test", "val"]:
 
 
 def hidden_mask(splits: npt.ArrayLike) -> np.ndarray:
-    """Return a boolean array, True for spots of the hidden split (DESIGN.md, Dataset schema)."""
+    """Return a boolean array, True for spots of the hidden split.
+
+    See docs/ARCHITECTURE.md, "Dataset schema".
+    """
     values = np.asarray(splits, dtype=object).astype(str)
     return values == hidden_split_name(values)

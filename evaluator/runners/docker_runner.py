@@ -1,8 +1,8 @@
 """Run a submission image as an isolated container on a Docker engine: the real runner.
 
-Each job gets (see DESIGN.md, "Security model"): no network; a read-only root filesystem;
-the input folder bind-mounted read-only at /input; a fresh, empty host folder owned by the
-container user as the only writable mount, /output; a size-limited tmpfs /tmp; user
+Each job gets (see docs/ARCHITECTURE.md, "Security model"): no network; a read-only root
+filesystem; the input folder bind-mounted read-only at /input; a fresh, empty host folder owned
+by the container user as the only writable mount, /output; a size-limited tmpfs /tmp; user
 10001:10001 whatever the image says; all capabilities dropped; no-new-privileges; pids, memory
 (no swap) and CPU limits; a wall-clock limit after which it is killed; GPUs only when assigned,
 by device id. The image is resolved to its content id first and the container created from the

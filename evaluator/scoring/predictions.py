@@ -1,7 +1,8 @@
 """Load a model's ``predictions.npy`` and reject anything the predict contract does not allow.
 
-Contract (DESIGN.md, "Predict contract, version 1"): float32, shape (n_test_spots, n_genes), rows
-in test.h5ad order, columns in task.genes order, every value finite.
+Contract (docs/ARCHITECTURE.md, "Predict contract, version 1"): float32, shape
+(n_test_spots, n_genes), rows in test.h5ad order, columns in task.genes order, every value
+finite.
 """
 
 from __future__ import annotations

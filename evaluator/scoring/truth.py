@@ -2,8 +2,8 @@
 
 Accepted sources:
 
-- a processed dataset ``.h5ad`` (schema in DESIGN.md): the hidden split's spots are kept
-  (``evaluator.datasets.splits.hidden_mask`` on ``obs['split']``);
+- a processed dataset ``.h5ad`` (docs/ARCHITECTURE.md, "Dataset schema"): the hidden split's
+  spots are kept (``evaluator.datasets.splits.hidden_mask`` on ``obs['split']``);
 - a release's ``hidden/<dataset>/truth.h5ad``: every spot is hidden already (no ``split``);
 - an ``.npz`` with arrays ``truth`` (spots x genes), ``mask`` (bool) and, for the spackle
   track, ``completed``; optional ``genes``.
