@@ -105,7 +105,7 @@ def make_writable(folder: Path) -> None:
 
 
 def _check_staged(folder: Path, task: TaskSpec) -> None:
-    """Refuse a cached folder that is not exactly the expected three read-only files."""
+    """Refuse a cached folder that is not exactly the expected read-only input files."""
     present = sorted(p.name for p in folder.iterdir())
     if present != sorted(INPUT_FILES):
         raise StagingError(folder, f"exactly {sorted(INPUT_FILES)}", f"{present}")
