@@ -122,12 +122,47 @@ def read_rows(patches: h5py.Dataset | np.ndarray, rows: np.ndarray,
             yield np.asarray(patches[block])[keep].reshape(int(keep.sum()), -1)
 
 
+class BackgroundSha256:
+    """sha256 computed on a thread: ``update`` queues a buffer, ``hexdigest`` waits for all.
+
+    hashlib releases the GIL on large buffers, so hashing runs beside the caller's reads and
+    writes (on another core). Queued buffers must not be changed afterwards; at most
+    ``depth`` of them wait, which bounds the memory held.
+    """
+
+    def __init__(self, depth: int = 2) -> None:
+        import queue
+        import threading
+
+        self._digest = hashlib.sha256()
+        self._queue: queue.Queue[memoryview | None] = queue.Queue(maxsize=depth)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        self._result: str | None = None
+
+    def _run(self) -> None:
+        while (buffer := self._queue.get()) is not None:
+            self._digest.update(buffer)
+
+    def update(self, buffer: bytes | memoryview) -> None:
+        """Queue ``buffer`` for hashing (blocks while ``depth`` buffers wait)."""
+        self._queue.put(memoryview(buffer))
+
+    def hexdigest(self) -> str:
+        """Wait for the queued buffers and return the hex digest (the hash is then closed)."""
+        if self._result is None:
+            self._queue.put(None)
+            self._thread.join()
+            self._result = self._digest.hexdigest()
+        return self._result
+
+
 class NpyWriter:
     """Write an ``(n, *shape)`` uint8 ``.npy`` from chunks of rows; sha256 computed on the way.
 
     The header is written first, the rows are appended by ``write``; ``close`` checks that
     exactly ``n`` rows came. Plain buffered writes (no memory map), so resident memory stays
-    at one chunk.
+    at a few chunks; the hash runs on a thread (``BackgroundSha256``).
     """
 
     def __init__(self, path: Path | str, n_rows: int, row_shape: tuple[int, ...]) -> None:
@@ -136,7 +171,7 @@ class NpyWriter:
         self.row_shape = tuple(int(s) for s in row_shape)
         self.row_bytes = int(np.prod(self.row_shape))
         self.written = 0
-        self._digest = hashlib.sha256()
+        self._digest = BackgroundSha256()
         header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
                   "fortran_order": False, "shape": (n_rows, *self.row_shape)}
         buffer = io.BytesIO()
@@ -170,6 +205,7 @@ class NpyWriter:
     def abort(self) -> None:
         """Close and delete the partial file."""
         self._fh.close()
+        self._digest.hexdigest()  # stops the hashing thread
         self.path.unlink(missing_ok=True)
 
 

@@ -42,7 +42,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from evaluator.core.errors import BenchError, ReleaseIntegrityError, ReleaseNotFound
 from evaluator.core.fsio import atomic_write_bytes, atomic_write_json, link_or_copy, sha256_file
-from evaluator.datasets.patches import NpyWriter, open_processed, read_rows
+from evaluator.datasets.patches import (
+    PATCH_CHUNK_BYTES,
+    BackgroundSha256,
+    NpyWriter,
+    iter_row_chunks,
+    open_processed,
+    read_rows,
+)
 from evaluator.datasets.registry import get_dataset
 from evaluator.datasets.schema import (
     COMPLETED_LAYER,
@@ -57,6 +64,7 @@ from evaluator.datasets.store import write_h5ad
 
 if TYPE_CHECKING:
     import anndata as ad
+    import h5py
 
     from evaluator.completion import SpackleConfig
 
@@ -249,43 +257,74 @@ def _track_expression(adata: ad.AnnData, track: Track) -> np.ndarray:
     return values
 
 
-def _write_patches(patches: object, hidden: np.ndarray, shape: tuple[int, int, int],
-                   folder: Path) -> dict[str, str]:
-    """Write the public and hidden spots' patches as two .npy files, in one chunked pass."""
+def _write_patches(path: Path, patches: h5py.Dataset, hidden: np.ndarray,
+                   shape: tuple[int, int, int], folder: Path, source_sha256: str | None
+                   ) -> tuple[str, dict[str, str]]:
+    """Write the public and hidden spots' patches as two .npy files, in one chunked pass.
+
+    Returns (sha256 of the source file, {file name: sha256}). When the source's hash is not
+    known yet and its patches are stored plainly (contiguous, uncompressed: how anndata writes
+    them), the source file is read once, start to end: every byte feeds its hash, and the bytes
+    of the patches are split into the two files on the way. Otherwise the file is hashed first
+    and the patches read through HDF5.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
     public_writer = NpyWriter(folder / TRAIN_PATCHES, int((~hidden).sum()), shape)
     hidden_writer = NpyWriter(folder / TEST_PATCHES, int(hidden.sum()), shape)
+
+    def route(first: int, block: np.ndarray) -> None:
+        part = hidden[first:first + len(block)]
+        public_writer.write(block[~part])
+        hidden_writer.write(block[part])
+
     try:
-        rows = np.ones(len(hidden), dtype=bool)
-        at = 0
-        for block in read_rows(patches, rows):  # type: ignore[arg-type]
-            part = hidden[at:at + len(block)]
-            public_writer.write(block[~part])
-            hidden_writer.write(block[part])
-            at += len(block)
-        return {TRAIN_PATCHES: public_writer.close(), TEST_PATCHES: hidden_writer.close()}
+        offset = patches.id.get_offset() if patches.chunks is None else None
+        if source_sha256 is None and offset is not None and patches.compression is None:
+            source_sha256 = _hash_and_route(path, offset, patches.shape, route)
+        else:
+            source_sha256 = source_sha256 or sha256_file(path)
+            at = 0
+            for block in read_rows(patches, np.ones(len(hidden), dtype=bool)):
+                route(at, block)
+                at += len(block)
+        return source_sha256, {TRAIN_PATCHES: public_writer.close(),
+                               TEST_PATCHES: hidden_writer.close()}
     except BaseException:
         public_writer.abort()
         hidden_writer.abort()
         raise
 
 
-def _split_dataset(
-    adata: ad.AnnData, patches: object, name: str, out_root: Path, tracks: list[Track]
-) -> tuple[int, int, str, dict[str, str]]:
-    """Write the public and hidden files of one dataset under ``out_root``.
+def _hash_and_route(path: Path, offset: int, shape: tuple[int, ...],
+                    route: Callable[[int, np.ndarray], None]) -> str:
+    """Read ``path`` once: hash every byte, pass the rows at ``offset`` to ``route``."""
+    digest = BackgroundSha256()
+    n_rows, row_bytes = int(shape[0]), int(np.prod(shape[1:]))
+    end = offset + n_rows * row_bytes
+    with open(path, "rb", buffering=0) as fh:
+        while fh.tell() < offset:  # the HDF5 structures and whatever precedes the patches
+            digest.update(fh.read(min(PATCH_CHUNK_BYTES, offset - fh.tell())))
+        for block in iter_row_chunks(n_rows, row_bytes):
+            data = fh.read((block.stop - block.start) * row_bytes)
+            digest.update(data)
+            route(block.start, np.frombuffer(data, dtype=np.uint8).reshape(-1, row_bytes))
+        if fh.tell() != end:
+            raise ReleaseIntegrityError(path, f"patch bytes up to offset {end}",
+                                        f"the file ending at {fh.tell()}")
+        while chunk := fh.read(PATCH_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
 
-    Returns (public spots, hidden spots, hidden split, {relative path: sha256} of the patch
-    files, hashed while written).
-    """
+
+def _write_tables(
+    adata: ad.AnnData, shape: tuple[int, int, int], name: str, out_root: Path,
+    tracks: list[Track]
+) -> None:
+    """Write the public and hidden .h5ad files of one dataset under ``out_root`` (no pixels)."""
     import anndata as ad
 
-    splits = adata.obs["split"].astype(str).to_numpy()
-    hidden = hidden_mask(splits)
+    hidden = hidden_mask(adata.obs["split"].astype(str).to_numpy())
     public = ~hidden
-    shape = patch_shape_of(adata, patches)
-    if shape is None:
-        raise BenchError(f"{name}: expected uns['patch_shape'] or square RGB patches, found "
-                         "neither")
     uns = {"patch_shape": list(shape), "dataset": name}
     var = _public_var(adata)
     spatial = np.asarray(adata.obsm[SPATIAL_KEY], dtype=np.float64)
@@ -306,7 +345,6 @@ def _split_dataset(
         obsm={SPATIAL_KEY: spatial[hidden]}, uns=dict(uns),
     )
     write_h5ad(test_inputs, out_root / "public" / name / "test_inputs.h5ad")
-    hashes = _write_patches(patches, hidden, shape, out_root / "public" / name)
 
     truth_layers = {"c_d_log1p": _dense(adata.layers["c_d_log1p"])[hidden].astype(np.float32),
                     "mask": mask[hidden]}
@@ -318,8 +356,6 @@ def _split_dataset(
         layers=truth_layers, obsm={SPATIAL_KEY: spatial[hidden]}, uns=dict(uns),
     )
     write_h5ad(truth, out_root / "hidden" / name / "truth.h5ad")
-    return (int(public.sum()), int(hidden.sum()), hidden_split_name(splits),
-            {f"public/{name}/{file}": digest for file, digest in hashes.items()})
 
 
 def prepare_processed(adata: ad.AnnData, name: str, source_sha256: str,
@@ -375,6 +411,32 @@ def _resolve_sources(sources: Iterable[Path | str]) -> dict[str, Path]:
     return resolved
 
 
+SOURCE_HASHES_DIR = ".sources"
+
+
+def _source_signature(path: Path) -> str:
+    info = path.stat()
+    return (f"{path.resolve()}\0{info.st_dev} {info.st_ino} {info.st_size} "
+            f"{info.st_mtime_ns} {info.st_ctime_ns}")
+
+
+def _known_source_hash(releases_dir: Path, path: Path) -> str | None:
+    """The sha256 of a source file hashed before and not changed since (same stat), else None."""
+    record = releases_dir / SOURCE_HASHES_DIR / _sha256_text(_source_signature(path))
+    try:
+        text = record.read_text().strip()
+    except OSError:
+        return None
+    return text if len(text) == 64 else None
+
+
+def _remember_source_hash(releases_dir: Path, path: Path, sha256: str) -> None:
+    with contextlib.suppress(OSError):
+        record = releases_dir / SOURCE_HASHES_DIR / _sha256_text(_source_signature(path))
+        record.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(record, sha256.encode())
+
+
 def _dataset_key(name: str, source_sha256: str, derivation: str) -> str:
     """What a dataset's release files depend on: format, dataset, source and derivation."""
     return _sha256_text(json.dumps({"format_version": RELEASE_FORMAT_VERSION, "dataset": name,
@@ -425,32 +487,46 @@ def _link_dataset_record(releases_dir: Path, key: str, root: Path
     return record, files
 
 
-def _build_dataset(path: Path, name: str, source_sha256: str, cache_dir: Path | None, root: Path,
-                   say: Callable[[str], None]) -> tuple[ReleaseDataset, dict[str, FileEntry]]:
-    """Validate, complete and split one processed file into ``root``; patches in chunks."""
+def _build_dataset(path: Path, name: str, source_sha256: str | None, cache_dir: Path | None,
+                   root: Path, say: Callable[[str], None]
+                   ) -> tuple[ReleaseDataset, dict[str, FileEntry]]:
+    """Validate, split and complete one processed file into ``root``; patches in chunks.
+
+    ``source_sha256`` is the file's hash when already known; otherwise it is computed in the
+    same pass that splits the patches (the record carries it).
+    """
     say(f"validating {path.name}")
     with open_processed(path) as (adata, patches):
         check_dataset(adata, str(path), expected_genes=get_dataset(name).genes, patches=patches)
-        if COMPLETED_LAYER not in adata.layers:
-            say("completing missing values with SpaCKLE")
-        say(prepare_processed(adata, name, source_sha256, cache_dir))
-        tracks: list[Track] = ["raw"] + (["spackle"] if COMPLETED_LAYER in adata.layers else [])
-        say(f"writing tracks {', '.join(tracks)} and the patches (in chunks)")
-        n_public, n_hidden, hidden_split, patch_hashes = _split_dataset(
-            adata, patches, name, root, tracks)
         shape = patch_shape_of(adata, patches)
+        if shape is None or patches is None:
+            raise BenchError(f"{path}: expected uns['patch_shape'] or square RGB patches, found "
+                             "neither")
+        splits = adata.obs["split"].astype(str).to_numpy()
+        hidden = hidden_mask(splits)
+        say(f"splitting the patches of {len(hidden):,} spots (in chunks"
+            f"{'' if source_sha256 else ', hashing the source on the way'})")
+        source_sha256, patch_hashes = _write_patches(path, patches, hidden, shape,
+                                                     root / "public" / name, source_sha256)
+    if COMPLETED_LAYER not in adata.layers:
+        say("completing missing values with SpaCKLE")
+    say(prepare_processed(adata, name, source_sha256, cache_dir))
+    tracks: list[Track] = ["raw"] + (["spackle"] if COMPLETED_LAYER in adata.layers else [])
+    say(f"writing tracks {', '.join(tracks)}")
+    _write_tables(adata, shape, name, root, tracks)
     record = ReleaseDataset(
-        name=name, tracks=tracks, hidden_split=hidden_split, n_public_spots=n_public,
-        n_hidden_spots=n_hidden, genes=[str(g) for g in adata.var_names],
-        patch_shape=shape if shape else (0, 0, 3), source_sha256=source_sha256,
+        name=name, tracks=tracks, hidden_split=hidden_split_name(splits),
+        n_public_spots=int((~hidden).sum()), n_hidden_spots=int(hidden.sum()),
+        genes=[str(g) for g in adata.var_names], patch_shape=shape,
+        source_sha256=source_sha256,
     )
     files: dict[str, FileEntry] = {}
     for file in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = file.relative_to(root).as_posix()
         if rel.split("/")[1] != name:
             continue
-        digest = patch_hashes.get(rel) or sha256_file(file)
-        files[rel] = FileEntry(sha256=digest, bytes=file.stat().st_size)
+        digest = patch_hashes.get(file.name) if rel.endswith(".npy") else None
+        files[rel] = FileEntry(sha256=digest or sha256_file(file), bytes=file.stat().st_size)
     return record, files
 
 
@@ -470,37 +546,45 @@ def build_release(
     """
     say = on_progress or (lambda _msg: None)
     resolved = _resolve_sources(sources)
-    say(f"hashing {len(resolved)} source file(s)")
-    hashes = {name: sha256_file(path) for name, path in resolved.items()}
+    releases_dir = Path(releases_dir)
     derivation = completion_fingerprint()
-    release_id = release_id_for(hashes, derivation)
-    final = Path(releases_dir) / release_id
-    if (final / MANIFEST_NAME).is_file():
-        say(f"release {release_id[:12]} already exists with this content; verifying it")
-        return load_release(release_id, releases_dir), False
+    # A source hashed before (same inode, size and times) is not read again; the others are
+    # hashed while their patches are split, in the same read.
+    hashes = {name: _known_source_hash(releases_dir, path) for name, path in resolved.items()}
+    if all(hashes.values()):
+        release_id = release_id_for(hashes, derivation)  # type: ignore[arg-type]
+        if (releases_dir / release_id / MANIFEST_NAME).is_file():
+            say(f"release {release_id[:12]} already exists with this content; verifying it")
+            return load_release(release_id, releases_dir), False
 
     records: dict[str, ReleaseDataset] = {}
     files: dict[str, FileEntry] = {}
-    Path(releases_dir).mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{release_id[:12]}.", suffix=".tmp", dir=releases_dir))
+    releases_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".build.", suffix=".tmp", dir=releases_dir))
     try:
         for i, (name, path) in enumerate(sorted(resolved.items()), start=1):
             step = f"[{i}/{len(resolved)}] {name}"
-            key = _dataset_key(name, hashes[name], derivation)
-            reused = _link_dataset_record(Path(releases_dir), key, tmp)
+            known = hashes[name]
+            reused = (_link_dataset_record(releases_dir, _dataset_key(name, known, derivation),
+                                           tmp) if known else None)
             if reused is not None:
                 records[name], dataset_files = reused
                 say(f"{step}: unchanged since an earlier release; its files are linked, not "
                     "rebuilt")
             else:
                 records[name], dataset_files = _build_dataset(
-                    path, name, hashes[name], cache_dir, tmp,
+                    path, name, known, cache_dir, tmp,
                     lambda msg, s=step: say(f"{s}: {msg}"))
-                _store_blobs(Path(releases_dir), tmp, dataset_files)
-                atomic_write_json(Path(releases_dir) / DATASET_RECORDS_DIR / f"{key}.json", {
+                hashes[name] = records[name].source_sha256
+                _remember_source_hash(releases_dir, path, records[name].source_sha256)
+                _store_blobs(releases_dir, tmp, dataset_files)
+                key = _dataset_key(name, records[name].source_sha256, derivation)
+                atomic_write_json(releases_dir / DATASET_RECORDS_DIR / f"{key}.json", {
                     "record": records[name].model_dump(mode="json"),
                     "files": {rel: e.model_dump() for rel, e in dataset_files.items()}})
             files.update(dataset_files)
+        release_id = release_id_for(hashes, derivation)  # type: ignore[arg-type]
+        final = releases_dir / release_id
         files = dict(sorted(files.items()))
         manifest = ReleaseManifest(
             release_id=release_id, format_version=RELEASE_FORMAT_VERSION, label=label,
@@ -509,12 +593,16 @@ def build_release(
         atomic_write_json(tmp / MANIFEST_NAME, manifest.model_dump(mode="json"))
         os.chmod(tmp / MANIFEST_NAME, 0o444)
         os.chmod(tmp, 0o755)
+        if (final / MANIFEST_NAME).is_file():
+            # The same content was released before (or concurrently): that one stands.
+            shutil.rmtree(tmp, ignore_errors=True)
+            say(f"release {release_id[:12]} already exists with this content; verifying it")
+            return load_release(release_id, releases_dir), False
         try:
             os.rename(tmp, final)
         except OSError:
             if not (final / MANIFEST_NAME).is_file():
                 raise
-            # Built concurrently by someone else: theirs is identical by construction.
             shutil.rmtree(tmp, ignore_errors=True)
             return load_release(release_id, releases_dir), False
     except BaseException:

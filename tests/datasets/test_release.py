@@ -113,6 +113,21 @@ def test_extra_obs_and_var_columns_stay_out_of_releases(
         assert list(adata.var.columns) == ["gene_ids", "gene_length"]
 
 
+def test_source_hashed_in_the_splitting_read_and_remembered(tiny_processed_dir: Path,
+                                                             tmp_path: Path) -> None:
+    source = tiny_processed_dir / "mirzazadeh_human_colon_p1.h5ad"
+    steps: list[str] = []
+    release, _ = build_release([source], tmp_path, on_progress=steps.append)
+    record = release.dataset("mirzazadeh_human_colon_p1")
+    assert record.source_sha256 == sha256_file(source)
+    assert any("hashing the source on the way" in s for s in steps)
+    # A second build reads nothing: the source's hash is known by its stat, the release found.
+    steps.clear()
+    again, created = build_release([source], tmp_path, on_progress=steps.append)
+    assert not created and again.release_id == release.release_id
+    assert not any("splitting" in s for s in steps)
+
+
 def test_same_content_is_the_same_release(tiny_release: Release, tiny_processed_dir: Path) -> None:
     releases_dir = tiny_release.root.parent
     again, created = build_release(sorted(tiny_processed_dir.glob("*.h5ad")), releases_dir,
@@ -182,8 +197,9 @@ def test_a_failed_build_leaves_nothing_behind(tiny_processed_dir: Path, tmp_path
     with pytest.raises(SchemaError, match="obsm\\['spatial'\\]"):
         build_release([good, bad], releases)
     # No release and no temporary folder; what stays is the good dataset's complete,
-    # content-addressed files (reused by the next build), each named by its own hash.
-    assert sorted(p.name for p in releases.iterdir()) == [".blobs", ".datasets"]
+    # content-addressed files (reused by the next build), each named by its own hash, and the
+    # hash of its source.
+    assert sorted(p.name for p in releases.iterdir()) == [".blobs", ".datasets", ".sources"]
     blobs = [p for p in (releases / ".blobs").rglob("*") if p.is_file()]
     assert blobs and all(sha256_file(p) == p.name for p in blobs)
 
