@@ -48,6 +48,7 @@ def process_command(raw: Path, dataset: str, config_path: Path | None, out_path:
     Ranger folders (one per slide) with a gene-length table.
     """
     from evaluator.datasets.pipeline import process_file
+    from evaluator.datasets.release import completion_config
 
     settings = Settings.from_env()
     info = get_dataset(dataset)
@@ -57,6 +58,7 @@ def process_command(raw: Path, dataset: str, config_path: Path | None, out_path:
     # With progress bars the steps show in the bar; without, one line each as they finish.
     report = process_file(raw, info.name, target, cache_dir=settings.cache_dir,
                           config_path=config_path, progress=progress,
+                          completion=completion_config(settings.spackle_max_steps),
                           on_step=None if progress else
                           lambda r: click.echo(_step_line(info.name, r), err=True))
     if as_json:

@@ -358,44 +358,43 @@ def _write_tables(
     write_h5ad(truth, out_root / "hidden" / name / "truth.h5ad")
 
 
-def prepare_processed(adata: ad.AnnData, name: str, source_sha256: str,
-                      cache_dir: Path | None) -> str:
+def prepare_processed(adata: ad.AnnData, name: str, source_sha256: str, cache_dir: Path,
+                      completion: SpackleConfig, progress: bool = False) -> str:
     """Complete a processed dataset in place before it is split into a release.
 
-    Adds what a release needs and the file lacks (the SpaCKLE-completed layer); returns a
-    one-line account of what was done, for progress reports.
+    Adds what a release needs and the file lacks (the SpaCKLE-completed layer, trained with
+    ``completion`` and cached under ``cache_dir``); returns a one-line account of what was
+    done, for progress reports.
     """
-    # completion hook
     from evaluator.completion import add_completion_layers
-    from evaluator.core.settings import Settings
 
     if COMPLETED_LAYER in adata.layers and "d_log1p" in adata.layers:
         return "has both tracks already"
-    settings = Settings.from_env()
     start = time.perf_counter()
-    report = add_completion_layers(adata, cache_dir=cache_dir or settings.cache_dir,
-                                   data_hash=source_sha256, config=completion_config(),
-                                   progress=settings.show_progress(), source=name)
+    report = add_completion_layers(adata, cache_dir=cache_dir, data_hash=source_sha256,
+                                   config=completion, progress=progress, source=name)
     how = ("reused a cached SpaCKLE model" if report.cache_hit
            else "trained SpaCKLE" if report.cache_hit is False else "completed")
     return f"added {', '.join(report.added)} ({how}, {time.perf_counter() - start:.1f}s)"
 
 
-def completion_config() -> SpackleConfig:
-    """Return the SpaCKLE configuration release builds use (``SPARED_BENCH_SPACKLE_STEPS``)."""
+def completion_config(max_steps: int | None = None) -> SpackleConfig:
+    """Return the SpaCKLE configuration of a release build: its defaults, or ``max_steps``.
+
+    The edges (CLI, worker) pass ``Settings.spackle_max_steps`` (``SPARED_BENCH_SPACKLE_STEPS``).
+    """
     from evaluator.completion import SpackleConfig
-    from evaluator.core.settings import Settings
 
-    steps = Settings.from_env().spackle_max_steps
-    return SpackleConfig(max_steps=steps) if steps else SpackleConfig()
+    return SpackleConfig(max_steps=max_steps) if max_steps else SpackleConfig()
 
 
-def completion_fingerprint() -> str:
+def completion_fingerprint(completion: SpackleConfig | None = None) -> str:
     """Return the hash of what derives missing layers (the SpaCKLE configuration).
 
     Part of the release id: the same sources completed differently are a different release.
     """
-    return _sha256_text(json.dumps(completion_config().cache_key_fields(), sort_keys=True))
+    config = completion or completion_config()
+    return _sha256_text(json.dumps(config.cache_key_fields(), sort_keys=True))
 
 
 def _resolve_sources(sources: Iterable[Path | str]) -> dict[str, Path]:
@@ -487,8 +486,8 @@ def _link_dataset_record(releases_dir: Path, key: str, root: Path
     return record, files
 
 
-def _build_dataset(path: Path, name: str, source_sha256: str | None, cache_dir: Path | None,
-                   root: Path, say: Callable[[str], None]
+def _build_dataset(path: Path, name: str, source_sha256: str | None, root: Path,
+                   completion: tuple[Path, SpackleConfig, bool], say: Callable[[str], None]
                    ) -> tuple[ReleaseDataset, dict[str, FileEntry]]:
     """Validate, split and complete one processed file into ``root``; patches in chunks.
 
@@ -510,7 +509,7 @@ def _build_dataset(path: Path, name: str, source_sha256: str | None, cache_dir: 
                                                      root / "public" / name, source_sha256)
     if COMPLETED_LAYER not in adata.layers:
         say("completing missing values with SpaCKLE")
-    say(prepare_processed(adata, name, source_sha256, cache_dir))
+    say(prepare_processed(adata, name, source_sha256, *completion))
     tracks: list[Track] = ["raw"] + (["spackle"] if COMPLETED_LAYER in adata.layers else [])
     say(f"writing tracks {', '.join(tracks)}")
     _write_tables(adata, shape, name, root, tracks)
@@ -536,18 +535,25 @@ def build_release(
     *,
     label: str | None = None,
     cache_dir: Path | None = None,
+    completion: SpackleConfig | None = None,
+    progress: bool = False,
     on_progress: Callable[[str], None] | None = None,
 ) -> tuple[Release, bool]:
     """Build (or recognize) the release of processed dataset files named ``<dataset>.h5ad``.
 
     Returns ``(release, created)``; ``created`` is False when a release of the same content
     already existed (it is verified and returned, not rebuilt). Each source is validated
-    against the schema first. Raises ``SchemaError``, ``DatasetNotFound``, ``InputFileError``.
+    against the schema first. Sources without the SpaCKLE-completed layer are completed with
+    ``completion`` (default: SpaCKLE's own budget; part of the release id), its models cached
+    in ``cache_dir`` (default ``<releases_dir>/.cache``); ``progress`` draws training bars.
+    Raises ``SchemaError``, ``DatasetNotFound``, ``InputFileError``.
     """
     say = on_progress or (lambda _msg: None)
     resolved = _resolve_sources(sources)
     releases_dir = Path(releases_dir)
-    derivation = completion_fingerprint()
+    completion = completion or completion_config()
+    derivation = completion_fingerprint(completion)
+    spackle = (Path(cache_dir) if cache_dir else releases_dir / ".cache", completion, progress)
     # A source hashed before (same inode, size and times) is not read again; the others are
     # hashed while their patches are split, in the same read.
     hashes = {name: _known_source_hash(releases_dir, path) for name, path in resolved.items()}
@@ -573,8 +579,7 @@ def build_release(
                     "rebuilt")
             else:
                 records[name], dataset_files = _build_dataset(
-                    path, name, known, cache_dir, tmp,
-                    lambda msg, s=step: say(f"{s}: {msg}"))
+                    path, name, known, tmp, spackle, lambda msg, s=step: say(f"{s}: {msg}"))
                 hashes[name] = records[name].source_sha256
                 _remember_source_hash(releases_dir, path, records[name].source_sha256)
                 _store_blobs(releases_dir, tmp, dataset_files)

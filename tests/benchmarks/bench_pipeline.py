@@ -38,11 +38,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from evaluator.completion import adaptive_median_filter
+from evaluator.core.settings import Settings
 from evaluator.core.visium import hex_neighbors
 from evaluator.datasets.pipeline import STEP_NAMES, default_config, process_raw, raw_from_anndata
 from evaluator.datasets.pipeline import steps as pipeline_steps
 from evaluator.datasets.pipeline.runner import _peak_rss_mb, _reset_peak_rss
 from evaluator.datasets.registry import get_dataset, load_registry
+from evaluator.datasets.release import completion_config
 from evaluator.datasets.synthetic_raw import generate_raw_dataset
 from tests.benchmarks.harness import BenchRow
 from tests.completion.reference import loop_adaptive_median_filter
@@ -162,8 +164,9 @@ def run(quick: bool = False) -> list[BenchRow]:
             _reset_peak_rss()
             baseline_mb = _peak_rss_mb()
             start = time.perf_counter()
-            processed, report = process_raw(raw, default_config(name),
-                                            cache_dir=Path(tmp) / "cache", progress=True)
+            processed, report = process_raw(
+                raw, default_config(name), cache_dir=Path(tmp) / "cache", progress=True,
+                completion=completion_config(Settings.from_env().spackle_max_steps))
             total_s = time.perf_counter() - start
             split = ", ".join(f"{s.name} {s.seconds:.1f}" for s in report.steps
                               if s.seconds >= 0.05)

@@ -18,6 +18,7 @@ from evaluator.completion import (
     spot_data_from_anndata,
 )
 from evaluator.completion import spackle as spackle_module
+from tests.conftest import build_test_release
 
 FAST = SpackleConfig(max_steps=8, val_every_steps=4, device="cpu")
 
@@ -80,7 +81,6 @@ def test_add_completion_layers_adds_both_and_caches(tiny_adata: ad.AnnData, tmp_
 
 def test_release_without_spackle_layer_carries_both_tracks(tiny_adata: ad.AnnData, tmp_path,
                                                            monkeypatch) -> None:
-    from evaluator.datasets.release import build_release
     from evaluator.datasets.store import write_h5ad
 
     monkeypatch.setenv("SPARED_BENCH_PROGRESS", "0")
@@ -88,7 +88,7 @@ def test_release_without_spackle_layer_carries_both_tracks(tiny_adata: ad.AnnDat
     assert "c_t_log1p" not in tiny_adata.layers
     write_h5ad(tiny_adata, source)
     cache = tmp_path / "cache"
-    release, created = build_release([source], tmp_path / "releases_a", cache_dir=cache)
+    release, created = build_test_release([source], tmp_path / "releases_a", cache_dir=cache)
     assert created
     record = release.manifest.datasets["villacampa_lung_organoid"]
     assert record.tracks == ["raw", "spackle"]
@@ -103,7 +103,7 @@ def test_release_without_spackle_layer_carries_both_tracks(tiny_adata: ad.AnnDat
 
     monkeypatch.setattr(spackle_module, "train_spackle",
                         lambda *a, **k: pytest.fail("retrained an unchanged dataset"))
-    again, created = build_release([source], tmp_path / "releases_b", cache_dir=cache)
+    again, created = build_test_release([source], tmp_path / "releases_b", cache_dir=cache)
     assert created and again.manifest.release_id == release.manifest.release_id
     assert len(list((cache / "spackle").glob("*.pt"))) == 1
 

@@ -8,7 +8,7 @@ import pytest
 
 from evaluator.core.errors import BenchError
 from evaluator.core.settings import Settings
-from evaluator.datasets.release import completion_fingerprint
+from evaluator.datasets.release import completion_config, completion_fingerprint
 
 
 def test_defaults_and_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -34,6 +34,8 @@ def test_a_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_spackle_budget_is_part_of_the_release_identity(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SPARED_BENCH_SPACKLE_STEPS", "20")
-    short = completion_fingerprint()
+    short = completion_fingerprint(completion_config(Settings.from_env().spackle_max_steps))
     monkeypatch.setenv("SPARED_BENCH_SPACKLE_STEPS", "40")
-    assert completion_fingerprint() != short
+    longer = completion_fingerprint(completion_config(Settings.from_env().spackle_max_steps))
+    assert longer != short
+    assert completion_fingerprint() == completion_fingerprint(completion_config(None))

@@ -14,10 +14,10 @@ import pytest
 from evaluator.cli import main
 from evaluator.core.errors import ReleaseIntegrityError, ReleaseNotFound, SchemaError
 from evaluator.core.fsio import sha256_file
-from evaluator.datasets.release import Release, build_release, list_releases, load_release
+from evaluator.datasets.release import Release, list_releases, load_release
 from evaluator.datasets.schema import read_h5ad
 from evaluator.datasets.store import write_h5ad
-from tests.conftest import TINY_DATASETS
+from tests.conftest import TINY_DATASETS, build_test_release
 
 
 def test_layout_and_manifest(tiny_release: Release, tiny_processed_dir: Path) -> None:
@@ -105,7 +105,7 @@ def test_extra_obs_and_var_columns_stay_out_of_releases(
     source.obs["total_counts"] = source.layers["counts"].sum(axis=1)
     source.var["d_log1p_moran"] = 0.5
     path = write_h5ad(source, tmp_path / "src" / "mirzazadeh_human_colon_p1.h5ad")
-    release, created = build_release([path], tmp_path / "releases")
+    release, created = build_test_release([path], tmp_path / "releases")
     assert created
     for file in (release.train_path("MHCP1", "raw"), release.test_inputs_path("MHCP1")):
         adata = read_h5ad(file)
@@ -117,20 +117,20 @@ def test_source_hashed_in_the_splitting_read_and_remembered(tiny_processed_dir: 
                                                              tmp_path: Path) -> None:
     source = tiny_processed_dir / "mirzazadeh_human_colon_p1.h5ad"
     steps: list[str] = []
-    release, _ = build_release([source], tmp_path, on_progress=steps.append)
+    release, _ = build_test_release([source], tmp_path, on_progress=steps.append)
     record = release.dataset("mirzazadeh_human_colon_p1")
     assert record.source_sha256 == sha256_file(source)
     assert any("hashing the source on the way" in s for s in steps)
     # A second build reads nothing: the source's hash is known by its stat, the release found.
     steps.clear()
-    again, created = build_release([source], tmp_path, on_progress=steps.append)
+    again, created = build_test_release([source], tmp_path, on_progress=steps.append)
     assert not created and again.release_id == release.release_id
     assert not any("splitting" in s for s in steps)
 
 
 def test_same_content_is_the_same_release(tiny_release: Release, tiny_processed_dir: Path) -> None:
     releases_dir = tiny_release.root.parent
-    again, created = build_release(sorted(tiny_processed_dir.glob("*.h5ad")), releases_dir,
+    again, created = build_test_release(sorted(tiny_processed_dir.glob("*.h5ad")), releases_dir,
                                    label="another label")
     assert not created
     assert again.release_id == tiny_release.release_id
@@ -141,8 +141,8 @@ def test_same_content_is_the_same_release(tiny_release: Release, tiny_processed_
 
 def test_different_content_is_a_different_release(tiny_processed_dir: Path,
                                                   tmp_path: Path) -> None:
-    one, _ = build_release([tiny_processed_dir / "mirzazadeh_human_colon_p1.h5ad"], tmp_path)
-    two, _ = build_release([tiny_processed_dir / "villacampa_lung_organoid.h5ad"], tmp_path)
+    one, _ = build_test_release([tiny_processed_dir / "mirzazadeh_human_colon_p1.h5ad"], tmp_path)
+    two, _ = build_test_release([tiny_processed_dir / "villacampa_lung_organoid.h5ad"], tmp_path)
     assert one.release_id != two.release_id
     with pytest.raises(ReleaseNotFound, match="expected one of"):
         load_release("deadbeef00", tmp_path)
@@ -195,11 +195,12 @@ def test_a_failed_build_leaves_nothing_behind(tiny_processed_dir: Path, tmp_path
     good = tiny_processed_dir / "mirzazadeh_human_colon_p1.h5ad"
     releases = tmp_path / "releases"
     with pytest.raises(SchemaError, match="obsm\\['spatial'\\]"):
-        build_release([good, bad], releases)
+        build_test_release([good, bad], releases)
     # No release and no temporary folder; what stays is the good dataset's complete,
     # content-addressed files (reused by the next build), each named by its own hash, and the
-    # hash of its source.
-    assert sorted(p.name for p in releases.iterdir()) == [".blobs", ".datasets", ".sources"]
+    # hash of its source, and the SpaCKLE model that completed it.
+    assert sorted(p.name for p in releases.iterdir()) == [".blobs", ".cache", ".datasets",
+                                                          ".sources"]
     blobs = [p for p in (releases / ".blobs").rglob("*") if p.is_file()]
     assert blobs and all(sha256_file(p) == p.name for p in blobs)
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import build_test_release
 from tests.store.dbsupport import (
     REPO,
     postgres_schema_url,
@@ -190,10 +191,8 @@ def published(bench_env: BenchEnv, tiny_release: Any) -> BenchEnv:
 @pytest.fixture(scope="session")
 def small_release(tmp_path_factory: pytest.TempPathFactory, tiny_processed_dir: Path) -> Any:
     """A release of one tiny dataset: two jobs (raw, spackle) per submission."""
-    from evaluator.datasets.release import build_release
-
     source = tiny_processed_dir / "villacampa_lung_organoid.h5ad"
-    release, _ = build_release([source], tmp_path_factory.mktemp("releases-small"),
+    release, _ = build_test_release([source], tmp_path_factory.mktemp("releases-small"),
                                label="small", cache_dir=tmp_path_factory.mktemp("cache-small"))
     return release
 

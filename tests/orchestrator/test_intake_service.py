@@ -38,6 +38,7 @@ from evaluator.store import (
     results_rows,
     session_scope,
 )
+from tests.conftest import build_test_release
 from tests.orchestrator.archives import make_archive
 from tests.orchestrator.conftest import BenchEnv
 from tests.store.factories import make_score
@@ -46,10 +47,9 @@ from tests.store.factories import make_score
 @pytest.fixture(scope="session")
 def second_release(tmp_path_factory: pytest.TempPathFactory, tiny_processed_dir: Path) -> Any:
     """A release of two of the three tiny datasets (a later data update)."""
-    from evaluator.datasets.release import build_release
 
     sources = sorted(tiny_processed_dir.glob("*.h5ad"))[:2]
-    release, _ = build_release(sources, tmp_path_factory.mktemp("releases2"), label="two",
+    release, _ = build_test_release(sources, tmp_path_factory.mktemp("releases2"), label="two",
                                cache_dir=tmp_path_factory.mktemp("cache2"))
     return release
 

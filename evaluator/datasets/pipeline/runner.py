@@ -48,10 +48,13 @@ from evaluator.datasets.pipeline.errors import PipelineError
 from evaluator.datasets.pipeline.inputs import input_fingerprint, read_raw
 from evaluator.datasets.pipeline.raw import RawData
 from evaluator.datasets.registry import get_dataset
+from evaluator.datasets.release import completion_config
 from evaluator.datasets.schema import PATCHES_KEY, SPATIAL_KEY
 
 if TYPE_CHECKING:
     import anndata as ad
+
+    from evaluator.completion import SpackleConfig
 
 STEP_NAMES: tuple[str, ...] = (
     "filter_spots", "filter_genes", "drop_empty_spots", "tpm", "log1p", "median_filter",
@@ -361,6 +364,7 @@ def process_raw(
     progress: bool = False,
     on_step: Callable[[StepRecord], None] | None = None,
     with_patches: bool = True,
+    completion: SpackleConfig | None = None,
 ) -> tuple[ad.AnnData, PipelineReport]:
     """Process raw counts into a schema-valid SpaRED dataset; return it and the run's report.
 
@@ -368,7 +372,7 @@ def process_raw(
     the kept spots' patches from ``raw.patches`` to the output instead).
 
     ``cache_dir`` holds the SpaCKLE models (trained once per ``data_hash``, data and SpaCKLE
-    configuration; ``SPARED_BENCH_SPACKLE_STEPS`` sets the training steps as for releases).
+    configuration ``completion``, default SpaCKLE's own budget, as for releases).
     ``on_step`` receives each step's record as it finishes; ``progress`` draws bars on stderr
     (steps, gene blocks, SpaCKLE's training). Raises ``PipelineError`` when a
     step leaves too few spots or genes.
@@ -443,7 +447,8 @@ def process_raw(
         adata.obsm[PATCHES_KEY] = np.asarray(raw.patches[run.spots])
     adata.uns["patch_shape"] = list(raw.patch_shape)
     if config.spackle:
-        _spackle(run, adata, cache_dir, data_hash, progress, train)
+        _spackle(run, adata, cache_dir, data_hash, progress, train,
+                 completion or completion_config())
 
     report = PipelineReport(
         dataset=config.dataset, source=raw.source, steps=run.records, spots=adata.n_obs,
@@ -463,15 +468,14 @@ def process_raw(
 
 
 def _spackle(run: _Run, adata: ad.AnnData, cache_dir: Path, data_hash: str | None,
-             progress: bool, train: np.ndarray) -> None:
+             progress: bool, train: np.ndarray, completion: SpackleConfig) -> None:
     from evaluator.completion import add_completion_layers
-    from evaluator.datasets.release import completion_config
 
     n, g, missing = run.shape()
     key = data_hash or _content_hash(adata)
     with run.clock.measure("spackle"):
         report = add_completion_layers(adata, cache_dir=cache_dir, data_hash=key,
-                                       config=completion_config(), progress=progress,
+                                       config=completion, progress=progress,
                                        source=run.config.dataset)
         completed = np.asarray(adata.layers["c_t_log1p"], dtype=np.float32)
         adata.layers["c_t_log1p"] = completed
@@ -479,7 +483,7 @@ def _spackle(run: _Run, adata: ad.AnnData, cache_dir: Path, data_hash: str | Non
                                                                                   train)
     run.record("spackle", spots_in=n, genes_in=g, missing_before=missing,
                note=("reused the cached model" if report.cache_hit else "trained")
-               + f" (at most {completion_config().max_steps} steps)")
+               + f" (at most {completion.max_steps} steps)")
 
 
 def _content_hash(adata: ad.AnnData) -> str:
@@ -500,6 +504,7 @@ def process_file(
     config_path: Path | str | None = None,
     progress: bool = False,
     on_step: Callable[[StepRecord], None] | None = None,
+    completion: SpackleConfig | None = None,
 ) -> PipelineReport:
     """Read a raw input, process it with its config and write the dataset to ``out_path``.
 
@@ -523,7 +528,8 @@ def process_file(
         raw = read_raw(raw_path, progress=progress, work_dir=Path(work))
         data_hash = config.fingerprint(input_fingerprint(raw_path))
         adata, report = process_raw(raw, config, cache_dir=cache_dir, data_hash=data_hash,
-                                    progress=progress, on_step=on_step, with_patches=False)
+                                    progress=progress, on_step=on_step, with_patches=False,
+                                    completion=completion)
         kept = raw.obs.index.get_indexer(adata.obs_names)
         chunks = (raw.patches.iter_selected(kept) if isinstance(raw.patches, PatchRows)
                   else iter([np.asarray(raw.patches)[kept]]))

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -38,9 +38,13 @@ from evaluator.datasets.release import (
     Release,
     ReleaseManifest,
     build_release,
+    completion_config,
     completion_fingerprint,
     list_releases,
 )
+
+if TYPE_CHECKING:
+    from evaluator.completion import SpackleConfig
 
 STATE_SUFFIX = ".state.json"
 CONFIG_SUFFIXES = (".config.json", ".config.toml")
@@ -221,10 +225,10 @@ def load_state(settings: Settings, dataset: str) -> DatasetState | None:
         return None
 
 
-def config_fingerprint(source: RawSource) -> str:
+def config_fingerprint(source: RawSource, completion: SpackleConfig | None = None) -> str:
     """Return the fingerprint of a dataset's configuration as the pipeline would run it."""
     config = load_config(source.config_path, source.dataset)
-    return config.fingerprint(completion_fingerprint() if config.spackle else "")
+    return config.fingerprint(completion_fingerprint(completion) if config.spackle else "")
 
 
 def _stale(state: DatasetState | None, input_sha: str, config_sha: str, output: Path) -> str:
@@ -258,6 +262,7 @@ def update_datasets(
     after each success. Raises ``PipelineError`` when no raw input is registered.
     """
     say = on_event or (lambda _msg: None)
+    completion = completion_config(settings.spackle_max_steps)
     folder = raw_dir(settings)
     sources = discover_sources(folder)
     if datasets:
@@ -275,7 +280,7 @@ def update_datasets(
     for i, source in enumerate(sources, start=1):
         output = settings.processed_dir / f"{source.dataset}.h5ad"
         input_sha = input_fingerprint(source.input_path)
-        config_sha = config_fingerprint(source)
+        config_sha = config_fingerprint(source, completion)
         state = load_state(settings, source.dataset)
         reason = "forced" if force else _stale(state, input_sha, config_sha, output)
         if not reason:
@@ -289,7 +294,7 @@ def update_datasets(
         step_cb = (lambda record, name=source.dataset: on_step(name, record)) if on_step else None
         report = process_file(source.input_path, source.dataset, output,
                               cache_dir=settings.cache_dir, config_path=source.config_path,
-                              progress=progress, on_step=step_cb)
+                              progress=progress, on_step=step_cb, completion=completion)
         import anndata as ad
 
         written = ad.read_h5ad(output, backed="r")
@@ -352,8 +357,10 @@ def build_update_release(
     if not sources:
         raise PipelineError(f"{settings.processed_dir}: expected processed datasets, found none")
     manifests = {m.release_id: m for m in list_releases(settings.releases_dir)}
-    release, created = build_release(sources, settings.releases_dir, label=label,
-                                     cache_dir=settings.cache_dir, on_progress=on_progress)
+    release, created = build_release(
+        sources, settings.releases_dir, label=label, cache_dir=settings.cache_dir,
+        completion=completion_config(settings.spackle_max_steps),
+        progress=settings.show_progress(), on_progress=on_progress)
     previous = manifests.get(previous_release_id) if previous_release_id else None
     if previous is None and previous_release_id is None and manifests:
         # The newest release before this build (this very release when nothing changed).

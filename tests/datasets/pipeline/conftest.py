@@ -26,10 +26,13 @@ def raw_vlo() -> Any:
 def processed_vlo(raw_vlo: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
     """(processed AnnData, report) of ``raw_vlo`` with the default configuration."""
     from evaluator.datasets.pipeline import default_config, process_raw, raw_from_anndata
+    from evaluator.datasets.release import completion_config
+    from tests.conftest import TEST_SPACKLE_STEPS
 
     raw = raw_from_anndata(raw_vlo, "raw_vlo")
     return process_raw(raw, default_config("villacampa_lung_organoid"),
-                       cache_dir=tmp_path_factory.mktemp("cache"))
+                       cache_dir=tmp_path_factory.mktemp("cache"),
+                       completion=completion_config(TEST_SPACKLE_STEPS))
 
 
 def moran_formula(values: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> float:
