@@ -115,7 +115,8 @@ def entry_label(team: str, name: str) -> str:
 
 def results_rows(session: Session, release_id: str, track: str, *,
                  include_hidden: bool = False) -> list[dict[str, Any]]:
-    """The long results table of one release and track: entry × dataset with every metric.
+    """The long results table of one release and track: entry × dataset with every metric
+    (run 0, the ranked evaluation; re-runs are compared by ``reproducibility``).
 
     Columns: entry, submission_id, team, name, is_baseline, dataset, track, release_id and
     ``METRIC_COLUMNS``. Hidden submissions are left out unless ``include_hidden``.
@@ -124,7 +125,7 @@ def results_rows(session: Session, release_id: str, track: str, *,
         select(Result, Submission, Team)
         .join(Submission, col(Submission.id) == col(Result.submission_id))
         .join(Team, col(Team.id) == col(Submission.team_id))
-        .where(Result.release_id == release_id, Result.track == track)
+        .where(Result.release_id == release_id, Result.track == track, Result.run == 0)
         .order_by(col(Submission.id), col(Result.dataset))
     )
     if not include_hidden:
