@@ -152,8 +152,11 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                                   errors=(400, 429)),
             "/api/leaderboard": _get("Ranked leaderboard of a release and track",
                                      LeaderboardOut, _view_params()),
-            "/api/significance": _get("Significance tests of a leaderboard", SignificanceOut,
-                                      _view_params()),
+            "/api/significance": _get(
+                "Significance tests of a leaderboard", SignificanceOut,
+                [*_view_params(), _param("test", {"type": "string", "enum": ["dunn", "wilcoxon"]},
+                                         "with format=csv: the Dunn matrix or the Wilcoxon "
+                                         "pairs")]),
             "/api/entries/{submission_id}": _get("One entry in both tracks", EntryOut,
                                                  [entry_id, *_view_params(False, False)]),
             "/api/datasets": _get("Datasets and their difficulty", DatasetsOut,
