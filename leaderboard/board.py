@@ -104,6 +104,12 @@ class Board:
         return self._cached(("jobs", version, release.release_id, track),
                             lambda: data.job_states(session, release.release_id, track))
 
+    def runs(self, session: Session, version: StoreVersion,
+             release: ReleaseInfo) -> dict[int, Any]:
+        """How re-run entries' runs compare on a release, by submission id."""
+        return self._cached(("runs", version, release.release_id),
+                            lambda: data.reproducibility(session, release.release_id))
+
     def cards(self, session: Session, version: StoreVersion,
               release: ReleaseInfo) -> dict[int, dict[str, Any]]:
         """Model cards per submission on a release."""
@@ -146,6 +152,7 @@ class Board:
         meta = self.entries(session, version)
         by_label = {m.label: m for m in meta.values()}
         cards = self.cards(session, version, release)
+        runs = self.runs(session, version, release)
         ranked: list[RankedEntryOut] = []
         incomplete: list[IncompleteEntryOut] = []
         winners: dict[str, list[str]] = {d: [] for d in datasets}
@@ -176,7 +183,8 @@ class Board:
                         mean_normalized_mse_high=finite(stats.mean_normalized_mse_high),
                         rank_low=stats.rank_low, rank_high=stats.rank_high,
                         skill=finite(stats.skill), skill_low=finite(stats.skill_low),
-                        skill_high=finite(stats.skill_high)))
+                        skill_high=finite(stats.skill_high),
+                        **_run_columns(runs.get(entry.submission_id))))
                 else:
                     reason = _with_job_notes(stats.incomplete_reason or "incomplete",
                                              jobs_by_sid.get(entry.submission_id, []))
@@ -457,6 +465,15 @@ class Board:
             return ResultsOut(release=release_out(release), track=track, rows=rows)
 
         return self._cached(("results", version, release.release_id, track), compute)
+
+
+def _run_columns(comparison: Any) -> dict[str, Any]:
+    """The reproducibility columns of a ranked entry (``evaluator.store.RunComparison``)."""
+    if comparison is None or comparison.compared == 0:
+        return {}
+    return {"reproducible": comparison.reproducible, "runs": comparison.runs,
+            "rerun_mse_spread": finite(comparison.max_mse_spread),
+            "rerun_pcc_gene_spread": finite(comparison.max_pcc_gene_spread)}
 
 
 def _pair_matrix(labels: list[str], pairs: list[PairTestOut]) -> PValueMatrixOut:

@@ -27,6 +27,7 @@ from evaluator.store import (
     get_release_record,
     list_release_records,
 )
+from evaluator.store import reproducibility as stored_reproducibility
 from leaderboard.errors import NotFoundError
 
 METRICS: tuple[str, ...] = ("mse", "mae", "pcc_gene", "pcc_patch", "r2_gene", "r2_patch",
@@ -226,6 +227,12 @@ def model_cards(session: Session, release_id: str) -> dict[int, dict[str, Any]]:
         if isinstance(card, dict):
             cards[int(submission_id)] = card
     return cards
+
+
+def reproducibility(session: Session, release_id: str) -> dict[int, Any]:
+    """Each re-run entry's comparison of its runs on a release (``evaluator.store``'s
+    ``RunComparison``), by submission id."""
+    return stored_reproducibility(session, release_id)
 
 
 def parameter_count(card: dict[str, Any] | None) -> int | None:

@@ -75,6 +75,12 @@ class RankedEntryOut(_Out):
                                                           "of the mean baseline")
     skill_low: float | None = None
     skill_high: float | None = None
+    reproducible: bool | None = Field(default=None, description="re-runs gave byte-identical "
+                                                                "predictions (null: not re-run)")
+    runs: int = Field(default=1, description="runs with results on this release")
+    rerun_mse_spread: float | None = Field(default=None, description="largest max - min of MSE "
+                                                                     "between runs of a job")
+    rerun_pcc_gene_spread: float | None = None
 
 
 class BootstrapOut(_Out):
@@ -392,6 +398,13 @@ class ReevaluateIn(_Out):
     all: bool = False
     baselines: bool = False
     retry_failed: bool = True
+
+
+class RerunIn(_Out):
+    """Body of ``POST /api/admin/rerun``: re-run one entry's jobs on a release."""
+
+    submission: int
+    release: str = Field(default="current", max_length=100)
 
 
 class PublishIn(_Out):

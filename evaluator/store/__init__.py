@@ -59,6 +59,7 @@ from evaluator.store.models import (
 )
 from evaluator.store.queries import (
     METRIC_COLUMNS,
+    RunComparison,
     attempts_of,
     baselines,
     current_release,
@@ -68,6 +69,7 @@ from evaluator.store.queries import (
     get_team,
     jobs_of,
     list_release_records,
+    reproducibility,
     results_frame,
     results_rows,
     status_counts,
@@ -94,6 +96,7 @@ __all__ = [
     "ReleaseRecord",
     "Requeued",
     "Result",
+    "RunComparison",
     "SchemaOutdated",
     "StoreError",
     "Submission",
@@ -126,6 +129,7 @@ __all__ = [
     "open_store",
     "queued_job_ids",
     "redact_url",
+    "reproducibility",
     "requeue_stale",
     "requeue_worker_jobs",
     "results_frame",

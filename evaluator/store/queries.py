@@ -7,7 +7,8 @@ and one track, so results of different releases are never mixed.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
@@ -191,3 +192,60 @@ def today_start_utc() -> Any:
     """Midnight UTC of today (the per-team daily limit counts from here)."""
     now = utcnow()
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+@dataclass(frozen=True)
+class RunComparison:
+    """How an entry's runs on a release compare (run 0, the ranked one, and its re-runs).
+
+    ``compared``: (dataset, track) jobs with a result in at least two runs; ``identical``: of
+    those, the ones whose predictions hash the same in every run. ``*_spread``: the largest
+    max - min of the metric between runs over the compared jobs (0 when identical).
+    """
+
+    submission_id: int
+    runs: int
+    compared: int
+    identical: int
+    max_mse_spread: float
+    max_pcc_gene_spread: float
+
+    @property
+    def reproducible(self) -> bool:
+        """Every compared job gave byte-identical predictions in every run."""
+        return self.compared > 0 and self.identical == self.compared
+
+
+def reproducibility(session: Session, release_id: str) -> dict[int, RunComparison]:
+    """Compare each re-run entry's runs on a release, job by job (see ``RunComparison``).
+
+    Entries without a re-run result are absent. Reads only the results table (hashes and
+    metrics), never a predictions file.
+    """
+    rerun = select(Result.submission_id).where(Result.release_id == release_id,
+                                               col(Result.run) > 0)
+    rows = session.exec(
+        select(Result.submission_id, Result.dataset, Result.track, Result.run, Result.mse,
+               Result.pcc_gene, Result.predictions_sha256)
+        .where(Result.release_id == release_id, col(Result.submission_id).in_(rerun)))
+    jobs: dict[int, dict[tuple[str, str], list[tuple[int, float, float, str | None]]]] = \
+        defaultdict(lambda: defaultdict(list))
+    for submission_id, dataset, track, run, mse, pcc, digest in rows:
+        jobs[int(submission_id)][(dataset, track)].append((int(run), mse, pcc, digest))
+    out: dict[int, RunComparison] = {}
+    for submission_id, per_job in jobs.items():
+        compared = identical = 0
+        mse_spread = pcc_spread = 0.0
+        runs: set[int] = set()
+        for results in per_job.values():
+            if len(results) < 2:
+                continue
+            compared += 1
+            runs.update(r[0] for r in results)
+            digests = {r[3] for r in results}
+            identical += int(len(digests) == 1 and None not in digests)
+            mse_spread = max(mse_spread, max(r[1] for r in results) - min(r[1] for r in results))
+            pcc_spread = max(pcc_spread, max(r[2] for r in results) - min(r[2] for r in results))
+        out[submission_id] = RunComparison(submission_id, len(runs), compared, identical,
+                                           mse_spread, pcc_spread)
+    return out

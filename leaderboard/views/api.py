@@ -17,7 +17,14 @@ from leaderboard.app import db, state, version
 from leaderboard.board import release_out
 from leaderboard.errors import BadParameter, PayloadTooLarge
 from leaderboard.openapi import openapi_document
-from leaderboard.schemas import HideIn, HideOut, PublishIn, ReevaluateIn, ReleasesOut
+from leaderboard.schemas import (
+    HideIn,
+    HideOut,
+    PublishIn,
+    ReevaluateIn,
+    ReleasesOut,
+    RerunIn,
+)
 from leaderboard.views.common import (
     admin_team,
     authenticated_team,
@@ -305,6 +312,17 @@ def admin_reevaluate() -> Response:
     report = reevaluate(state().bench(), body.release, submission=body.submission,
                         all_entries=body.all, baselines_only=body.baselines, by=team,
                         retry_failed=body.retry_failed)
+    return jsonify(report.model_dump(mode="json"))
+
+
+@api.post("/admin/rerun")
+def admin_rerun() -> Response:
+    """Re-run an entry's jobs on a release (same image digest) to check it is reproducible."""
+    from evaluator.orchestrator import rerun
+
+    team = admin_team("re-run an entry")
+    body: RerunIn = _body(RerunIn)
+    report = rerun(state().bench(), body.submission, release_ref=body.release, by=team)
     return jsonify(report.model_dump(mode="json"))
 
 

@@ -140,3 +140,56 @@ def test_figures_tell_entries_apart_by_colour(env: LeaderboardEnv) -> None:
     baselines = {e["entry"] for e in board["entries"] if e["is_baseline"]}
     for line in legend:
         assert ("(baseline)" in line) == any(line.startswith(b + " ") for b in baselines)
+
+
+def test_reruns_mark_entries_reproducible_or_show_the_spread(fresh_env: LeaderboardEnv) -> None:
+    from evaluator.store import claim_job, complete_job, create_jobs, open_store
+    from tests.leaderboard.seed import DEFAULT_ENTRIES, TINY_DATASETS, job_score
+
+    engine = open_store(fresh_env.url)
+    release = fresh_env.seeded.release_id
+    entries = [(d, t) for d in TINY_DATASETS for t in ("raw", "spackle")]
+    for name, extra_noise in (("baselines/ridge", 0.0), ("team-a/vit-delta", 0.05)):
+        number = next(i for i, s in enumerate(DEFAULT_ENTRIES) if f"{s.team}/{s.name}" == name)
+        spec = DEFAULT_ENTRIES[number]
+        with session_scope(engine) as session:
+            ids = create_jobs(session, fresh_env.seeded.ids[name], release, entries,
+                              max_attempts=1, run=1).to_enqueue
+        for job_id, (dataset, track) in zip(ids, entries, strict=True):
+            with session_scope(engine) as session:
+                claim = claim_job(session, job_id, "rerun-worker")
+                assert claim is not None
+                # The seed's own seeding: identical predictions unless noise is added.
+                score = job_score(dataset, track, release, spec.noise + extra_noise,
+                                  seed=1000 * number + 10 * TINY_DATASETS.index(dataset)
+                                  + len(track))
+                complete_job(session, claim, score)
+    board = fresh_env.client().get("/api/leaderboard").get_json()
+    by = {e["entry"]: e for e in board["entries"]}
+    assert by["baselines/ridge"]["reproducible"] is True
+    assert by["baselines/ridge"]["runs"] == 2 and by["baselines/ridge"]["rerun_mse_spread"] == 0
+    assert by["team-a/vit-delta"]["reproducible"] is False
+    assert by["team-a/vit-delta"]["rerun_mse_spread"] > 0
+    assert by["team-a/stnet"]["reproducible"] is None
+    # Re-runs never change the ranking's inputs: same ranks as before, same number of rows.
+    assert len(fresh_env.client().get("/api/results").get_json()["rows"]) == \
+        sum(1 for e in board["entries"]) * len(TINY_DATASETS) + 2
+    html = fresh_env.client().get("/").get_data(as_text=True)
+    rows = {r[2].split(" ")[0]: r[2] for r in table(html, "leaderboard").rows}
+    assert "reproducible" in rows["ridge"]
+    assert "runs differ: ΔMSE ≤" in rows["vit-delta"]
+    assert "reproducible" not in rows["stnet"] and "differ" not in rows["stnet"]
+
+
+def test_admin_rerun_endpoint_queues_the_next_run(fresh_env: LeaderboardEnv) -> None:
+    client = fresh_env.client()
+    sid = fresh_env.seeded.ids["team-a/stnet"]
+    refused = client.post("/api/admin/rerun", json={"submission": sid},
+                          headers=fresh_env.token("team-a"))
+    assert refused.status_code == 403
+    answer = client.post("/api/admin/rerun", json={"submission": sid},
+                         headers=fresh_env.token("baselines"))
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    body = answer.get_json()
+    assert body["run"] == 1 and body["jobs_queued"] == 2 * len(fresh_env.seeded.datasets)
+    assert body["entry"] == "team-a/stnet"
