@@ -294,3 +294,34 @@ def test_wilcoxon_verdict_does_not_depend_on_the_pool_but_nemenyi_does() -> None
                           ["a", "b", *"cdefgh"])[0]
     assert alone.p_value == pooled.p_value
     assert nemenyi_friedman(mse)[0, 1] != pytest.approx(nemenyi_friedman(crowd)[0, 1])
+
+
+def test_h5ad_truth_knows_where_its_hidden_spots_lie(tmp_path) -> None:
+    import anndata as ad
+    import pandas as pd
+
+    from evaluator.scoring import load_truth
+
+    rng = np.random.default_rng(12)
+    n = 40
+    splits = ["train"] * 10 + ["test"] * 30
+    obs = pd.DataFrame({"split": pd.Categorical(splits),
+                        "slide_id": pd.Categorical(["s1"] * 20 + ["s2"] * 20),
+                        "array_row": np.arange(n) % 20, "array_col": (np.arange(n) % 20) * 2},
+                       index=[f"spot{i}" for i in range(n)])
+    truth = rng.random((n, 4)).astype(np.float32)
+    mask = rng.random((n, 4)) < 0.8
+    ad.AnnData(X=truth.copy(), obs=obs, var=pd.DataFrame(index=list("ABCD")),
+               layers={"c_d_log1p": truth, "mask": mask}).write_h5ad(tmp_path / "d.h5ad")
+    loaded = load_truth(tmp_path / "d.h5ad")
+    assert loaded.spots is not None
+    assert loaded.spots.slide_id.tolist() == ["s1"] * 10 + ["s2"] * 20
+    assert loaded.spots.array_row.tolist() == (np.arange(10, 40) % 20).tolist()
+    pred = (loaded.truth + 0.1).astype(np.float32)
+    score = score_predictions(loaded, pred, engine="numpy")
+    # Slide s1: rows 10-19 -> tile row 1; s2: rows 0-19 -> tile rows 0, 1 and columns 0-38 ->
+    # tile columns 0, 1, 2: tiles (s1,1,0) (s1,1,1) (s1,1,2)... counted from the layout itself.
+    keys = {(s, r // 8, c // 16) for s, r, c in zip(loaded.spots.slide_id, loaded.spots.array_row,
+                                                   loaded.spots.array_col, strict=True)}
+    assert score.interval is not None and score.interval.scheme == "spatial"
+    assert score.interval.n_blocks == len(keys)
