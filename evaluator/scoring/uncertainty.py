@@ -68,9 +68,10 @@ BLOCK_COLS = 16
 DEFAULT_RESAMPLES = 2000
 DEFAULT_SEED = 14
 CONFIDENCE = 0.95
-# A gene (or resample) whose centred sum of squares is below this fraction of the gene's full
-# sum of squares is treated as constant there (PCC 0, as ``metrics.py`` defines).
-_CONSTANT_FRACTION = 1e-12
+# A gene whose standard deviation (over a resample's entries) is below this fraction of its
+# values' scale (|mean| + rms deviation over all hidden spots) is constant there: PCC 0, as
+# ``metrics.py`` defines. Centring on a mean that is off by an ulp leaves ~1e-16 of the scale.
+_CONSTANT_STD = 1e-10
 _GENE_STATS = ("n", "st", "sp", "stt", "spp", "stp")
 
 
@@ -209,10 +210,11 @@ def weighted_metrics(stats: BlockStats, weights: np.ndarray) -> tuple[np.ndarray
     var_p = np.maximum(spp - sp * sp / safe, 0.0)
     cov = stp - st * sp / safe
     full = stats.gene.sum(axis=1)
-    floor_t = _CONSTANT_FRACTION * np.maximum(full[3], np.finfo(float).tiny)
-    floor_p = _CONSTANT_FRACTION * np.maximum(full[4], np.finfo(float).tiny)
-    ok = (n >= 2) & (var_t > floor_t * n / np.maximum(full[0], 1.0)) & \
-        (var_p > floor_p * n / np.maximum(full[0], 1.0))
+    full_n = np.maximum(full[0], 1.0)
+    scale_t = np.abs(stats.shift[0]) + np.sqrt(full[3] / full_n)
+    scale_p = np.abs(stats.shift[1]) + np.sqrt(full[4] / full_n)
+    ok = (n >= 2) & (var_t > n * (_CONSTANT_STD * scale_t) ** 2) & \
+        (var_p > n * (_CONSTANT_STD * scale_p) ** 2)
     r = np.where(ok, cov / np.sqrt(np.where(ok, var_t * var_p, 1.0)), 0.0)
     r = np.clip(r, -1.0, 1.0)
     present = n > 0

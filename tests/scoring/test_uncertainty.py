@@ -78,8 +78,8 @@ def _random_job(seed: int, n_spots: int = 400, n_genes: int = 7):
     truth = rng.normal(2.0, 1.0, (n_spots, n_genes))
     pred = truth + rng.normal(0.0, 0.6, truth.shape)
     mask = rng.random(truth.shape) > 0.3
-    pred[:, 1] = 0.5                    # constant prediction: PCC 0
-    truth[:, 2] = 1.0                   # constant truth: PCC 0
+    pred[:, 1] = 0.1                    # constant prediction: PCC 0 (0.1 has no exact mean)
+    truth[:, 2] = 0.7                   # constant truth: PCC 0
     mask[:, 3] = False                  # unmeasured gene: skipped
     mask[:, 4] = False
     mask[5, 4] = True                   # a single measured spot: PCC 0
