@@ -79,3 +79,47 @@ def test_results_keep_block_statistics_and_intervals(engine) -> None:
         mse, pcc = weighted_metrics(stats, np.ones(stats.n_blocks))
         assert mse[0] == pytest.approx(result.mse, rel=1e-9)
         assert pcc[0] == pytest.approx(result.pcc_gene, rel=1e-9)
+
+
+def test_upgrading_keeps_results_as_run_zero(db_url: str) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from evaluator.store import downgrade, get_engine, head_revision, upgrade
+
+    engine = get_engine(db_url)
+    assert upgrade(engine, "0001") == "0001"
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO teams (id, name, is_admin, created_at) VALUES (1, 't', false, :now)"),
+            {"now": now})
+        connection.execute(text(
+            "INSERT INTO releases (release_id, created_at, published_at, is_current, tracks) "
+            "VALUES ('r', :now, :now, true, '{}')"), {"now": now})
+        connection.execute(text(
+            "INSERT INTO submissions (id, team_id, name, description, image_ref, image_digest, "
+            "image_size_bytes, platform, is_baseline, hidden, created_at) VALUES "
+            "(1, 1, 'm', '', 'm:1', 'sha256:x', 0, 'linux/amd64', false, false, :now)"),
+            {"now": now})
+        connection.execute(text(
+            "INSERT INTO jobs (id, submission_id, release_id, dataset, track, status, message, "
+            "attempts, max_attempts, queued_at, gpus) VALUES "
+            "(1, 1, 'r', 'd', 'raw', 'succeeded', '', 1, 3, :now, '')"), {"now": now})
+        connection.execute(text(
+            "INSERT INTO results (id, job_id, submission_id, release_id, dataset, track, mse, "
+            "mae, pcc_gene, pcc_patch, n_spots, n_genes, n_measured, constant_genes, "
+            "image_digest, scorer_version, scored_at, created_at, score) VALUES "
+            "(1, 1, 1, 'r', 'd', 'raw', 0.5, 0.4, 0.3, 0.2, 10, 4, 30, 0, 'sha256:x', '1.0.0', "
+            ":now, :now, '{}')"), {"now": now})
+    assert upgrade(engine) == head_revision()
+    with session_scope(engine) as session:
+        result = session.exec(select(Result)).one()
+        job = session.exec(select(Job)).one()
+        rows = results_rows(session, "r", "raw")
+    assert (result.run, job.run, result.mse_low, result.block_stats) == (0, 0, None, None)
+    assert [r["mse"] for r in rows] == [0.5]
+    assert downgrade(engine, "0001") == "0001"
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT mse FROM results")).scalar_one() == 0.5
