@@ -132,6 +132,7 @@ class JobView(BaseModel):
     attempts: int
     max_attempts: int
     failure_kind: str | None
+    run: int = Field(default=0, description="0: the ranked evaluation; 1, 2, ...: re-runs")
     message: str
     queued_at: datetime
     started_at: datetime | None
@@ -445,7 +446,7 @@ def _job_view(job: Job, tail: str | None) -> JobView:
                    track=job.track, status=job.status, attempts=job.attempts,
                    max_attempts=job.max_attempts, failure_kind=job.failure_kind,
                    message=job.message, queued_at=job.queued_at, started_at=job.started_at,
-                   finished_at=job.finished_at, worker=job.worker, log_tail=tail)
+                   finished_at=job.finished_at, worker=job.worker, log_tail=tail, run=job.run)
 
 
 # -- releases and re-evaluation -----------------------------------------------------------------

@@ -104,6 +104,8 @@ def test_significance_page_has_wilcoxon_beside_dunn_and_friedman(env: Leaderboar
         assert f'id="assumes-{test}"' in html
     matrix = table(html, "wilcoxon").rows
     assert len(matrix) == k
+    section = html.split('id="wilcoxon"')[1].split("</table>")[0]
+    assert section.count('class="sig"') == sum(p["significant"] for p in sig["wilcoxon"])
     pairs = table(html, "wilcoxon-pairs").rows
     assert len(pairs) == k - 1
     text = env.client().get("/api/significance?format=csv&test=wilcoxon").get_data(as_text=True)
