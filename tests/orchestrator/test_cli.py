@@ -31,10 +31,14 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 
 def test_db_team_and_token_commands(cli_env: BenchEnv, capsys: pytest.CaptureFixture[str]
                                     ) -> None:
+    from evaluator.store import head_revision
+
+    head = head_revision()
+    assert head == "0002"
     code, out, _ = _run(capsys, "db", "upgrade")
-    assert code == 0 and "at revision 0001" in out
+    assert code == 0 and f"at revision {head}" in out
     code, out, _ = _run(capsys, "db", "current")
-    assert "revision 0001, code expects 0001" in out
+    assert f"revision {head}, code expects {head}" in out
     assert _run(capsys, "team", "create", "lab", "--daily-limit", "3")[0] == 0
     code, _, err = _run(capsys, "team", "create", "lab")
     assert code == 2 and "error: team 'lab' already exists" in err
