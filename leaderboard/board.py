@@ -261,7 +261,7 @@ class Board:
                         p_value=finite(p.p_value), p_holm=finite(p.p_holm),
                         significant=p.significant, method=p.method,
                         median_difference=finite(p.median_difference),
-                        rank_biserial=finite(p.rank_biserial)) for p in report.wilcoxon]
+                        rank_biserial=finite(p.rank_biserial)) for p in report.wilcoxon.pairs()]
                     wilcoxon_holm = _pair_matrix([e.entry for e in report.ranked()], wilcoxon)
             return SignificanceOut(
                 release=release_out(release), track=track, filter=FilterOut(**filt.model_dump()),

@@ -48,7 +48,7 @@ from evaluator.scoring.uncertainty import (
     CONFIDENCE,
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
-    PairTest,
+    PairTests,
     dataset_bootstrap,
     paired_tests,
     skill_scores,
@@ -156,7 +156,7 @@ class StatisticsReport(BaseModel):
     bootstrap: BootstrapInfo | None = None
     skill_reference: str | None = None
     skill_reason: str | None = None
-    wilcoxon: list[PairTest] | None = None
+    wilcoxon: PairTests | None = None
 
     def ranked(self) -> list[EntryStats]:
         """Return the complete entries in rank order."""
@@ -433,7 +433,7 @@ def compute_statistics(
 
     bootstrap_info: BootstrapInfo | None = None
     skill_reason: str | None = None
-    wilcoxon: list[PairTest] | None = None
+    wilcoxon: PairTests | None = None
     if complete and uncertainty:
         skill = None
         if reference_entry is None:

@@ -216,7 +216,8 @@ def test_compute_statistics_reports_intervals_skill_and_pairs() -> None:
     assert by["good"].mean_normalized_mse_low == pytest.approx(1.0)
     assert report.bootstrap is not None and report.bootstrap.n_resamples == 300
     assert report.skill_reference == "mean"
-    pairs = {(p.a, p.b): p for p in report.wilcoxon or []}
+    assert report.wilcoxon is not None
+    pairs = {(p.a, p.b): p for p in report.wilcoxon.pairs()}
     assert set(pairs) == {("good", "ok"), ("good", "mean"), ("ok", "mean")}
     first = pairs[("good", "mean")]
     # Six datasets, all in favour of "good": exact p = 2 / 2^6, Holm multiplies by 3.
@@ -277,10 +278,11 @@ def test_holm_equals_statsmodels() -> None:
 def test_rank_biserial_and_median_difference_by_hand() -> None:
     mse = np.array([[2.0, 1.0], [1.0, 3.0], [4.0, 1.0]])   # d = 1, -2, 3: R+ = 1 + 3, R- = 2
     normalized = mse / mse.min(axis=1, keepdims=True)
-    (pair,) = paired_tests(mse, normalized, ["A", "B"])
+    (pair,) = paired_tests(mse, normalized, ["A", "B"]).pairs()
     assert pair.rank_biserial == pytest.approx((4 - 2) / 6)
     assert pair.median_difference == pytest.approx(np.median([1.0, -2.0, 3.0]))
     assert pair.statistic == 2.0 and pair.method == "exact"
+    assert len(paired_tests(mse[:, :1], normalized[:, :1], ["A"])) == 0
 
 
 def test_wilcoxon_verdict_does_not_depend_on_the_pool_but_nemenyi_does() -> None:
@@ -289,9 +291,9 @@ def test_wilcoxon_verdict_does_not_depend_on_the_pool_but_nemenyi_does() -> None
     b = a * rng.uniform(1.0, 1.2, 12)
     mse = np.column_stack([a, b])
     crowd = np.column_stack([mse, *(a * rng.uniform(0.6, 1.6, 12) for _ in range(6))])
-    alone = paired_tests(mse, mse / mse.min(axis=1, keepdims=True), ["a", "b"])[0]
+    alone = paired_tests(mse, mse / mse.min(axis=1, keepdims=True), ["a", "b"]).pairs()[0]
     pooled = paired_tests(crowd, crowd / crowd.min(axis=1, keepdims=True),
-                          ["a", "b", *"cdefgh"])[0]
+                          ["a", "b", *"cdefgh"]).pairs()[0]
     assert alone.p_value == pooled.p_value
     assert nemenyi_friedman(mse)[0, 1] != pytest.approx(nemenyi_friedman(crowd)[0, 1])
 
