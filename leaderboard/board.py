@@ -35,6 +35,7 @@ from leaderboard.schemas import (
     FilterOut,
     FriedmanOut,
     IncompleteEntryOut,
+    JobRunsOut,
     KruskalOut,
     LeaderboardOut,
     ModelCardOut,
@@ -370,7 +371,13 @@ class Board:
             image_ref=entry.image_ref, platform=entry.platform,
             image_size_bytes=entry.image_size_bytes, release=release_out(release),
             parameter_count=data.parameter_count(card), model_card=card_out,
-            standings=standings, results=results, spackle_effect=effect)
+            standings=standings, results=results, spackle_effect=effect,
+            reruns=[JobRunsOut(dataset=j.dataset, track=j.track, runs=j.runs,
+                               identical=j.identical, mse_min=finite(j.mse_min),
+                               mse_max=finite(j.mse_max), pcc_gene_min=finite(j.pcc_gene_min),
+                               pcc_gene_max=finite(j.pcc_gene_max))
+                    for j in getattr(self.runs(session, version, release).get(submission_id),
+                                     "jobs", ())])
 
     # -- datasets -------------------------------------------------------------------------------
 

@@ -263,6 +263,21 @@ class EntryOut(_Out):
     results: list[EntryDatasetOut]
     spackle_effect: dict[str, dict[str, float | None]] = Field(
         description="dataset -> {raw, spackle, delta}: PCC-Gene in each track (paper Fig. 6)")
+    reruns: list[JobRunsOut] = Field(default_factory=list, description="jobs run more than "
+                                                                       "once on this release")
+
+
+class JobRunsOut(_Out):
+    """One job's runs on a release: identical predictions, or the range of its metrics."""
+
+    dataset: str
+    track: Literal["raw", "spackle"]
+    runs: int
+    identical: bool
+    mse_min: float | None
+    mse_max: float | None
+    pcc_gene_min: float | None
+    pcc_gene_max: float | None
 
 
 class DatasetFactsOut(_Out):

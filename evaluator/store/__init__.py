@@ -59,6 +59,7 @@ from evaluator.store.models import (
 )
 from evaluator.store.queries import (
     METRIC_COLUMNS,
+    JobRuns,
     RunComparison,
     attempts_of,
     baselines,
@@ -90,6 +91,7 @@ __all__ = [
     "FailureKind",
     "Job",
     "JobAttempt",
+    "JobRuns",
     "JobStatus",
     "NewJobs",
     "NotFound",

@@ -195,6 +195,21 @@ def today_start_utc() -> Any:
 
 
 @dataclass(frozen=True)
+class JobRuns:
+    """One (dataset, track) job's runs: how many, whether their predictions are identical, and
+    the range of MSE and PCC-Gene between them."""
+
+    dataset: str
+    track: str
+    runs: int
+    identical: bool
+    mse_min: float
+    mse_max: float
+    pcc_gene_min: float
+    pcc_gene_max: float
+
+
+@dataclass(frozen=True)
 class RunComparison:
     """How an entry's runs on a release compare (run 0, the ranked one, and its re-runs).
 
@@ -209,6 +224,7 @@ class RunComparison:
     identical: int
     max_mse_spread: float
     max_pcc_gene_spread: float
+    jobs: tuple[JobRuns, ...] = ()
 
     @property
     def reproducible(self) -> bool:
@@ -234,18 +250,20 @@ def reproducibility(session: Session, release_id: str) -> dict[int, RunCompariso
         jobs[int(submission_id)][(dataset, track)].append((int(run), mse, pcc, digest))
     out: dict[int, RunComparison] = {}
     for submission_id, per_job in jobs.items():
-        compared = identical = 0
-        mse_spread = pcc_spread = 0.0
         runs: set[int] = set()
-        for results in per_job.values():
+        compared: list[JobRuns] = []
+        for (dataset, track), results in sorted(per_job.items()):
             if len(results) < 2:
                 continue
-            compared += 1
             runs.update(r[0] for r in results)
             digests = {r[3] for r in results}
-            identical += int(len(digests) == 1 and None not in digests)
-            mse_spread = max(mse_spread, max(r[1] for r in results) - min(r[1] for r in results))
-            pcc_spread = max(pcc_spread, max(r[2] for r in results) - min(r[2] for r in results))
-        out[submission_id] = RunComparison(submission_id, len(runs), compared, identical,
-                                           mse_spread, pcc_spread)
+            mses, pccs = [r[1] for r in results], [r[2] for r in results]
+            compared.append(JobRuns(dataset, track, len(results),
+                                    len(digests) == 1 and None not in digests,
+                                    min(mses), max(mses), min(pccs), max(pccs)))
+        out[submission_id] = RunComparison(
+            submission_id, len(runs), len(compared), sum(j.identical for j in compared),
+            max((j.mse_max - j.mse_min for j in compared), default=0.0),
+            max((j.pcc_gene_max - j.pcc_gene_min for j in compared), default=0.0),
+            tuple(compared))
     return out

@@ -183,6 +183,14 @@ def test_reruns_mark_entries_reproducible_or_show_the_spread(fresh_env: Leaderbo
     assert "reproducible" in rows["ridge"]
     assert "runs differ: ΔMSE ≤" in rows["vit-delta"]
     assert "reproducible" not in rows["stnet"] and "differ" not in rows["stnet"]
+    drifting = fresh_env.client().get(
+        f"/api/entries/{fresh_env.seeded.ids['team-a/vit-delta']}").get_json()["reruns"]
+    assert len(drifting) == len(entries)
+    assert all(not r["identical"] and r["mse_min"] < r["mse_max"] and r["runs"] == 2
+               for r in drifting)
+    page = fresh_env.client().get(f"/entries/{fresh_env.seeded.ids['baselines/ridge']}")
+    shown = table(page.get_data(as_text=True), "reruns").rows
+    assert len(shown) == len(entries) and all(r[3] == "identical" for r in shown)
 
 
 def test_admin_rerun_endpoint_queues_the_next_run(fresh_env: LeaderboardEnv) -> None:

@@ -62,6 +62,10 @@ def test_publish_and_bad_requests_read_as_one_line(cli_env: BenchEnv,
     assert code == 2 and "expected exactly one of --submission S, --all or --baselines" in err
     code, _, err = _run(capsys, "status", "42")
     assert code == 2 and "error: submission '42' not found" in err
+    code, _, err = _run(capsys, "rerun", "lab/none")
+    assert code == 2 and "error: submission 'lab/none' not found" in err
+    code, _, err = _run(capsys, "rerun", "1", "--release", "nope")
+    assert code == 2 and err.startswith("error: release 'nope' not found")
     archive = cli_env.home / "model.tar"
     archive.write_bytes(make_archive()[0])
     code, _, err = _run(capsys, "submit", str(archive), "--name", "m", "--server",
