@@ -102,6 +102,9 @@ def test_significance_page_has_wilcoxon_beside_dunn_and_friedman(env: Leaderboar
     html = env.client().get("/significance").get_data(as_text=True)
     for test in ("dunn", "wilcoxon", "friedman"):
         assert f'id="assumes-{test}"' in html
+    # Three datasets: no pair can do better than p = 2 / 2^3.
+    assert "smallest p-value a pair can reach (one entry better on every dataset) is 0.250" in \
+        html
     matrix = table(html, "wilcoxon").rows
     assert len(matrix) == k
     section = html.split('id="wilcoxon"')[1].split("</table>")[0]
