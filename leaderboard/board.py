@@ -23,6 +23,7 @@ from leaderboard.data import EntryMeta, ReleaseInfo, StoreVersion, finite
 from leaderboard.errors import NotFoundError
 from leaderboard.filters import TRACKS, DatasetFilter, Track, registry_by_name
 from leaderboard.schemas import (
+    BootstrapOut,
     DatasetFactsOut,
     DatasetOut,
     DatasetScoreOut,
@@ -34,9 +35,11 @@ from leaderboard.schemas import (
     FilterOut,
     FriedmanOut,
     IncompleteEntryOut,
+    JobRunsOut,
     KruskalOut,
     LeaderboardOut,
     ModelCardOut,
+    PairTestOut,
     PValueMatrixOut,
     RankedEntryOut,
     ReleaseOut,
@@ -48,6 +51,8 @@ from leaderboard.schemas import (
 
 T = TypeVar("T")
 _WIN_TOLERANCE = 1e-12
+# The negative control every release carries (``submissions/baselines/mean``): skill's reference.
+MEAN_BASELINE_NAME = "mean"
 
 
 def release_out(release: ReleaseInfo) -> ReleaseOut:
@@ -100,6 +105,12 @@ class Board:
         return self._cached(("jobs", version, release.release_id, track),
                             lambda: data.job_states(session, release.release_id, track))
 
+    def runs(self, session: Session, version: StoreVersion,
+             release: ReleaseInfo) -> dict[int, Any]:
+        """How re-run entries' runs compare on a release, by submission id."""
+        return self._cached(("runs", version, release.release_id),
+                            lambda: data.reproducibility(session, release.release_id))
+
     def cards(self, session: Session, version: StoreVersion,
               release: ReleaseInfo) -> dict[int, dict[str, Any]]:
         """Model cards per submission on a release."""
@@ -124,7 +135,8 @@ class Board:
                      if r["dataset"] in keep and r["submission_id"] in meta]
             report = compute_statistics(table, datasets=datasets, track=track,
                                         release_id=release.release_id,
-                                        source=f"results of {release.short}/{track}")
+                                        source=f"results of {release.short}/{track}",
+                                        reference_entry=mean_baseline(meta))
             return report, datasets
 
         return self._cached(("stats", version, release.release_id, track, filt.key), compute)
@@ -141,6 +153,7 @@ class Board:
         meta = self.entries(session, version)
         by_label = {m.label: m for m in meta.values()}
         cards = self.cards(session, version, release)
+        runs = self.runs(session, version, release)
         ranked: list[RankedEntryOut] = []
         incomplete: list[IncompleteEntryOut] = []
         winners: dict[str, list[str]] = {d: [] for d in datasets}
@@ -166,7 +179,13 @@ class Board:
                         mean_mse=finite(stats.mean_mse), mean_pcc_gene=finite(stats.mean_pcc_gene),
                         datasets_won=stats.datasets_won or 0,
                         parameter_count=data.parameter_count(cards.get(entry.submission_id)),
-                        submitted_at=entry.created_at))
+                        submitted_at=entry.created_at,
+                        mean_normalized_mse_low=finite(stats.mean_normalized_mse_low),
+                        mean_normalized_mse_high=finite(stats.mean_normalized_mse_high),
+                        rank_low=stats.rank_low, rank_high=stats.rank_high,
+                        skill=finite(stats.skill), skill_low=finite(stats.skill_low),
+                        skill_high=finite(stats.skill_high),
+                        **_run_columns(runs.get(entry.submission_id))))
                 else:
                     reason = _with_job_notes(stats.incomplete_reason or "incomplete",
                                              jobs_by_sid.get(entry.submission_id, []))
@@ -203,7 +222,11 @@ class Board:
             test_status=report.test_status if report else "not_enough",
             test_reason=(report.test_reason if report else
                          f"no dataset of release {release.short} matches {filt.describe()}"),
-            kruskal=kruskal, winners=winners, normalized_mse=normalized)
+            kruskal=kruskal, winners=winners, normalized_mse=normalized,
+            bootstrap=(BootstrapOut(**report.bootstrap.model_dump())
+                       if report is not None and report.bootstrap is not None else None),
+            skill_reference=report.skill_reference if report else None,
+            skill_reason=report.skill_reason if report else None)
 
     def significance(self, session: Session, version: StoreVersion, release: ReleaseInfo,
                      track: Track, filt: DatasetFilter) -> SignificanceOut:
@@ -211,6 +234,8 @@ class Board:
         def compute() -> SignificanceOut:
             report, datasets = self.statistics(session, version, release, track, filt)
             kruskal = dunn = friedman = None
+            wilcoxon: list[PairTestOut] | None = None
+            wilcoxon_holm: PValueMatrixOut | None = None
             groups: dict[str, int] = {}
             if report is not None:
                 if report.kruskal is not None:
@@ -231,6 +256,14 @@ class Board:
                         nemenyi=PValueMatrixOut(method=f.nemenyi.method, labels=f.nemenyi.labels,
                                                 p_values=_matrix(f.nemenyi.p_values)))
                 groups = {e.entry: e.group for e in report.entries if e.group is not None}
+                if report.wilcoxon is not None:
+                    wilcoxon = [PairTestOut(
+                        a=p.a, b=p.b, n=p.n, statistic=finite(p.statistic),
+                        p_value=finite(p.p_value), p_holm=finite(p.p_holm),
+                        significant=p.significant, method=p.method,
+                        median_difference=finite(p.median_difference),
+                        rank_biserial=finite(p.rank_biserial)) for p in report.wilcoxon.pairs()]
+                    wilcoxon_holm = _pair_matrix([e.entry for e in report.ranked()], wilcoxon)
             return SignificanceOut(
                 release=release_out(release), track=track, filter=FilterOut(**filt.model_dump()),
                 datasets=datasets, alpha=report.alpha if report else 0.05,
@@ -238,7 +271,8 @@ class Board:
                 test_reason=(report.test_reason if report else
                              f"no dataset of release {release.short} matches {filt.describe()}"),
                 kruskal=kruskal, dunn=dunn, groups=groups, friedman=friedman,
-                friedman_reason=report.friedman_reason if report else None)
+                friedman_reason=report.friedman_reason if report else None, wilcoxon=wilcoxon,
+                wilcoxon_holm=wilcoxon_holm)
 
         return self._cached(("significance", version, release.release_id, track, filt.key),
                             compute)
@@ -303,7 +337,8 @@ class Board:
                     normalized_mse=(mse / best if mse is not None and best else None),
                     position=1 + sum(v < mse for v in values) if mse is not None else len(values),
                     of=len(values), n_spots=row["n_spots"], n_genes=row["n_genes"],
-                    scorer_version=row["scorer_version"], scored_at=row["scored_at"]))
+                    scorer_version=row["scorer_version"], scored_at=row["scored_at"],
+                    **_interval_columns(row)))
                 pcc[row["dataset"]][track] = finite(row["pcc_gene"])
             board = self.leaderboard(session, version, release, track, DatasetFilter())
             ranked = next((e for e in board.entries if e.submission_id == submission_id), None)
@@ -336,7 +371,13 @@ class Board:
             image_ref=entry.image_ref, platform=entry.platform,
             image_size_bytes=entry.image_size_bytes, release=release_out(release),
             parameter_count=data.parameter_count(card), model_card=card_out,
-            standings=standings, results=results, spackle_effect=effect)
+            standings=standings, results=results, spackle_effect=effect,
+            reruns=[JobRunsOut(dataset=j.dataset, track=j.track, runs=j.runs,
+                               identical=j.identical, mse_min=finite(j.mse_min),
+                               mse_max=finite(j.mse_max), pcc_gene_min=finite(j.pcc_gene_min),
+                               pcc_gene_max=finite(j.pcc_gene_max))
+                    for j in getattr(self.runs(session, version, release).get(submission_id),
+                                     "jobs", ())])
 
     # -- datasets -------------------------------------------------------------------------------
 
@@ -427,10 +468,42 @@ class Board:
                        for m in data.METRICS},
                     n_spots=row["n_spots"], n_genes=row["n_genes"], n_measured=row["n_measured"],
                     scorer_version=row["scorer_version"], scored_at=row["scored_at"],
-                    image_digest=row["image_digest"]))
+                    image_digest=row["image_digest"], **_interval_columns(row)))
             return ResultsOut(release=release_out(release), track=track, rows=rows)
 
         return self._cached(("results", version, release.release_id, track), compute)
+
+
+def _run_columns(comparison: Any) -> dict[str, Any]:
+    """The reproducibility columns of a ranked entry (``evaluator.store.RunComparison``)."""
+    if comparison is None or comparison.compared == 0:
+        return {}
+    return {"reproducible": comparison.reproducible, "runs": comparison.runs,
+            "rerun_mse_spread": finite(comparison.max_mse_spread),
+            "rerun_pcc_gene_spread": finite(comparison.max_pcc_gene_spread)}
+
+
+def _pair_matrix(labels: list[str], pairs: list[PairTestOut]) -> PValueMatrixOut:
+    """The pairs' Holm-adjusted p-values as a symmetric matrix in rank order (diagonal 1)."""
+    index = {label: i for i, label in enumerate(labels)}
+    values: list[list[float | None]] = [[1.0] * len(labels) for _ in labels]
+    for pair in pairs:
+        i, j = index[pair.a], index[pair.b]
+        values[i][j] = values[j][i] = pair.p_holm
+    return PValueMatrixOut(method="wilcoxon-holm", labels=labels, p_values=values)
+
+
+def _interval_columns(row: dict[str, Any]) -> dict[str, float | None]:
+    """The block-bootstrap interval columns of a results row (null before scorer 1.1.0)."""
+    return {key: finite(row.get(key)) for key in ("mse_low", "mse_high", "pcc_gene_low",
+                                                  "pcc_gene_high")}
+
+
+def mean_baseline(meta: dict[int, EntryMeta]) -> str | None:
+    """The label of the visible ``mean`` baseline (skill's reference), if there is one."""
+    found = sorted(m.submission_id for m in meta.values()
+                   if m.is_baseline and m.name == MEAN_BASELINE_NAME)
+    return meta[found[0]].label if found else None
 
 
 def _with_job_notes(reason: str, jobs: list[dict[str, Any]]) -> str:

@@ -27,6 +27,7 @@ from evaluator.store import (
     get_release_record,
     list_release_records,
 )
+from evaluator.store import reproducibility as stored_reproducibility
 from leaderboard.errors import NotFoundError
 
 METRICS: tuple[str, ...] = ("mse", "mae", "pcc_gene", "pcc_patch", "r2_gene", "r2_patch",
@@ -175,22 +176,25 @@ def get_entry(session: Session, submission_id: int, *, include_hidden: bool = Fa
 def result_rows(session: Session, release_id: str, track: str,
                 submission_ids: list[int] | None = None) -> list[dict[str, Any]]:
     """The long results table of a release and track (visible entries): one dict per
-    (submission, dataset) with ``METRICS``, counts and provenance columns."""
+    (submission, dataset) with ``METRICS``, counts, provenance and the block-bootstrap interval
+    columns (run 0 only)."""
     statement = (
         select(Result.submission_id, Result.dataset, Result.mse, Result.mae, Result.pcc_gene,
                Result.pcc_patch, Result.r2_gene, Result.r2_patch, Result.constant_genes,
                Result.completed_mse, Result.completed_pcc_gene, Result.n_spots, Result.n_genes,
                Result.n_measured, Result.scorer_version, Result.scored_at, Result.image_digest,
-               Result.job_id)
+               Result.job_id, Result.mse_low, Result.mse_high, Result.pcc_gene_low,
+               Result.pcc_gene_high)
         .join(Submission, col(Submission.id) == col(Result.submission_id))
-        .where(Result.release_id == release_id, Result.track == track,
+        .where(Result.release_id == release_id, Result.track == track, Result.run == 0,
                col(Submission.hidden).is_(False))
         .order_by(col(Result.submission_id), col(Result.dataset))
     )
     if submission_ids is not None:
         statement = statement.where(col(Result.submission_id).in_(submission_ids))
     names = ("submission_id", "dataset", *METRICS, "n_spots", "n_genes", "n_measured",
-             "scorer_version", "scored_at", "image_digest", "job_id")
+             "scorer_version", "scored_at", "image_digest", "job_id", "mse_low", "mse_high",
+             "pcc_gene_low", "pcc_gene_high")
     return [dict(zip(names, row, strict=True)) for row in session.exec(statement)]
 
 
@@ -201,7 +205,8 @@ def job_states(session: Session, release_id: str, track: str | None = None,
     statement = (select(Job.id, Job.submission_id, Job.dataset, Job.track, Job.status,
                         Job.failure_kind, Job.message)
                  .join(Submission, col(Submission.id) == col(Job.submission_id))
-                 .where(Job.release_id == release_id, col(Submission.hidden).is_(False)))
+                 .where(Job.release_id == release_id, Job.run == 0,
+                        col(Submission.hidden).is_(False)))
     if track is not None:
         statement = statement.where(Job.track == track)
     if submission_ids is not None:
@@ -222,6 +227,12 @@ def model_cards(session: Session, release_id: str) -> dict[int, dict[str, Any]]:
         if isinstance(card, dict):
             cards[int(submission_id)] = card
     return cards
+
+
+def reproducibility(session: Session, release_id: str) -> dict[int, Any]:
+    """Each re-run entry's comparison of its runs on a release (``evaluator.store``'s
+    ``RunComparison``), by submission id."""
+    return stored_reproducibility(session, release_id)
 
 
 def parameter_count(card: dict[str, Any] | None) -> int | None:

@@ -10,6 +10,7 @@ from pydantic.json_schema import models_json_schema
 from evaluator.orchestrator.service import (
     PublishReport,
     ReevaluateReport,
+    RerunReport,
     SubmissionReceipt,
     SubmissionStatus,
 )
@@ -26,6 +27,7 @@ from leaderboard.schemas import (
     PublishIn,
     ReevaluateIn,
     ReleasesOut,
+    RerunIn,
     ResultsOut,
     SignificanceOut,
 )
@@ -33,7 +35,7 @@ from leaderboard.schemas import (
 MODELS: tuple[type[BaseModel], ...] = (
     ErrorOut, ReleasesOut, LeaderboardOut, SignificanceOut, EntryOut, DatasetsOut, DatasetOut,
     ResultsOut, HideIn, HideOut, ReevaluateIn, PublishIn, SubmissionReceipt, SubmissionStatus,
-    ReevaluateReport, PublishReport, HealthOut,
+    ReevaluateReport, PublishReport, HealthOut, RerunIn, RerunReport,
 )
 
 _ERROR_TEXT = {
@@ -152,8 +154,11 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                                   errors=(400, 429)),
             "/api/leaderboard": _get("Ranked leaderboard of a release and track",
                                      LeaderboardOut, _view_params()),
-            "/api/significance": _get("Significance tests of a leaderboard", SignificanceOut,
-                                      _view_params()),
+            "/api/significance": _get(
+                "Significance tests of a leaderboard", SignificanceOut,
+                [*_view_params(), _param("test", {"type": "string", "enum": ["dunn", "wilcoxon"]},
+                                         "with format=csv: the Dunn matrix or the Wilcoxon "
+                                         "pairs")]),
             "/api/entries/{submission_id}": _get("One entry in both tracks", EntryOut,
                                                  [entry_id, *_view_params(False, False)]),
             "/api/datasets": _get("Datasets and their difficulty", DatasetsOut,
@@ -182,6 +187,8 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
             "/api/admin/reevaluate": _post("Re-evaluate entries on a release", ReevaluateIn,
                                            ReevaluateReport, (400, 401, 403, 404, 409, 429,
                                                               503)),
+            "/api/admin/rerun": _post("Re-run an entry's jobs (reproducibility)", RerunIn,
+                                      RerunReport, (400, 401, 403, 404, 429, 503)),
             "/api/admin/entries/{submission_id}/hide": {"post": {
                 **_post("Hide or show an entry", HideIn, HideOut,
                         (400, 401, 403, 404, 429))["post"], "parameters": [entry_id]}},

@@ -1,6 +1,11 @@
 """The leaderboard's figures as hand-written SVG (numpy only; no plotting library on the request
 path): the paper's Fig. 8a violin of normalized MSE with mean ± std and its pie of datasets won,
-Fig. 8b normalized MSE against parameter count, and Fig. 6 PCC-Gene per dataset, raw vs spackle.
+Fig. 8b normalized MSE against parameter count, Fig. 6 PCC-Gene per dataset, raw vs spackle,
+and the ranks with their 95 % dataset-bootstrap intervals.
+
+Entries are told apart by colour (Okabe-Ito, colour-blind safe, by rank; it repeats after 8, so
+every mark also carries its entry's label) and baselines by a dashed outline and "(baseline)",
+never by a shared grey: with only baselines on the board every mark would look the same.
 
 Each function takes a computed view and returns SVG text; the blueprint caches it per
 (release, track, filter, store version).
@@ -17,10 +22,10 @@ import numpy as np
 from leaderboard.schemas import EntryOut, LeaderboardOut
 
 FONT = "font-family='DejaVu Sans,Helvetica,Arial,sans-serif'"
-# Okabe-Ito (colour-blind safe) then a few distinct extras; cycled for many entries.
+# Okabe-Ito (Okabe & Ito 2008; Wong, Nat. Methods 2011): distinguishable with any of the common
+# colour-vision deficiencies. Cycled for many entries; labels tell repeats apart.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
-           "#000000", "#8C564B", "#7F7F7F", "#17BECF", "#BCBD22")
-BASELINE_COLOUR = "#9a9a9a"
+           "#000000")
 RAW_COLOUR = "#d62728"
 SPACKLE_COLOUR = "#1f5fbf"
 
@@ -129,7 +134,7 @@ def violin_svg(board: LeaderboardOut) -> str:
     grid = np.linspace(low, high, 80)
     for i, (entry, values) in enumerate(zip(entries, series, strict=True)):
         cx = left + slot * (i + 0.5)
-        fill = BASELINE_COLOUR if entry.is_baseline else colour(i)
+        fill = colour(i)
         if values.size:
             density = gaussian_kde(values, grid)
             inside = (grid >= values.min() - (high - low) * 0.03) & \
@@ -179,16 +184,26 @@ def wins_pie_svg(board: LeaderboardOut) -> str:
     order = [e.entry for e in board.entries if e.entry in shares]
     baseline = {e.entry for e in board.entries if e.is_baseline}
     index = {e.entry: i for i, e in enumerate(board.entries)}
+    labels: list[str] = []
     width, height = 640.0, 340.0
     cx, cy, radius = 170.0, 185.0, 130.0
     out = _svg_open(width, height, title)
     angle = -math.pi / 2
     for label in order:
         share = shares[label] / total
-        fill = BASELINE_COLOUR if label in baseline else colour(index[label])
+        fill = colour(index[label])
+        dash = " stroke-dasharray='6 3'" if label in baseline else ""
+        middle = angle + share * math.pi
+        if share >= 0.08:
+            # The slice's own number, inside it, on a white chip so any fill keeps it legible.
+            tx, ty = cx + radius * 0.62 * math.cos(middle), cy + radius * 0.62 * math.sin(middle)
+            labels.append(f"<rect x='{tx - 17:.1f}' y='{ty - 9:.1f}' width='34' height='15' "
+                          "rx='3' fill='white' fill-opacity='0.85'/>"
+                          f"<text class='slice-label' x='{tx:.1f}' y='{ty + 3:.1f}' "
+                          f"text-anchor='middle' font-size='11'>{100 * share:.0f}%</text>")
         if share >= 1.0 - 1e-9:
             out.append(f"<circle class='slice' cx='{cx}' cy='{cy}' r='{radius}' fill='{fill}' "
-                       "stroke='white'/>")
+                       f"stroke='#222'{dash}><title>{escape(label)}</title></circle>")
         else:
             end = angle + share * 2 * math.pi
             x0, y0 = cx + radius * math.cos(angle), cy + radius * math.sin(angle)
@@ -196,13 +211,16 @@ def wins_pie_svg(board: LeaderboardOut) -> str:
             large = 1 if share > 0.5 else 0
             out.append(f"<path class='slice' d='M{cx},{cy} L{x0:.2f},{y0:.2f} "
                        f"A{radius},{radius} 0 {large} 1 {x1:.2f},{y1:.2f} Z' fill='{fill}' "
-                       "stroke='white'/>")
+                       f"stroke='white' stroke-width='1.5'><title>{escape(label)}</title></path>")
             angle = end
+    out.extend(labels)
     for row, label in enumerate(order[:14]):
         y = 70 + row * 19
-        fill = BASELINE_COLOUR if label in baseline else colour(index[label])
-        out.append(f"<rect x='330' y='{y - 10}' width='12' height='12' fill='{fill}'/>")
-        out.append(f"<text class='legend' x='348' y='{y}'>{escape(label[:36])} "
+        fill = colour(index[label])
+        dash = " stroke='#222' stroke-dasharray='3 2'" if label in baseline else ""
+        suffix = " (baseline)" if label in baseline else ""
+        out.append(f"<rect x='330' y='{y - 10}' width='12' height='12' fill='{fill}'{dash}/>")
+        out.append(f"<text class='legend' x='348' y='{y}'>{escape(label[:36])}{suffix} "
                    f"{100 * shares[label] / total:.0f}%</text>")
     if len(order) > 14:
         out.append(f"<text x='348' y='{70 + 14 * 19}' fill='#555'>… and {len(order) - 14} "
@@ -247,7 +265,7 @@ def params_svg(board: LeaderboardOut) -> str:
                "text-anchor='middle'>trainable parameters (log scale, from model.json)</text>")
     index = {e.entry: i for i, e in enumerate(board.entries)}
     for (entry, _), lx, mean in zip(points, logs, means, strict=True):
-        fill = BASELINE_COLOUR if entry.is_baseline else colour(index[entry.entry])
+        fill = colour(index[entry.entry])
         x, y = x_of(float(lx)), y_of(float(mean))
         out.append(f"<circle class='point' cx='{x:.1f}' cy='{y:.1f}' r='6' fill='{fill}' "
                    "stroke='#222'/>")
@@ -258,6 +276,78 @@ def params_svg(board: LeaderboardOut) -> str:
     if missing:
         out.append(f"<text x='{left}' y='{height - 6}' fill='#555' font-size='11'>{missing} "
                    "ranked entr(y/ies) without a parameter count in model.json not shown</text>")
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def ranks_svg(board: LeaderboardOut) -> str:
+    """Each ranked entry's rank with its 95 % rank interval, and its mean normalized MSE with
+    its interval (both from resampling datasets), one row per entry in rank order."""
+    title = f"Ranks with 95 % intervals ({board.track} track, {len(board.datasets)} datasets)"
+    entries = [e for e in board.entries if e.rank_low is not None and e.rank_high is not None]
+    if not entries:
+        return message_svg(title, "no ranked entry with a bootstrap interval to plot")
+    k = len(board.entries)
+    row_h = 22.0
+    label_w, rank_w, gap, mse_w = 230.0, 360.0, 40.0, 260.0
+    top = 62.0
+    width = label_w + rank_w + gap + mse_w + 30
+    height = top + row_h * len(entries) + 50
+    bottom = top + row_h * len(entries)
+
+    def x_rank(rank: float) -> float:
+        return label_w + (rank - 0.5) / max(k, 1) * rank_w
+
+    lows = [e.mean_normalized_mse_low or e.mean_normalized_mse or 1.0 for e in entries]
+    highs = [e.mean_normalized_mse_high or e.mean_normalized_mse or 1.0 for e in entries]
+    ticks = nice_ticks(min(1.0, min(lows)), max(highs) * 1.01)
+    x0_mse = label_w + rank_w + gap
+
+    def x_mse(value: float) -> float:
+        return x0_mse + (value - ticks[0]) / (ticks[-1] - ticks[0] or 1.0) * mse_w
+
+    out = _svg_open(width, height, title)
+    step = max(1, math.ceil(k / 10))
+    for rank in sorted({1, k, *range(1, k + 1, step)}):
+        x = x_rank(rank)
+        out.append(f"<line x1='{x:.1f}' y1='{top - 6}' x2='{x:.1f}' y2='{bottom:.1f}' "
+                   "stroke='#e3e3e3'/>")
+        out.append(f"<text x='{x:.1f}' y='{bottom + 16:.1f}' text-anchor='middle'>{rank}</text>")
+    for tick in ticks:
+        x = x_mse(tick)
+        out.append(f"<line x1='{x:.1f}' y1='{top - 6}' x2='{x:.1f}' y2='{bottom:.1f}' "
+                   "stroke='#e3e3e3'/>")
+        out.append(f"<text x='{x:.1f}' y='{bottom + 16:.1f}' text-anchor='middle'>"
+                   f"{_fmt(tick)}</text>")
+    out.append(f"<text x='{label_w + rank_w / 2:.1f}' y='{bottom + 36:.1f}' "
+               "text-anchor='middle'>rank (dot) and 95 % rank interval (bar)</text>")
+    out.append(f"<text x='{x0_mse + mse_w / 2:.1f}' y='{bottom + 36:.1f}' "
+               "text-anchor='middle'>mean normalized MSE [95 % interval]</text>")
+    for i, entry in enumerate(entries):
+        y = top + row_h * (i + 0.5)
+        fill = colour(i)
+        dash = " stroke-dasharray='4 2'" if entry.is_baseline else ""
+        label = entry.entry + (" (baseline)" if entry.is_baseline else "")
+        out.append(f"<text class='entry' x='{label_w - 8:.1f}' y='{y + 4:.1f}' "
+                   f"text-anchor='end' font-size='11'>{escape(label[:34])}</text>")
+        low, high = x_rank(float(entry.rank_low or 1)), x_rank(float(entry.rank_high or 1))
+        out.append(f"<rect class='rank-interval' x='{low - 5:.1f}' y='{y - 5:.1f}' "
+                   f"width='{high - low + 10:.1f}' height='10' rx='5' fill='{fill}' "
+                   f"fill-opacity='0.35' stroke='{fill}'{dash}>"
+                   f"<title>{escape(entry.entry)}: rank {entry.rank}, 95 % interval "
+                   f"{entry.rank_low}–{entry.rank_high}</title></rect>")
+        out.append(f"<circle class='rank' cx='{x_rank(float(entry.rank)):.1f}' cy='{y:.1f}' "
+                   f"r='4.5' fill='{fill}' stroke='#111'/>")
+        mean = entry.mean_normalized_mse
+        if mean is not None:
+            lo = entry.mean_normalized_mse_low if entry.mean_normalized_mse_low is not None \
+                else mean
+            hi = entry.mean_normalized_mse_high if entry.mean_normalized_mse_high is not None \
+                else mean
+            out.append(f"<line x1='{x_mse(lo):.1f}' y1='{y:.1f}' x2='{x_mse(hi):.1f}' "
+                       f"y2='{y:.1f}' stroke='{fill}' stroke-width='3'{dash}/>")
+            out.append(f"<circle cx='{x_mse(mean):.1f}' cy='{y:.1f}' r='4' fill='white' "
+                       f"stroke='{fill}' stroke-width='2'/>")
     out.append("</svg>")
     return "\n".join(out) + "\n"
 

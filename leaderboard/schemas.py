@@ -65,6 +65,48 @@ class RankedEntryOut(_Out):
     datasets_won: int
     parameter_count: int | None
     submitted_at: datetime
+    mean_normalized_mse_low: float | None = Field(
+        default=None, description="95 % dataset-bootstrap percentile interval, lower end")
+    mean_normalized_mse_high: float | None = None
+    rank_low: int | None = Field(default=None, description="95 % dataset-bootstrap rank "
+                                                           "interval: best plausible rank")
+    rank_high: int | None = None
+    skill: float | None = Field(default=None, description="mean over datasets of 1 - MSE / MSE "
+                                                          "of the mean baseline")
+    skill_low: float | None = None
+    skill_high: float | None = None
+    reproducible: bool | None = Field(default=None, description="re-runs gave byte-identical "
+                                                                "predictions (null: not re-run)")
+    runs: int = Field(default=1, description="runs with results on this release")
+    rerun_mse_spread: float | None = Field(default=None, description="largest max - min of MSE "
+                                                                     "between runs of a job")
+    rerun_pcc_gene_spread: float | None = None
+
+
+class BootstrapOut(_Out):
+    """How the ranking's intervals were resampled (enough to reproduce them)."""
+
+    unit: Literal["datasets"]
+    n_resamples: int
+    seed: int
+    confidence: float
+
+
+class PairTestOut(_Out):
+    """Wilcoxon signed-rank test of a pair on per-dataset MSE, Holm-adjusted, with effect sizes
+    (differences a - b: negative favours a, the better-ranked)."""
+
+    a: str
+    b: str
+    n: int
+    statistic: float | None
+    p_value: float | None
+    p_holm: float | None
+    significant: bool
+    method: str
+    median_difference: float | None = Field(description="median paired difference of "
+                                                        "normalized MSE")
+    rank_biserial: float | None = Field(description="matched-pairs rank-biserial correlation")
 
 
 class IncompleteEntryOut(_Out):
@@ -104,6 +146,10 @@ class LeaderboardOut(_Out):
     winners: dict[str, list[str]] = Field(description="dataset -> entries with its lowest MSE")
     normalized_mse: dict[str, dict[str, float | None]] = Field(
         description="entry -> dataset -> MSE / best MSE on the dataset (complete entries)")
+    bootstrap: BootstrapOut | None = None
+    skill_reference: str | None = Field(default=None, description="the mean baseline skill "
+                                                                  "is measured against")
+    skill_reason: str | None = None
 
 
 class PValueMatrixOut(_Out):
@@ -142,6 +188,9 @@ class SignificanceOut(_Out):
     groups: dict[str, int]
     friedman: FriedmanOut | None
     friedman_reason: str | None
+    wilcoxon: list[PairTestOut] | None = None
+    wilcoxon_holm: PValueMatrixOut | None = Field(
+        default=None, description="the Wilcoxon pairs' Holm-adjusted p-values as a matrix")
 
 
 class EntryDatasetOut(_Out):
@@ -165,6 +214,11 @@ class EntryDatasetOut(_Out):
     n_genes: int
     scorer_version: str
     scored_at: datetime
+    mse_low: float | None = Field(default=None, description="95 % spatial block-bootstrap "
+                                                            "interval of MSE, lower end")
+    mse_high: float | None = None
+    pcc_gene_low: float | None = None
+    pcc_gene_high: float | None = None
 
 
 class TrackStandingOut(_Out):
@@ -209,6 +263,21 @@ class EntryOut(_Out):
     results: list[EntryDatasetOut]
     spackle_effect: dict[str, dict[str, float | None]] = Field(
         description="dataset -> {raw, spackle, delta}: PCC-Gene in each track (paper Fig. 6)")
+    reruns: list[JobRunsOut] = Field(default_factory=list, description="jobs run more than "
+                                                                       "once on this release")
+
+
+class JobRunsOut(_Out):
+    """One job's runs on a release: identical predictions, or the range of its metrics."""
+
+    dataset: str
+    track: Literal["raw", "spackle"]
+    runs: int
+    identical: bool
+    mse_min: float | None
+    mse_max: float | None
+    pcc_gene_min: float | None
+    pcc_gene_max: float | None
 
 
 class DatasetFactsOut(_Out):
@@ -307,6 +376,11 @@ class ResultRowOut(_Out):
     scorer_version: str
     scored_at: datetime
     image_digest: str
+    mse_low: float | None = Field(default=None, description="95 % spatial block-bootstrap "
+                                                            "interval of MSE, lower end")
+    mse_high: float | None = None
+    pcc_gene_low: float | None = None
+    pcc_gene_high: float | None = None
 
 
 class ResultsOut(_Out):
@@ -339,6 +413,13 @@ class ReevaluateIn(_Out):
     all: bool = False
     baselines: bool = False
     retry_failed: bool = True
+
+
+class RerunIn(_Out):
+    """Body of ``POST /api/admin/rerun``: re-run one entry's jobs on a release."""
+
+    submission: int
+    release: str = Field(default="current", max_length=100)
 
 
 class PublishIn(_Out):

@@ -28,6 +28,23 @@ def fmt(value: Any, digits: int = 3) -> str:
     return f"{number:.{digits}f}"
 
 
+def interval(value: Any, low: Any, high: Any, digits: int = 3) -> str:
+    """``1.035 [1.01, 1.07]``: the value and its 95 % interval (bounds to 2 decimals)."""
+    from evaluator.scoring.uncertainty import format_interval
+
+    def number(x: Any) -> float | None:
+        return None if x is None else float(x)
+
+    return format_interval(number(value), number(low), number(high), digits)
+
+
+def rank_interval(low: Any, high: Any) -> str:
+    """``rank 1–3`` (``rank 2`` when both ends agree; empty when unknown)."""
+    if low is None or high is None:
+        return ""
+    return f"rank {low}" if low == high else f"rank {low}–{high}"
+
+
 def pvalue(value: Any) -> Markup:
     """A p-value the way the paper's Table 3 prints it: ``0.178`` or ``8.782×10⁻³``."""
     if value is None or not math.isfinite(float(value)):
@@ -89,6 +106,7 @@ def register_filters(app: Flask) -> None:
     """Install the filters and globals on ``app``'s Jinja environment."""
     app.jinja_env.filters.update(fmt=fmt, pvalue=pvalue, count=count, date=date,
                                  datetime_utc=datetime_utc, size=size)
+    app.jinja_env.globals.update(interval=interval, rank_interval=rank_interval)
     app.jinja_env.globals.update(url_with=url_with, view_query=view_query)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

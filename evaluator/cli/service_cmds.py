@@ -352,6 +352,22 @@ def reevaluate_command(release_ref: str, all_entries: bool, baselines_only: bool
         click.echo(format_rows(["entry", "jobs queued", "already there"], rows))
 
 
+@click.command("rerun")
+@click.argument("submission")
+@click.option("--release", "release_ref", default="current", show_default=True,
+              help="A published release: id, prefix, label or 'current'.")
+@click.option("--token", envvar="SPARED_BENCH_TOKEN", default=None,
+              help="An admin token [default: local operator].")
+def rerun_command(submission: str, release_ref: str, token: str | None) -> None:
+    """Re-run an entry's jobs on a release (same digest) to check that it is reproducible."""
+    from evaluator.orchestrator import rerun
+
+    bench = _bench()
+    report = rerun(bench, submission, release_ref=release_ref, by=_by(bench, token))
+    click.echo(f"release {report.release_id[:12]}: {report.entry} run {report.run}, "
+               f"{report.jobs_queued} job(s) queued")
+
+
 @click.command("queue")
 @click.option("--flush", is_flag=True, help="Drop every message (the database keeps the jobs; "
                                             "workers re-enqueue queued ones).")
@@ -409,9 +425,11 @@ def publish_command(release_ref: str, no_baselines: bool) -> None:
     click.echo(f"release {report.release_id[:12]} ({report.label or 'no label'}) is current"
                + (f" (was {before[:12]})" if before and before != report.release_id else ""))
     for entry, count in report.jobs_queued.items():
-        click.echo(f"  queued {count} job(s) of baseline {entry}")
+        click.echo(f"  queued {count} job(s) of baseline {entry}"
+                   f" and {report.reruns_queued.get(entry, 0)} of its re-run")
 
 
 COMMANDS: list[click.Command] = [db_group, team_group, submit_command, status_command,
-                                 worker_command, reevaluate_command, queue_command,
+                                 worker_command, reevaluate_command, rerun_command,
+                                 queue_command,
                                  results_command]

@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -132,6 +132,7 @@ class JobView(BaseModel):
     attempts: int
     max_attempts: int
     failure_kind: str | None
+    run: int = Field(default=0, description="0: the ranked evaluation; 1, 2, ...: re-runs")
     message: str
     queued_at: datetime
     started_at: datetime | None
@@ -171,6 +172,19 @@ class PublishReport(BaseModel):
     label: str | None
     previous_release_id: str | None
     jobs_queued: dict[str, int]
+    # Each baseline's re-run (run 1) on the release, for the reproducibility mark.
+    reruns_queued: dict[str, int] = Field(default_factory=dict)
+
+
+class RerunReport(BaseModel):
+    """What queuing a re-run of an entry did: the run number and its jobs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    release_id: str
+    entry: str
+    run: int
+    jobs_queued: int
 
 
 class ReevaluateReport(BaseModel):
@@ -432,7 +446,7 @@ def _job_view(job: Job, tail: str | None) -> JobView:
                    track=job.track, status=job.status, attempts=job.attempts,
                    max_attempts=job.max_attempts, failure_kind=job.failure_kind,
                    message=job.message, queued_at=job.queued_at, started_at=job.started_at,
-                   finished_at=job.finished_at, worker=job.worker, log_tail=tail)
+                   finished_at=job.finished_at, worker=job.worker, log_tail=tail, run=job.run)
 
 
 # -- releases and re-evaluation -----------------------------------------------------------------
@@ -445,9 +459,45 @@ def queue_submission(bench: Bench, session: Session, submission: Submission,
                        max_attempts=bench.settings.job_max_attempts, retry_failed=retry_failed)
 
 
+def queue_rerun(bench: Bench, session: Session, submission: Submission,
+                release: ReleaseRecord, *, only_first: bool = False) -> tuple[int, NewJobs]:
+    """Create the jobs of the submission's next run on a release (not yet enqueued).
+
+    Run 0 is the ranked evaluation; a re-run gets the next number (1, 2, ...) and every
+    (dataset, track) of the release. With ``only_first``, nothing is created when a re-run
+    exists already (returns run 0 and no jobs).
+    """
+    runs = set(session.exec(select(Job.run).where(Job.submission_id == submission.id,
+                                                  Job.release_id == release.release_id)))
+    if only_first and any(run > 0 for run in runs):
+        return 0, NewJobs()
+    run = max(runs, default=0) + 1
+    return run, create_jobs(session, submission.id or 0, release.release_id, _entries(release),
+                            max_attempts=bench.settings.job_max_attempts, run=run)
+
+
+def rerun(bench: Bench, submission: str | int, *, release_ref: str = "current",
+          by: Team | None = None) -> RerunReport:
+    """Queue a re-run of an entry's jobs on a release: the same image digest on the same
+    inputs, stored as the next run beside run 0 (never replacing it); the leaderboard compares
+    the runs' predictions (``evaluator.store.reproducibility``). Admins only."""
+    if by is not None:
+        require_admin(by, "re-run an entry")
+    with session_scope(bench.engine) as session:
+        record = get_release_record(session, release_ref)
+        target = get_submission(session, submission)
+        run, new = queue_rerun(bench, session, target, record)
+        report = RerunReport(release_id=record.release_id, entry=_label(session, target),
+                             run=run, jobs_queued=len(new.to_enqueue))
+    _enqueue_after_commit(bench, new.to_enqueue)
+    return report
+
+
 def publish_release(bench: Bench, release_ref: str, *, by: Team | None = None,
-                    queue_baselines: bool = True) -> PublishReport:
-    """Make a built release current and queue every baseline on it.
+                    queue_baselines: bool = True, rerun_baselines: bool = True
+                    ) -> PublishReport:
+    """Make a built release current and queue every baseline on it, twice: run 0 (ranked) and
+    a re-run (run 1, once per release) that checks the baseline is reproducible.
 
     The release is loaded and verified from the release store (``ReleaseNotFound``,
     ``ReleaseIntegrityError``). Results of earlier releases stay as they are, under their own
@@ -460,6 +510,7 @@ def publish_release(bench: Bench, release_ref: str, *, by: Team | None = None,
     tracks = {name: list(record.tracks) for name, record in manifest.datasets.items()}
     to_enqueue: list[int] = []
     queued: dict[str, int] = {}
+    reruns: dict[str, int] = {}
     with session_scope(bench.engine) as session:
         previous = current_release(session)
         record = upsert_release(session, manifest.release_id, label=manifest.label,
@@ -471,9 +522,13 @@ def publish_release(bench: Bench, release_ref: str, *, by: Team | None = None,
                 new = queue_submission(bench, session, submission, record, retry_failed=False)
                 queued[_label(session, submission)] = len(new.to_enqueue)
                 to_enqueue += new.to_enqueue
+                if rerun_baselines:
+                    _, again = queue_rerun(bench, session, submission, record, only_first=True)
+                    reruns[_label(session, submission)] = len(again.to_enqueue)
+                    to_enqueue += again.to_enqueue
         report = PublishReport(release_id=manifest.release_id, label=manifest.label,
                                previous_release_id=previous.release_id if previous else None,
-                               jobs_queued=queued)
+                               jobs_queued=queued, reruns_queued=reruns)
     _enqueue_after_commit(bench, to_enqueue)
     return report
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -14,9 +15,17 @@ from evaluator.scoring.errors import PredictionError
 from evaluator.scoring.metrics import MetricSet, compute_metrics
 from evaluator.scoring.predictions import load_predictions
 from evaluator.scoring.truth import TruthSet
+from evaluator.scoring.uncertainty import (
+    BlockStats,
+    JobInterval,
+    block_stats,
+    job_interval,
+    spatial_blocks,
+)
 
 # Bump when a metric definition or its numerics change: scores of different versions differ.
-SCORER_VERSION = "1.0.0"
+# 1.1.0: per-block sufficient statistics and block-bootstrap intervals of MSE and PCC-Gene.
+SCORER_VERSION = "1.1.0"
 
 
 class Provenance(BaseModel):
@@ -47,6 +56,12 @@ class JobScore(BaseModel):
     n_measured: int
     metrics: MetricSet
     completed_metrics: MetricSet | None = None
+    interval: JobInterval | None = None
+    # SHA-256 of the predictions (float32, C order): re-runs with identical output match.
+    predictions_sha256: str | None = None
+    # Per-block sufficient statistics (``BlockStats.to_bytes``): stored in their own column,
+    # kept out of the JSON form.
+    block_stats: bytes | None = Field(default=None, exclude=True, repr=False)
 
     def as_row(self) -> dict[str, Any]:
         """Return a flat row for a results table (dataset, track, metric columns)."""
@@ -62,6 +77,10 @@ class JobScore(BaseModel):
             "r2_patch": self.metrics.r2_patch,
             "constant_genes": self.metrics.constant_genes,
         }
+        if self.interval is not None:
+            row.update(mse_low=self.interval.mse_low, mse_high=self.interval.mse_high,
+                       pcc_gene_low=self.interval.pcc_gene_low,
+                       pcc_gene_high=self.interval.pcc_gene_high)
         if self.completed_metrics is not None:
             row["completed_mse"] = self.completed_metrics.mse
             row["completed_pcc_gene"] = self.completed_metrics.pcc_gene
@@ -75,8 +94,13 @@ def score_predictions(
     release_id: str | None = None,
     max_bytes: int | None = None,
     engine: Engine = "auto",
+    intervals: bool = True,
 ) -> JobScore:
     """Validate predictions against the truth's shape and compute the job's metrics.
+
+    With ``intervals``, also the per-block sufficient statistics of the measured entries
+    (spatial tiles when the truth knows where its spots lie, else one block per spot) and the
+    block-bootstrap 95 % intervals of MSE and PCC-Gene (``evaluator.scoring.uncertainty``).
 
     ``predictions`` is a path to ``predictions.npy`` (validated by ``load_predictions``) or an
     array (validated the same way: float32, shape, finite). ``release_id`` defaults to the
@@ -91,7 +115,11 @@ def score_predictions(
     if truth.track == "spackle" and truth.completed is not None:
         everywhere = np.ones(truth.shape, dtype=bool)
         completed_metrics = compute_metrics(truth.completed, pred, everywhere, engine=engine)
+    stats = _block_stats(truth, pred) if intervals else None
     return JobScore(
+        predictions_sha256=hashlib.sha256(np.ascontiguousarray(pred).tobytes()).hexdigest(),
+        interval=job_interval(stats) if stats is not None else None,
+        block_stats=stats.to_bytes() if stats is not None else None,
         provenance=Provenance(
             release_id=release_id or truth.release_id or "local",
             dataset=truth.dataset,
@@ -103,6 +131,17 @@ def score_predictions(
         metrics=metrics,
         completed_metrics=completed_metrics,
     )
+
+
+def _block_stats(truth: TruthSet, pred: np.ndarray) -> BlockStats:
+    """Per-block sufficient statistics of the job's measured entries (see ``score_predictions``)."""
+    if truth.spots is not None:
+        block, block_slide = spatial_blocks(truth.spots.slide_id, truth.spots.array_row,
+                                            truth.spots.array_col)
+        return block_stats(truth.truth, pred, truth.mask, block, block_slide)
+    n_spots = truth.shape[0]
+    return block_stats(truth.truth, pred, truth.mask, np.arange(n_spots),
+                       np.zeros(n_spots, dtype=np.int64), scheme="spot", block_shape=(1, 1))
 
 
 def _checked_array(pred: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

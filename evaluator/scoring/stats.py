@@ -24,6 +24,11 @@ and optionally ``pcc_gene`` (other columns are ignored).
   q_α = studentized range quantile (1-α; k, ∞)/√2 (Demšar 2006). Needs ≥ 3 complete entries.
 - Fewer than 2 complete entries, or MSE tied everywhere, give ``test_status = "not_enough"``
   with the reason; ranks are still given, groups are not.
+- Uncertainty (``evaluator.scoring.uncertainty``): a 95 % dataset-bootstrap interval of each
+  complete entry's mean normalized MSE and rank (``n_resamples``, ``seed``; reproducible), the
+  skill 1 - MSE / MSE of ``reference_entry`` (the ``mean`` baseline) averaged over datasets with
+  its interval, and the Wilcoxon signed-rank test of every pair on per-dataset MSE with Holm's
+  correction and effect sizes (``wilcoxon``): pool-independent, beside Dunn and Nemenyi.
 
 Heavy libraries (pandas, scipy, scikit-posthocs) are imported inside the functions, so this
 module is cheap to import (the leaderboard imports it).
@@ -39,6 +44,15 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from evaluator.scoring.errors import ResultsTableError
+from evaluator.scoring.uncertainty import (
+    CONFIDENCE,
+    DEFAULT_RESAMPLES,
+    DEFAULT_SEED,
+    PairTests,
+    dataset_bootstrap,
+    paired_tests,
+    skill_scores,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -102,6 +116,24 @@ class EntryStats(BaseModel):
     mean_mse: float | None = None
     mean_pcc_gene: float | None = None
     datasets_won: int | None = None
+    mean_normalized_mse_low: float | None = None
+    mean_normalized_mse_high: float | None = None
+    rank_low: int | None = None
+    rank_high: int | None = None
+    skill: float | None = None
+    skill_low: float | None = None
+    skill_high: float | None = None
+
+
+class BootstrapInfo(BaseModel):
+    """How the ranking's intervals were resampled (enough to reproduce them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    unit: Literal["datasets"] = "datasets"
+    n_resamples: int
+    seed: int
+    confidence: float
 
 
 class StatisticsReport(BaseModel):
@@ -121,6 +153,10 @@ class StatisticsReport(BaseModel):
     dunn: PValueMatrix | None = None
     friedman: FriedmanResult | None = None
     friedman_reason: str | None = None
+    bootstrap: BootstrapInfo | None = None
+    skill_reference: str | None = None
+    skill_reason: str | None = None
+    wilcoxon: PairTests | None = None
 
     def ranked(self) -> list[EntryStats]:
         """Return the complete entries in rank order."""
@@ -321,11 +357,19 @@ def compute_statistics(
     release_id: str | None = None,
     source: str = "<table>",
     friedman: bool = True,
+    reference_entry: str | None = None,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+    uncertainty: bool = True,
 ) -> StatisticsReport:
     """Rank entries by mean normalised MSE and test their differences (see module docstring).
 
-    Raises ``ResultsTableError`` for missing columns, duplicate rows or non-positive MSE.
+    ``reference_entry`` names the skill score's reference (the ``mean`` baseline); with
+    ``uncertainty=False`` no bootstrap, skill or Wilcoxon test is computed. Raises
+    ``ResultsTableError`` for missing columns, duplicate rows or non-positive MSE.
     """
+    if n_resamples < 1:
+        raise ResultsTableError(source, "n_resamples >= 1", str(n_resamples))
     if not 0.0 < alpha < 1.0:
         raise ResultsTableError(source, "alpha in (0, 1)", str(alpha))
     frame = _to_frame(results, source)
@@ -387,6 +431,35 @@ def compute_statistics(
             better = means < summaries[entry]["mean_normalized_mse"] * (1 - 1e-12)
             summaries[entry]["rank"] = int(better.sum()) + 1
 
+    bootstrap_info: BootstrapInfo | None = None
+    skill_reason: str | None = None
+    wilcoxon: PairTests | None = None
+    if complete and uncertainty:
+        skill = None
+        if reference_entry is None:
+            skill_reason = "no mean baseline in this view"
+        elif reference_entry not in complete:
+            skill_reason = f"the mean baseline {reference_entry} is not complete in this view"
+        else:
+            skill = skill_scores(matrix, matrix[:, complete.index(reference_entry)])
+        boot = dataset_bootstrap(norm, skill=skill, n_resamples=n_resamples, seed=seed,
+                                 confidence=CONFIDENCE)
+        bootstrap_info = BootstrapInfo(n_resamples=n_resamples, seed=seed,
+                                       confidence=CONFIDENCE)
+        for i, entry in enumerate(complete):
+            summaries[entry].update(
+                mean_normalized_mse_low=float(boot.mean_low[i]),
+                mean_normalized_mse_high=float(boot.mean_high[i]),
+                rank_low=int(boot.rank_low[i]), rank_high=int(boot.rank_high[i]))
+            if boot.skill is not None and boot.skill_low is not None \
+                    and boot.skill_high is not None:
+                summaries[entry].update(skill=float(boot.skill[i]),
+                                        skill_low=float(boot.skill_low[i]),
+                                        skill_high=float(boot.skill_high[i]))
+        if len(complete) >= 2:
+            positions = [complete.index(e) for e in order]
+            wilcoxon = paired_tests(matrix[:, positions], norm[:, positions], order, alpha=alpha)
+
     status: Literal["tested", "not_enough"] = "tested"
     reason: str | None = None
     kruskal_result = dunn = friedman_result = None
@@ -426,5 +499,7 @@ def compute_statistics(
         track=track, release_id=release_id, alpha=alpha, datasets=dataset_list,
         entries=ranked + incomplete, normalized_mse=normalized, test_status=status,
         test_reason=reason, kruskal=kruskal_result, dunn=dunn, friedman=friedman_result,
-        friedman_reason=friedman_reason,
+        friedman_reason=friedman_reason, bootstrap=bootstrap_info,
+        skill_reference=reference_entry if skill_reason is None and bootstrap_info else None,
+        skill_reason=skill_reason, wilcoxon=wilcoxon,
     )

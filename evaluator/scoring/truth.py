@@ -30,6 +30,16 @@ SPACKLE_LAYER = "c_t_log1p"
 
 
 @dataclass(frozen=True)
+class SpotLayout:
+    """Where the hidden spots lie: slide and Visium array position of each (for the spatial
+    block bootstrap of ``evaluator.scoring.uncertainty``)."""
+
+    slide_id: np.ndarray
+    array_row: np.ndarray
+    array_col: np.ndarray
+
+
+@dataclass(frozen=True)
 class TruthSet:
     """Hidden truth of one (dataset, track): values, measured mask, completed values if spackle."""
 
@@ -41,6 +51,7 @@ class TruthSet:
     track: Track
     source: str
     release_id: str | None = None
+    spots: SpotLayout | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -133,6 +144,12 @@ def _load_h5ad(path: Path, track: Track) -> TruthSet:
         truth = truth[rows]
         mask = mask[rows]
         completed = completed[rows] if completed is not None else None
+    spots = None
+    if {"slide_id", "array_row", "array_col"} <= set(obs.columns):
+        keep = rows if rows is not None else slice(None)
+        spots = SpotLayout(slide_id=obs["slide_id"].astype(str).to_numpy()[keep],
+                           array_row=obs["array_row"].to_numpy(dtype=np.int64)[keep],
+                           array_col=obs["array_col"].to_numpy(dtype=np.int64)[keep])
     in_release = path.parent.parent.name == "hidden"
     dataset = path.parent.name if in_release else (dataset_attr or path.stem)
     return _checked(
@@ -140,7 +157,7 @@ def _load_h5ad(path: Path, track: Track) -> TruthSet:
             truth=np.ascontiguousarray(truth), mask=np.ascontiguousarray(mask),
             completed=None if completed is None else np.ascontiguousarray(completed),
             genes=[str(g) for g in var.index], dataset=dataset, track=track, source=source,
-            release_id=_release_id_near(path),
+            release_id=_release_id_near(path), spots=spots,
         )
     )
 
@@ -187,6 +204,12 @@ def _checked(truth: TruthSet) -> TruthSet:
         raise TruthError(truth.source, f"{shape[1]} gene names", f"{len(truth.genes)}")
     if shape[0] == 0:
         raise TruthError(truth.source, "at least one hidden spot", "none")
+    if truth.spots is not None and not (
+            truth.spots.slide_id.shape == truth.spots.array_row.shape
+            == truth.spots.array_col.shape == (shape[0],)):
+        raise TruthError(truth.source, f"slide_id, array_row, array_col of {shape[0]} spots",
+                         f"{truth.spots.slide_id.shape}, {truth.spots.array_row.shape}, "
+                         f"{truth.spots.array_col.shape}")
     return truth
 
 
@@ -209,7 +232,7 @@ def load_truth(path: Path | str, *, track: Track = "raw") -> TruthSet:
 def truth_from_arrays(
     truth: np.ndarray, mask: np.ndarray, *, dataset: str, track: Track = "raw",
     completed: np.ndarray | None = None, genes: list[str] | None = None,
-    release_id: str | None = None,
+    release_id: str | None = None, spots: SpotLayout | None = None,
 ) -> TruthSet:
     """Wrap in-memory arrays as a ``TruthSet`` (checked like a loaded one)."""
     source = f"<arrays:{dataset}>"
@@ -223,5 +246,6 @@ def truth_from_arrays(
                 _matrix(source, "completed", completed)
             ),
             genes=genes, dataset=dataset, track=track, source=source, release_id=release_id,
+            spots=spots,
         )
     )

@@ -241,6 +241,34 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
             connection.commit()
 
 
+@contextlib.contextmanager
+def _migrating(engine: Engine) -> Iterator[Connection]:
+    """A connection in one transaction for Alembic.
+
+    On SQLite, foreign keys are off meanwhile: batch migrations recreate a table (copy, drop,
+    rename) that other tables reference, and dropping it would fail the references of rows that
+    the copy keeps. SQLite ignores the pragma inside a transaction, so it is set on the driver's
+    connection before BEGIN; ``PRAGMA foreign_key_check`` must find nothing before the commit.
+    """
+    sqlite = is_sqlite(engine)
+    with engine.connect() as connection:
+        driver = connection.connection.dbapi_connection
+        if sqlite and driver is not None:
+            driver.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with connection.begin():
+                yield connection
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise SchemaOutdated(str(engine.url), "a migration keeping every "
+                                             "foreign key", f"{len(broken)} broken references, "
+                                             f"e.g. {tuple(broken[0])}")
+        finally:
+            if sqlite and driver is not None:
+                driver.execute("PRAGMA foreign_keys=ON")
+
+
 def upgrade(engine: Engine, revision: str = "head") -> str:
     """Migrate the schema up to ``revision`` (idempotent, safe from several processes at once).
 
@@ -248,7 +276,7 @@ def upgrade(engine: Engine, revision: str = "head") -> str:
     """
     from alembic import command
 
-    with _migration_lock(engine), engine.begin() as connection:
+    with _migration_lock(engine), _migrating(engine) as connection:
         command.upgrade(_alembic_config(connection), revision)
     found = current_revision(engine)
     return found or ""
@@ -258,7 +286,7 @@ def downgrade(engine: Engine, revision: str) -> str | None:
     """Migrate the schema down to ``revision`` (``base`` empties it); returns the new revision."""
     from alembic import command
 
-    with _migration_lock(engine), engine.begin() as connection:
+    with _migration_lock(engine), _migrating(engine) as connection:
         command.downgrade(_alembic_config(connection), revision)
     return current_revision(engine)
 

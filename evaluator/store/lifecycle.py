@@ -58,6 +58,7 @@ class Claim:
     max_attempts: int
     queued_at: datetime
     started_at: datetime
+    run: int = 0
 
 
 @dataclass(frozen=True)
@@ -91,23 +92,26 @@ def create_jobs(
     max_attempts: int,
     retry_failed: bool = False,
     now: datetime | None = None,
+    run: int = 0,
 ) -> NewJobs:
-    """Queue one job per (dataset, track) of ``submission_id`` on ``release_id``.
+    """Queue one job per (dataset, track) of ``submission_id`` on ``release_id`` (``run`` 0: the
+    ranked evaluation; 1, 2, ...: re-runs for reproducibility).
 
-    An entry that already has a job is left alone (the job is unique per entry), except a failed
-    or cancelled one when ``retry_failed``: it is reset to ``queued`` with its attempts cleared.
-    Returns the ids to put on the queue. Does not enqueue.
+    An entry that already has a job of that run is left alone (the job is unique per entry and
+    run), except a failed or cancelled one when ``retry_failed``: it is reset to ``queued`` with
+    its attempts cleared. Returns the ids to put on the queue. Does not enqueue.
     """
     now = now or utcnow()
     existing = {(j.dataset, j.track): j for j in session.exec(
-        select(Job).where(Job.submission_id == submission_id, Job.release_id == release_id))}
+        select(Job).where(Job.submission_id == submission_id, Job.release_id == release_id,
+                          Job.run == run))}
     outcome = NewJobs()
     for dataset, track in entries:
         key = f"{dataset}/{track}"
         job = existing.get((dataset, track))
         if job is None:
             job = Job(submission_id=submission_id, release_id=release_id, dataset=dataset,
-                      track=track, max_attempts=max_attempts, queued_at=now)
+                      track=track, max_attempts=max_attempts, queued_at=now, run=run)
             session.add(job)
             session.flush()
             outcome.to_enqueue.append(int(job.id or 0))
@@ -157,7 +161,7 @@ def claim_job(session: Session, job_id: int, worker: str, gpus: Sequence[int] = 
         worker=worker, gpus=tuple(gpus), submission_id=job.submission_id,
         release_id=job.release_id, dataset=job.dataset, track=job.track,
         image_digest=submission.image_digest, image_ref=submission.image_ref,
-        max_attempts=job.max_attempts, queued_at=job.queued_at, started_at=now,
+        max_attempts=job.max_attempts, queued_at=job.queued_at, started_at=now, run=job.run,
     )
 
 
@@ -200,9 +204,17 @@ def result_values(claim: Claim, score: JobScore,
     """The ``results`` row of a job's score; ``model_card`` is the job's /output/model.json."""
     metrics = score.metrics
     completed = score.completed_metrics
+    interval = score.interval
     return {
         "job_id": claim.job_id, "submission_id": claim.submission_id,
         "release_id": claim.release_id, "dataset": claim.dataset, "track": claim.track,
+        "run": claim.run,
+        "mse_low": interval.mse_low if interval else None,
+        "mse_high": interval.mse_high if interval else None,
+        "pcc_gene_low": interval.pcc_gene_low if interval else None,
+        "pcc_gene_high": interval.pcc_gene_high if interval else None,
+        "block_stats": score.block_stats,
+        "predictions_sha256": score.predictions_sha256,
         "mse": metrics.mse, "mae": metrics.mae, "pcc_gene": metrics.pcc_gene,
         "pcc_patch": metrics.pcc_patch, "r2_gene": metrics.r2_gene,
         "r2_patch": metrics.r2_patch, "n_spots": score.n_spots, "n_genes": score.n_genes,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -100,16 +100,18 @@ class Submission(SQLModel, table=True):
 
 
 class Job(SQLModel, table=True):
-    """One (submission, release, dataset, track) evaluation and where it stands.
+    """One (submission, release, dataset, track, run) evaluation and where it stands.
 
+    ``run`` 0 is the evaluation the leaderboard ranks; runs 1, 2, ... are re-runs an admin asked
+    for (or the baselines' re-run on every release), compared with run 0 for reproducibility.
     ``lease_token`` changes on every claim; a worker's writes about the job only count while its
     token is the job's, so a worker presumed dead cannot overwrite its successor.
     """
 
     __tablename__ = "jobs"
     __table_args__ = (
-        UniqueConstraint("submission_id", "release_id", "dataset", "track",
-                         name="uq_jobs_entry"),
+        UniqueConstraint("submission_id", "release_id", "dataset", "track", "run",
+                         name="uq_jobs_entry_run"),
         Index("ix_jobs_status_heartbeat", "status", "heartbeat_at"),
     )
 
@@ -118,6 +120,7 @@ class Job(SQLModel, table=True):
     release_id: str = Field(foreign_key="releases.release_id", max_length=64, index=True)
     dataset: str = Field(max_length=100)
     track: str = Field(max_length=20)
+    run: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     status: str = Field(default="queued", max_length=20)
     failure_kind: str | None = Field(default=None, max_length=20)
     message: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
@@ -158,12 +161,13 @@ class JobAttempt(SQLModel, table=True):
 
 
 class Result(SQLModel, table=True):
-    """The score of one job: SpaRED's metrics and their provenance; at most one per entry."""
+    """The score of one job: SpaRED's metrics, their block-bootstrap intervals, the per-block
+    sufficient statistics behind them and provenance; at most one per entry and run."""
 
     __tablename__ = "results"
     __table_args__ = (
-        UniqueConstraint("submission_id", "release_id", "dataset", "track",
-                         name="uq_results_entry"),
+        UniqueConstraint("submission_id", "release_id", "dataset", "track", "run",
+                         name="uq_results_entry_run"),
         Index("ix_results_release_track", "release_id", "track"),
     )
 
@@ -173,6 +177,7 @@ class Result(SQLModel, table=True):
     release_id: str = Field(foreign_key="releases.release_id", max_length=64)
     dataset: str = Field(max_length=100)
     track: str = Field(max_length=20)
+    run: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     mse: float
     mae: float
     pcc_gene: float
@@ -185,6 +190,19 @@ class Result(SQLModel, table=True):
     constant_genes: int = 0
     completed_mse: float | None = None
     completed_pcc_gene: float | None = None
+    # 95 % spatial block-bootstrap intervals (``evaluator.scoring.uncertainty``); null for
+    # results scored before scorer 1.1.0.
+    mse_low: float | None = None
+    mse_high: float | None = None
+    pcc_gene_low: float | None = None
+    pcc_gene_high: float | None = None
+    # ``BlockStats.to_bytes()``: what the bootstrap needs, so predictions are never read again.
+    # About 48 bytes x blocks x genes (float64, barely compressible): ~0.3 MB for a 4,000-spot
+    # hidden slide (~60 tiles) with 128 genes.
+    block_stats: bytes | None = Field(default=None, sa_column=Column(LargeBinary,
+                                                                     nullable=True))
+    # SHA-256 of the predictions array (float32, C order): identical runs, identical hash.
+    predictions_sha256: str | None = Field(default=None, max_length=64)
     image_digest: str = Field(max_length=80)
     scorer_version: str = Field(max_length=20)
     scored_at: datetime

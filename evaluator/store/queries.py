@@ -7,7 +7,8 @@ and one track, so results of different releases are never mixed.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
@@ -115,7 +116,8 @@ def entry_label(team: str, name: str) -> str:
 
 def results_rows(session: Session, release_id: str, track: str, *,
                  include_hidden: bool = False) -> list[dict[str, Any]]:
-    """The long results table of one release and track: entry × dataset with every metric.
+    """The long results table of one release and track: entry × dataset with every metric
+    (run 0, the ranked evaluation; re-runs are compared by ``reproducibility``).
 
     Columns: entry, submission_id, team, name, is_baseline, dataset, track, release_id and
     ``METRIC_COLUMNS``. Hidden submissions are left out unless ``include_hidden``.
@@ -124,7 +126,7 @@ def results_rows(session: Session, release_id: str, track: str, *,
         select(Result, Submission, Team)
         .join(Submission, col(Submission.id) == col(Result.submission_id))
         .join(Team, col(Team.id) == col(Submission.team_id))
-        .where(Result.release_id == release_id, Result.track == track)
+        .where(Result.release_id == release_id, Result.track == track, Result.run == 0)
         .order_by(col(Submission.id), col(Result.dataset))
     )
     if not include_hidden:
@@ -190,3 +192,78 @@ def today_start_utc() -> Any:
     """Midnight UTC of today (the per-team daily limit counts from here)."""
     now = utcnow()
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+@dataclass(frozen=True)
+class JobRuns:
+    """One (dataset, track) job's runs: how many, whether their predictions are identical, and
+    the range of MSE and PCC-Gene between them."""
+
+    dataset: str
+    track: str
+    runs: int
+    identical: bool
+    mse_min: float
+    mse_max: float
+    pcc_gene_min: float
+    pcc_gene_max: float
+
+
+@dataclass(frozen=True)
+class RunComparison:
+    """How an entry's runs on a release compare (run 0, the ranked one, and its re-runs).
+
+    ``compared``: (dataset, track) jobs with a result in at least two runs; ``identical``: of
+    those, the ones whose predictions hash the same in every run. ``*_spread``: the largest
+    max - min of the metric between runs over the compared jobs (0 when identical).
+    """
+
+    submission_id: int
+    runs: int
+    compared: int
+    identical: int
+    max_mse_spread: float
+    max_pcc_gene_spread: float
+    jobs: tuple[JobRuns, ...] = ()
+
+    @property
+    def reproducible(self) -> bool:
+        """Every compared job gave byte-identical predictions in every run."""
+        return self.compared > 0 and self.identical == self.compared
+
+
+def reproducibility(session: Session, release_id: str) -> dict[int, RunComparison]:
+    """Compare each re-run entry's runs on a release, job by job (see ``RunComparison``).
+
+    Entries without a re-run result are absent. Reads only the results table (hashes and
+    metrics), never a predictions file.
+    """
+    rerun = select(Result.submission_id).where(Result.release_id == release_id,
+                                               col(Result.run) > 0)
+    rows = session.exec(
+        select(Result.submission_id, Result.dataset, Result.track, Result.run, Result.mse,
+               Result.pcc_gene, Result.predictions_sha256)
+        .where(Result.release_id == release_id, col(Result.submission_id).in_(rerun)))
+    jobs: dict[int, dict[tuple[str, str], list[tuple[int, float, float, str | None]]]] = \
+        defaultdict(lambda: defaultdict(list))
+    for submission_id, dataset, track, run, mse, pcc, digest in rows:
+        jobs[int(submission_id)][(dataset, track)].append((int(run), mse, pcc, digest))
+    out: dict[int, RunComparison] = {}
+    for submission_id, per_job in jobs.items():
+        runs: set[int] = set()
+        compared: list[JobRuns] = []
+        for (dataset, track), results in sorted(per_job.items()):
+            if len(results) < 2:
+                continue
+            runs.update(r[0] for r in results)
+            digests = {r[3] for r in results}
+            mses, pccs = [r[1] for r in results], [r[2] for r in results]
+            compared.append(JobRuns(dataset, track, len(results),
+                                    len(digests) == 1 and None not in digests,
+                                    min(mses), max(mses), min(pccs), max(pccs)))
+        out[submission_id] = RunComparison(
+            submission_id, len(runs), len(compared), sum(j.identical for j in compared),
+            max((j.mse_max - j.mse_min for j in compared), default=0.0),
+            max((j.pcc_gene_max - j.pcc_gene_min for j in compared), default=0.0),
+            tuple(compared))
+    return out

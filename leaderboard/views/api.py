@@ -17,7 +17,14 @@ from leaderboard.app import db, state, version
 from leaderboard.board import release_out
 from leaderboard.errors import BadParameter, PayloadTooLarge
 from leaderboard.openapi import openapi_document
-from leaderboard.schemas import HideIn, HideOut, PublishIn, ReevaluateIn, ReleasesOut
+from leaderboard.schemas import (
+    HideIn,
+    HideOut,
+    PublishIn,
+    ReevaluateIn,
+    ReleasesOut,
+    RerunIn,
+)
 from leaderboard.views.common import (
     admin_team,
     authenticated_team,
@@ -35,22 +42,27 @@ CHUNK_BYTES = 1 << 20
 JSON = "application/json"
 CSV = "text/csv"
 
-LEADERBOARD_COLUMNS = ("rank", "group", "entry", "submission_id", "team", "name", "is_baseline",
-                       "mean_normalized_mse", "std_normalized_mse", "mean_mse", "mean_pcc_gene",
-                       "datasets_won", "parameter_count", "submitted_at", "complete", "reason")
+INTERVAL_COLUMNS = ("mse_low", "mse_high", "pcc_gene_low", "pcc_gene_high")
+LEADERBOARD_COLUMNS = ("rank", "rank_low", "rank_high", "group", "entry", "submission_id", "team",
+                       "name", "is_baseline", "mean_normalized_mse", "mean_normalized_mse_low",
+                       "mean_normalized_mse_high", "std_normalized_mse", "skill", "skill_low",
+                       "skill_high", "mean_mse", "mean_pcc_gene", "datasets_won",
+                       "parameter_count", "submitted_at", "complete", "reason")
 ENTRY_COLUMNS = ("dataset", "track", "mse", "mae", "pcc_gene", "pcc_patch", "r2_gene",
                  "r2_patch", "constant_genes", "completed_mse", "completed_pcc_gene",
                  "normalized_mse", "position", "of", "n_spots", "n_genes", "scorer_version",
-                 "scored_at")
+                 "scored_at", *INTERVAL_COLUMNS)
 DATASET_COLUMNS = ("track", "position", "entry", "submission_id", "is_baseline", "mse", "mae",
                    "pcc_gene", "pcc_patch", "r2_gene", "r2_patch", "normalized_mse")
 DATASETS_COLUMNS = ("name", "abbreviation", "organism", "tissue", "generalization", "genes",
                     "slides", "patients", "spots", "missing_before_pct", "missing_after_pct",
                     "hidden_split", "in_release", "track", "n_entries", "best_entry", "best_mse",
                     "best_pcc_entry", "best_pcc_gene")
+PAIR_COLUMNS = ("a", "b", "n", "statistic", "p_value", "p_holm", "significant", "method",
+                "median_difference", "rank_biserial")
 RESULT_COLUMNS = ("entry", "submission_id", "team", "name", "is_baseline", "dataset", "track",
                   "release_id", *data.METRICS, "n_spots", "n_genes", "n_measured",
-                  "scorer_version", "scored_at", "image_digest")
+                  "scorer_version", "scored_at", "image_digest", *INTERVAL_COLUMNS)
 
 
 def _json_or_csv(key: tuple[Any, ...], model: Any, rows: Any, columns: tuple[str, ...],
@@ -112,7 +124,8 @@ def leaderboard() -> Response:
 def significance() -> Response:
     """Kruskal–Wallis, the Dunn p-value matrix, groups and Friedman/Nemenyi of a leaderboard.
 
-    CSV: the Dunn matrix (first column the entry, then one column per entry).
+    CSV: the Dunn matrix (first column the entry, then one column per entry); with
+    ``test=wilcoxon``, the paired Wilcoxon tests (one row per pair, Holm-adjusted, effect sizes).
     """
     view = current_view()
     board = state().board
@@ -121,6 +134,16 @@ def significance() -> Response:
         return board.significance(db(), version(), view.release, view.track, view.filt)
 
     out_format = output_format()
+    test = request.args.get("test", "dunn")
+    if test not in ("dunn", "wilcoxon"):
+        raise BadParameter("test", "dunn or wilcoxon", test)
+    if out_format == "csv" and test == "wilcoxon":
+        def pairs() -> tuple[bytes, str]:
+            rows = [p.model_dump() for p in model().wilcoxon or []]
+            return csv_bytes(rows, PAIR_COLUMNS), CSV
+
+        return cached_response(("csv", "wilcoxon", *view.key), pairs,
+                               filename=f"wilcoxon-{view.release.short}-{view.track}.csv")
     if out_format == "csv":
         def build() -> tuple[bytes, str]:
             report = model()
@@ -289,6 +312,17 @@ def admin_reevaluate() -> Response:
     report = reevaluate(state().bench(), body.release, submission=body.submission,
                         all_entries=body.all, baselines_only=body.baselines, by=team,
                         retry_failed=body.retry_failed)
+    return jsonify(report.model_dump(mode="json"))
+
+
+@api.post("/admin/rerun")
+def admin_rerun() -> Response:
+    """Re-run an entry's jobs on a release (same image digest) to check it is reproducible."""
+    from evaluator.orchestrator import rerun
+
+    team = admin_team("re-run an entry")
+    body: RerunIn = _body(RerunIn)
+    report = rerun(state().bench(), body.submission, release_ref=body.release, by=team)
     return jsonify(report.model_dump(mode="json"))
 
 

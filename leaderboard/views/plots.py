@@ -39,6 +39,12 @@ def wins() -> Response:
     return _board_figure("wins", figures.wins_pie_svg)
 
 
+@plots.get("/ranks.svg")
+def ranks() -> Response:
+    """Ranks and mean normalized MSE with their 95 % dataset-bootstrap intervals."""
+    return _board_figure("ranks", figures.ranks_svg)
+
+
 @plots.get("/params.svg")
 def params() -> Response:
     """Fig. 8b: mean normalized MSE against parameter count."""

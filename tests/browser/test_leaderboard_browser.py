@@ -86,7 +86,7 @@ def test_browse_the_leaderboard(site: tuple[str, LeaderboardEnv], browser: Any) 
     page.wait_for_url("**track=spackle**")
     assert page.locator("nav.tracks a.active").get_attribute("data-track") == "spackle"
     spackle = env.client().get("/api/leaderboard?track=spackle").get_json()
-    shown = page.locator("#leaderboard tbody tr td:nth-child(6)").all_inner_texts()
+    shown = page.locator("#leaderboard tbody tr td:nth-child(8)").all_inner_texts()
     assert shown == [f"{e['mean_mse']:.4f}" for e in spackle["entries"]]
     shot(page, "02-leaderboard-spackle")
 
@@ -100,10 +100,10 @@ def test_browse_the_leaderboard(site: tuple[str, LeaderboardEnv], browser: Any) 
 
     header = page.locator("#leaderboard th", has_text="MSE ↓").nth(1)
     header.click()
-    ascending = [float(v) for v in column(page, 5)]
+    ascending = [float(v) for v in column(page, 7)]
     assert ascending == sorted(ascending)
     header.click()
-    assert [float(v) for v in column(page, 5)] == sorted(ascending, reverse=True)
+    assert [float(v) for v in column(page, 7)] == sorted(ascending, reverse=True)
     page.locator("#leaderboard th", has_text="Entry").click()
     names = column(page, 2)
     assert names == sorted(names, key=str.lower)
@@ -139,4 +139,69 @@ def test_browse_the_leaderboard(site: tuple[str, LeaderboardEnv], browser: Any) 
     assert requests and all(url.startswith(base) for url in requests), \
         [u for u in requests if not u.startswith(base)]
     assert problems == []
+    page.close()
+
+
+# Count, in the pixels Chromium rendered, how many are (near) each colour: the figure drawn into a
+# canvas at its own size, then compared channel by channel within a tolerance.
+_COUNT_COLOURS = """async ([url, colours]) => {
+  const image = new Image();
+  image.src = url;
+  await image.decode();
+  const canvas = document.createElement('canvas');
+  canvas.width = image.naturalWidth; canvas.height = image.naturalHeight;
+  const context = canvas.getContext('2d');
+  context.drawImage(image, 0, 0);
+  const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
+  const counts = colours.map(() => 0);
+  for (let i = 0; i < pixels.length; i += 4) {
+    colours.forEach((c, k) => {
+      if (Math.abs(pixels[i] - c[0]) <= 6 && Math.abs(pixels[i + 1] - c[1]) <= 6 &&
+          Math.abs(pixels[i + 2] - c[2]) <= 6) counts[k] += 1;
+    });
+  }
+  return counts;
+}"""
+
+
+def _rgb(hex_colour: str, opacity: float = 1.0) -> list[int]:
+    """The colour as rendered over white at ``opacity``."""
+    channels = [int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)]
+    return [round(opacity * c + (1 - opacity) * 255) for c in channels]
+
+
+def test_figures_tell_entries_apart_when_looked_at(site: tuple[str, LeaderboardEnv],
+                                                   browser: Any) -> None:
+    from leaderboard.plots import PALETTE
+
+    base, env = site
+    page = browser.new_page(viewport={"width": 1360, "height": 900})
+    board = env.client().get("/api/leaderboard").get_json()
+    n = len(board["entries"])
+    index = {e["entry"]: i for i, e in enumerate(board["entries"])}
+    winners = {w for ws in board["winners"].values() for w in ws}
+    assert len(winners) >= 2  # the raw track of the seed splits its datasets
+    grey = _rgb("#9a9a9a")
+    page.goto(base + "/")
+    page.wait_for_function("Array.from(document.images).every(i => i.complete && "
+                           "i.naturalWidth > 0)")
+
+    def look(name: str, figure: str, colours: list[list[int]]) -> list[int]:
+        image = page.locator(f"#figures img[src*='{figure}']")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        image.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+        return page.evaluate(_COUNT_COLOURS, [image.get_attribute("src"), colours])
+
+    counts = look("07-wins-pie", "wins.svg", [_rgb(c) for c in PALETTE[:n]] + [grey])
+    # Every winner's slice shows in its own colour (a third of the pie is ~17,000 pixels); the
+    # old baseline grey appears only at anti-aliased text edges, never as a slice.
+    for entry in winners:
+        assert counts[index[entry]] > 5000, (entry, counts)
+    assert sum(1 for c in counts[:n] if c > 5000) == len(winners)
+    assert counts[-1] < 1000
+    counts = look("08-violins", "violin.svg", [_rgb(c, 0.55) for c in PALETTE[:n]])
+    # Each violin in its own tint (the leader's is a sliver: its values are all close to 1).
+    assert all(c > 10 for c in counts) and sum(c > 500 for c in counts) >= n - 1, counts
+    counts = look("09-ranks", "ranks.svg", [_rgb(c) for c in PALETTE[:n]])
+    assert all(c > 20 for c in counts), counts  # each rank dot in its own colour
     page.close()

@@ -84,7 +84,7 @@ def test_leaderboard_ranks_entries_by_noise_with_baselines_marked(env: Leaderboa
     by_name = {s.name: s for s in DEFAULT_ENTRIES}
     for row in board.rows:
         spec = by_name[row[2].split(" ")[0]]
-        assert (row[8] == "—") == (spec.parameters is None)
+        assert (row[10] == "—") == (spec.parameters is None)
 
 
 def test_leaderboard_lists_incomplete_entries_apart_with_the_reason(env: LeaderboardEnv) -> None:
@@ -113,7 +113,7 @@ def test_track_switch_shows_the_spackle_numbers(env: LeaderboardEnv) -> None:
     html = client.get("/?track=spackle").get_data(as_text=True)
     assert 'class="track active" data-track="spackle"' in html
     rows = table(html, "leaderboard").rows
-    shown = {row[2].split(" ")[0]: row[5] for row in rows}
+    shown = {row[2].split(" ")[0]: row[7] for row in rows}
     for entry in spackle["entries"]:
         assert shown[entry["name"]] == f"{entry['mean_mse']:.4f}"
     # Spackle has one more incomplete dataset for 'broken' (a queued job) and lower MSEs.
@@ -146,7 +146,7 @@ def test_filter_recomputes_on_the_subset(env: LeaderboardEnv) -> None:
     for row in rows:
         name = row[2].split(" ")[0]
         values = [r["mse"] for r in results if r["name"] == name and r["dataset"] in subset]
-        assert row[5] == f"{sum(values) / len(values):.4f}"
+        assert row[7] == f"{sum(values) / len(values):.4f}"
     # 'broken' lacks villacampa (128 genes) but not the 32-gene dataset: complete there.
     only32 = client.get("/api/leaderboard?genes=32").get_json()
     assert "team-b/broken" in [e["entry"] for e in only32["entries"]]

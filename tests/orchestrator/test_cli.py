@@ -31,10 +31,14 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 
 def test_db_team_and_token_commands(cli_env: BenchEnv, capsys: pytest.CaptureFixture[str]
                                     ) -> None:
+    from evaluator.store import head_revision
+
+    head = head_revision()
+    assert head == "0002"
     code, out, _ = _run(capsys, "db", "upgrade")
-    assert code == 0 and "at revision 0001" in out
+    assert code == 0 and f"at revision {head}" in out
     code, out, _ = _run(capsys, "db", "current")
-    assert "revision 0001, code expects 0001" in out
+    assert f"revision {head}, code expects {head}" in out
     assert _run(capsys, "team", "create", "lab", "--daily-limit", "3")[0] == 0
     code, _, err = _run(capsys, "team", "create", "lab")
     assert code == 2 and "error: team 'lab' already exists" in err
@@ -58,6 +62,10 @@ def test_publish_and_bad_requests_read_as_one_line(cli_env: BenchEnv,
     assert code == 2 and "expected exactly one of --submission S, --all or --baselines" in err
     code, _, err = _run(capsys, "status", "42")
     assert code == 2 and "error: submission '42' not found" in err
+    code, _, err = _run(capsys, "rerun", "lab/none")
+    assert code == 2 and "error: submission 'lab/none' not found" in err
+    code, _, err = _run(capsys, "rerun", "1", "--release", "nope")
+    assert code == 2 and err.startswith("error: release 'nope' not found")
     archive = cli_env.home / "model.tar"
     archive.write_bytes(make_archive()[0])
     code, _, err = _run(capsys, "submit", str(archive), "--name", "m", "--server",

@@ -23,6 +23,7 @@ from evaluator.orchestrator import (
     issue_token,
     publish_release,
     reevaluate,
+    rerun,
     submit_image_archive,
 )
 from evaluator.orchestrator.images import archive_path, tar_bytes
@@ -182,6 +183,8 @@ def test_publishing_queues_baselines_and_keeps_releases_apart(
     entry = _submit(bench, tmp_path, "entry", team="lab")
     first = publish_release(bench, tiny_release.release_id)
     assert first.jobs_queued == {"baselines/mean": 6}
+    # Every baseline is also re-run once on every release (reproducibility).
+    assert first.reruns_queued == {"baselines/mean": 6}
     assert first.previous_release_id is None
     _finish_all(bench, base.submission_id, tiny_release.release_id)
     # An entry submitted before the release is queued by a maintainer, not automatically.
@@ -198,6 +201,8 @@ def test_publishing_queues_baselines_and_keeps_releases_apart(
     second = publish_release(bench, "two")
     assert second.previous_release_id == tiny_release.release_id
     assert second.jobs_queued == {"baselines/mean": 4}
+    assert second.reruns_queued == {"baselines/mean": 4}
+    assert publish_release(bench, "two").reruns_queued == {"baselines/mean": 0}
     with session_scope(bench.engine) as session:
         assert current_release(session).release_id == second_release.release_id
         assert results_rows(session, second_release.release_id, "raw") == []
@@ -209,7 +214,8 @@ def test_publishing_queues_baselines_and_keeps_releases_apart(
         results = session.exec(select(Result)).all()
     assert after == before
     assert {r["release_id"] for r in newer} == {second_release.release_id}
-    assert len(results) == 6 + 4 + 4
+    assert len(results) == (6 + 6) + 4 + (4 + 4)
+    assert sorted({r.run for r in results if r.submission_id == base.submission_id}) == [0, 1]
     # Every result ran the digest recorded at intake.
     assert {r.image_digest for r in results if r.submission_id == base.submission_id} == \
         {base.image_digest}
@@ -237,6 +243,28 @@ def test_reevaluate_and_publish_refuse_bad_requests(published: BenchEnv, tmp_pat
         publish_release(bench, "no-such-release")
     with pytest.raises(NotFound, match="submission"):
         reevaluate(bench, "current", submission="lab/none")
+    with pytest.raises(AuthError, match="re-run an entry: expected an admin token"):
+        rerun(bench, "baselines/mean", by=lab)
+
+
+def test_rerun_queues_the_next_run_of_every_job(bench_env: BenchEnv, tmp_path: Path,
+                                                tiny_release: Any) -> None:
+    bench = bench_env.bench()
+    publish_release(bench, tiny_release.release_id, rerun_baselines=False)
+    entry = _submit(bench, tmp_path, "entry", team="lab")
+    reevaluate(bench, "current", submission="lab/entry")
+    _finish_all(bench, entry.submission_id, tiny_release.release_id)
+    first = rerun(bench, "lab/entry")
+    assert (first.entry, first.run, first.jobs_queued) == ("lab/entry", 1, 6)
+    second = rerun(bench, entry.submission_id, release_ref=tiny_release.release_id)
+    assert (second.run, second.jobs_queued) == (2, 6)
+    _finish_all(bench, entry.submission_id, tiny_release.release_id)
+    with session_scope(bench.engine) as session:
+        runs = sorted(r.run for r in session.exec(
+            select(Result).where(Result.submission_id == entry.submission_id)))
+        ranked = results_rows(session, tiny_release.release_id, "raw")
+    assert runs == [0] * 6 + [1] * 6 + [2] * 6
+    assert len(ranked) == 3
 
 
 def test_status_shows_logs_to_their_own_team_only(published: BenchEnv, tmp_path: Path) -> None:
