@@ -430,10 +430,7 @@ def generate_dataset(
     ``max_spots`` override them. The same arguments always give the same data. Holds every
     patch in memory: for real-size patches use ``synthesize_dataset`` (what ``generate`` does).
     """
-    adata, chunks = synthesize_dataset(name, size, seed=seed, patch_size=patch_size,
-                                       max_spots=max_spots)
-    adata.obsm["patches_scale_1.0"] = np.concatenate(list(chunks))
-    return adata
+    return with_patches(synthesize_dataset(name, size, seed, patch_size, max_spots))
 
 
 def synthesize_dataset(
@@ -504,6 +501,41 @@ def synthesize_dataset(
     return adata, chunks
 
 
+Synthesize = Callable[[str, SizeName, int, int | None, int | None],
+                      tuple["ad.AnnData", Iterator[np.ndarray]]]
+"""``synthesize_dataset`` or ``synthesize_raw_dataset``: (name, size, seed, patch size, cap)."""
+
+
+def with_patches(made: tuple[ad.AnnData, Iterator[np.ndarray]]) -> ad.AnnData:
+    """Put every chunk of a synthesized dataset's patches into its ``obsm`` (small data only)."""
+    adata, chunks = made
+    adata.obsm["patches_scale_1.0"] = np.concatenate(list(chunks))
+    return adata
+
+
+def write_datasets(synthesize: Synthesize, size: SizeName, out_dir: Path, *, seed: int,
+                   datasets: Iterable[str] | None, patch_size: int | None,
+                   max_spots: int | None, on_dataset: Callable[[str, Path], None] | None
+                   ) -> list[Path]:
+    """Synthesize each dataset and write it to ``out_dir/<name>.h5ad``, patches in chunks."""
+    from evaluator.core.fsio import atomic_path
+    from evaluator.datasets.patches import write_h5ad_with_patches
+
+    chosen = ([get_dataset(n) for n in datasets] if datasets is not None
+              else preset_datasets(size))
+    written = []
+    for info in chosen:
+        adata, chunks = synthesize(info.name, size, seed, patch_size, max_spots)
+        side = int(adata.uns["patch_shape"][0])
+        path = Path(out_dir) / f"{info.name}.h5ad"
+        with atomic_path(path) as tmp:
+            write_h5ad_with_patches(adata, tmp, adata.n_obs, side * side * 3, chunks)
+        written.append(path)
+        if on_dataset is not None:
+            on_dataset(info.name, path)
+    return written
+
+
 def generate(
     size: SizeName,
     out_dir: Path,
@@ -517,22 +549,8 @@ def generate(
     """Generate the datasets of ``size`` into ``out_dir/<name>.h5ad`` (atomic writes).
 
     ``datasets`` restricts the preset's list (names or abbreviations). ``on_dataset`` is called
-    after each file is written (progress reporting). Returns the written paths.
+    after each file is written (progress reporting). Returns the written paths. Patches are
+    drawn and written in chunks: memory does not grow with the data.
     """
-    from evaluator.core.fsio import atomic_path
-    from evaluator.datasets.patches import write_h5ad_with_patches
-
-    chosen = ([get_dataset(n) for n in datasets] if datasets is not None
-              else preset_datasets(size))
-    written = []
-    for info in chosen:
-        adata, chunks = synthesize_dataset(info.name, size, seed=seed, patch_size=patch_size,
-                                           max_spots=max_spots)
-        side = int(adata.uns["patch_shape"][0])
-        path = Path(out_dir) / f"{info.name}.h5ad"
-        with atomic_path(path) as tmp:
-            write_h5ad_with_patches(adata, tmp, adata.n_obs, side * side * 3, chunks)
-        written.append(path)
-        if on_dataset is not None:
-            on_dataset(info.name, path)
-    return written
+    return write_datasets(synthesize_dataset, size, out_dir, seed=seed, datasets=datasets,
+                          patch_size=patch_size, max_spots=max_spots, on_dataset=on_dataset)

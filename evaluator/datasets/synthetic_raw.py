@@ -45,8 +45,9 @@ from evaluator.datasets.synthetic import (
     _sample_counts,
     assign_splits,
     iter_patches,
-    preset_datasets,
     simulate_tissue,
+    with_patches,
+    write_datasets,
 )
 
 if TYPE_CHECKING:
@@ -114,9 +115,7 @@ def generate_raw_dataset(
     extra). The same arguments always give the same data. Holds every patch in memory: at
     real size use ``synthesize_raw_dataset`` (what ``generate_raw`` does).
     """
-    adata, chunks = synthesize_raw_dataset(name, size, seed, patch_size, max_spots)
-    adata.obsm["patches_scale_1.0"] = np.concatenate(list(chunks))
-    return adata
+    return with_patches(synthesize_raw_dataset(name, size, seed, patch_size, max_spots))
 
 
 def synthesize_raw_dataset(
@@ -220,19 +219,5 @@ def generate_raw(
 
     Patches are drawn and written in chunks: memory does not grow with the data.
     """
-    from evaluator.core.fsio import atomic_path
-    from evaluator.datasets.patches import write_h5ad_with_patches
-
-    chosen = ([get_dataset(n) for n in datasets] if datasets is not None
-              else preset_datasets(size))
-    written = []
-    for info in chosen:
-        adata, chunks = synthesize_raw_dataset(info.name, size, seed, patch_size, max_spots)
-        side = int(adata.uns["patch_shape"][0])
-        path = Path(out_dir) / f"{info.name}.h5ad"
-        with atomic_path(path) as tmp:
-            write_h5ad_with_patches(adata, tmp, adata.n_obs, side * side * 3, chunks)
-        written.append(path)
-        if on_dataset is not None:
-            on_dataset(info.name, path)
-    return written
+    return write_datasets(synthesize_raw_dataset, size, out_dir, seed=seed, datasets=datasets,
+                          patch_size=patch_size, max_spots=max_spots, on_dataset=on_dataset)
