@@ -40,13 +40,17 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     dispose_engines()
 
 
-def _jobs(engine: Any) -> list[tuple[str, str, str, str]]:
-    """(submission name, release id, dataset, track) of every job."""
+def _jobs(engine: Any, run: int = 0) -> list[tuple[str, str, str, str]]:
+    """(submission name, release id, dataset, track) of every job of a run (0: the ranked one).
+
+    Publishing a release queues each baseline's jobs twice: run 0, ranked, and run 1, the
+    reproducibility re-run.
+    """
     from evaluator.store import Job, Submission, session_scope
 
     with session_scope(engine) as session:
         rows = session.exec(select(Job, Submission).where(
-            col(Job.submission_id) == col(Submission.id))).all()
+            col(Job.submission_id) == col(Submission.id), col(Job.run) == run)).all()
         return sorted((s.name, j.release_id, j.dataset, j.track) for j, s in rows)
 
 
@@ -97,6 +101,7 @@ def test_update_reprocesses_the_changed_dataset_and_requeues_only_baselines(
     assert new_jobs == sorted((name, second, d, t) for name in ("mean", "ridge")
                               for d, t in entries)
     assert len(jobs) == 2 * len(new_jobs)  # the first release's jobs stay as they were
+    assert _jobs(engine, run=1) == jobs  # and each baseline is re-run once per release
     assert "queued 4 job(s) of baseline baselines/mean" in out
 
     log = json.loads((home / "pipeline" / "changelogs" / f"{second}.json").read_text())
