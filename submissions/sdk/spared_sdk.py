@@ -16,7 +16,9 @@ One file, no dependency beyond numpy and h5py: copy it next to your code or
 
 Real-size patches (224 x 224 x 3, 150 KB a spot, up to 6.6 GB a dataset) are not read into
 memory: ``Spots.patches`` is a read-only memory map of ``train_patches.npy`` /
-``test_patches.npy``; index it in batches (``iter_patches``) and memory stays at a batch.
+``test_patches.npy``. ``iter_patches`` and ``read_patches`` read batches with plain reads, so
+the process holds only the batch (pages touched through a memory map stay in its resident
+memory until the kernel needs them back).
 
 The folders are /input and /output in the evaluator's container; ``SPARED_INPUT_DIR`` and
 ``SPARED_OUTPUT_DIR`` override them (the local runner sets both). See CONTRACT.md.
@@ -52,6 +54,7 @@ __all__ = [
     "load_test",
     "load_train",
     "output_dir",
+    "read_patches",
     "read_task",
     "training_weights",
     "write_model_card",
@@ -240,6 +243,43 @@ def load_test(folder: Path | str | None = None) -> Spots:
     return _read_spots(Path(folder or input_dir()) / "test.h5ad")
 
 
+def read_patches(spots: Spots, rows: Any) -> np.ndarray:
+    """Return the patches of ``rows`` (indices, in that order) as an in-memory (k, H, W, 3) array.
+
+    Reads the .npy with plain reads (runs of consecutive rows at once), so the process's
+    resident memory holds what is returned and nothing more. Raises ContractViolation for a
+    row outside the file.
+    """
+    index = np.asarray(rows, dtype=np.int64).ravel()
+    patches = spots.patches
+    n = len(patches)
+    if index.size and (index.min() < 0 or index.max() >= n):
+        raise ContractViolation(f"rows: expected indices in [0, {n}), found "
+                                f"{int(index.min())}..{int(index.max())}")
+    if not isinstance(patches, np.memmap) or patches.filename is None:
+        return np.asarray(patches[index])
+    row_bytes = int(np.prod(patches.shape[1:]))
+    out = np.empty((len(index), *patches.shape[1:]), dtype=np.uint8)
+    flat = memoryview(out.reshape(-1))
+    breaks = np.flatnonzero(np.diff(index) != 1) + 1
+    fd = os.open(patches.filename, os.O_RDONLY)
+    try:
+        for run in np.split(np.arange(len(index)), breaks):
+            if not run.size:
+                continue
+            target = flat[int(run[0]) * row_bytes:(int(run[-1]) + 1) * row_bytes]
+            position = patches.offset + int(index[run[0]]) * row_bytes
+            while len(target):
+                got = os.preadv(fd, [target], position)
+                if got <= 0:
+                    raise ContractViolation(f"{patches.filename}: expected {len(target)} more "
+                                            f"bytes at offset {position}, found the end")
+                target, position = target[got:], position + got
+    finally:
+        os.close(fd)
+    return out
+
+
 def iter_patches(spots: Spots, batch_size: int = 256,
                  rows: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (row indices, patches) in batches: (b,) int64 and (b, H, W, 3) uint8 in memory.
@@ -255,10 +295,7 @@ def iter_patches(spots: Spots, batch_size: int = 256,
         order = np.flatnonzero(order)
     for start in range(0, len(order), batch_size):
         index = order[start:start + batch_size]
-        # Sorted reads are sequential on disk; the batch keeps the requested order.
-        ascending = np.sort(index)
-        batch = np.asarray(spots.patches[ascending])
-        yield index, batch[np.searchsorted(ascending, index)]
+        yield index, read_patches(spots, index)
 
 
 def training_weights(train: Spots, track: str) -> np.ndarray:

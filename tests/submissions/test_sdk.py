@@ -131,6 +131,11 @@ def test_patches_are_memory_mapped_and_batched(staged) -> None:
     np.testing.assert_array_equal(batch, train.patches[order[:5]])
     with pytest.raises(sdk.ContractViolation, match="batch_size: expected at least 1"):
         next(sdk.iter_patches(train, batch_size=0))
+    # read_patches: plain reads of any rows, in the order asked, repeats included
+    rows = [5, 4, 5, 0, 1, 2]
+    np.testing.assert_array_equal(sdk.read_patches(train, rows), train.patches[rows])
+    with pytest.raises(sdk.ContractViolation, match=r"rows: expected indices in \[0, "):
+        sdk.read_patches(train, [train.n_spots])
 
 
 def test_the_contracts_torch_example_runs_as_written(staged, tmp_path: Path) -> None:

@@ -166,8 +166,8 @@ def main() -> None:
     test_slide_mean = colour_statistics(test)[0]  # test spots centred by their own slide colour
     scale = spread + np.float32(1e-3)
     s_train, s_test = standardized(
-        slide_centred(patch_features(train.patches), train.slide_ids),
-        slide_centred(patch_features(test.patches), test.slide_ids))
+        slide_centred(patch_features(train), train.slide_ids),
+        slide_centred(patch_features(test), test.slide_ids))
 
     held = holdout_rows(train.slide_ids, task.seed)
     fit = ~held

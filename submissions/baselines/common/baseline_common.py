@@ -9,6 +9,7 @@ only their images) and scaled by the training spread.
 from __future__ import annotations
 
 import numpy as np
+import spared_sdk as sdk
 
 __all__ = ["masked_mean", "patch_features", "slide_centred", "standardized"]
 
@@ -24,18 +25,17 @@ FEATURE_BUDGET_BYTES = 32 * 1024 * 1024
 """float64 pixels converted at once while computing features (about 27 patches at 224 px)."""
 
 
-def patch_features(patches: np.ndarray) -> np.ndarray:
-    """Colour and texture features of (spots, H, W, 3) uint8 patches: (spots, 13) float64.
+def patch_features(spots: sdk.Spots) -> np.ndarray:
+    """Colour and texture features of the spots' (H, W, 3) uint8 patches: (spots, 13) float64.
 
     Per channel mean and standard deviation, chromaticity (channel share of brightness),
     white-space and dark (nuclei-like) fractions, mean gradient magnitude (texture). Computed
-    in batches of rows (``FEATURE_BUDGET_BYTES``), so a memory-mapped 6.6 GB dataset is read
+    in batches of rows (``FEATURE_BUDGET_BYTES``) read by the SDK, so a 6.6 GB dataset is read
     once and never held: every feature is per spot, so batching does not change a value.
     """
-    n = patches.shape[0]
-    step = max(1, FEATURE_BUDGET_BYTES // max(1, 8 * int(np.prod(patches.shape[1:]))))
-    return np.concatenate([_features(np.asarray(patches[start:start + step]))
-                           for start in range(0, max(n, 1), step)])
+    step = max(1, FEATURE_BUDGET_BYTES // max(1, 8 * int(np.prod(spots.patches.shape[1:]))))
+    return np.concatenate([_features(batch) for _, batch in sdk.iter_patches(spots, step)]
+                          or [np.empty((0, 13))])
 
 
 def _features(patches: np.ndarray) -> np.ndarray:

@@ -32,8 +32,8 @@ def main() -> None:
     weights = sdk.training_weights(train, task.track)
     mean = masked_mean(train.X, weights)
     f_train, f_test = standardized(
-        slide_centred(patch_features(train.patches), train.slide_ids),
-        slide_centred(patch_features(test.patches), test.slide_ids))
+        slide_centred(patch_features(train), train.slide_ids),
+        slide_centred(patch_features(test), test.slide_ids))
     k = min(K, train.n_spots)
     preds = np.empty((test.n_spots, len(task.genes)), dtype=np.float32)
     train_sq = (f_train**2).sum(axis=1)

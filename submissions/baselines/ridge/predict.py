@@ -31,8 +31,8 @@ def main() -> None:
     weights = sdk.training_weights(train, task.track).astype(np.float64)
     mean = masked_mean(train.X, weights)
     f_train, f_test = standardized(
-        slide_centred(patch_features(train.patches), train.slide_ids),
-        slide_centred(patch_features(test.patches), test.slide_ids))
+        slide_centred(patch_features(train), train.slide_ids),
+        slide_centred(patch_features(test), test.slide_ids))
     target = (train.X - mean).astype(np.float64)
     # Per-gene normal equations over that gene's entries: (F' W_g F + alpha I) b_g = F' W_g y_g
     gram = np.einsum("ig,ij,ik->gjk", weights, f_train, f_train)
