@@ -17,7 +17,6 @@ from sqlmodel import Session, col, select
 
 from evaluator.store import (
     Job,
-    JobAttempt,
     NotFound,
     ReleaseRecord,
     Result,
@@ -248,16 +247,6 @@ def parameter_count(card: dict[str, Any] | None) -> int | None:
                 and math.isfinite(value) and value > 0:
             return int(value)
     return None
-
-
-def last_attempt_logs(session: Session, job_ids: list[int]) -> dict[int, JobAttempt]:
-    """Each job's last attempt (with its stored log tail)."""
-    if not job_ids:
-        return {}
-    latest = (select(func.max(JobAttempt.id)).where(col(JobAttempt.job_id).in_(job_ids))
-              .group_by(col(JobAttempt.job_id)))
-    rows = session.exec(select(JobAttempt).where(col(JobAttempt.id).in_(latest))).all()
-    return {row.job_id: row for row in rows}
 
 
 def set_hidden(session: Session, submission_id: int, hidden: bool) -> EntryMeta:

@@ -41,8 +41,7 @@ if TYPE_CHECKING:
         TrainedSpackle,
         median_precomplete,
         resolve_device,
-        spackle_complete,
-        train_or_load,
+            train_or_load,
         train_spackle,
     )
 
@@ -60,7 +59,7 @@ _LAZY: dict[str, str] = {
     ),
     **dict.fromkeys(
         ("SpackleConfig", "SpackleNet", "SpotData", "TrainedSpackle", "median_precomplete",
-         "resolve_device", "spackle_complete", "train_or_load", "train_spackle"),
+         "resolve_device", "train_or_load", "train_spackle"),
         "evaluator.completion.spackle",
     ),
 }
@@ -97,7 +96,6 @@ __all__ = [
     "random_hidden_mask",
     "read_mask",
     "resolve_device",
-    "spackle_complete",
     "spot_data_from_anndata",
     "summarize",
     "train_or_load",

@@ -456,18 +456,6 @@ def train_or_load(data: SpotData, config: SpackleConfig | None, cache_dir: Path 
     return trained, False, path
 
 
-def spackle_complete(data: SpotData, config: SpackleConfig | None = None, *,
-                     cache_dir: Path | str | None = None, data_hash: str = "",
-                     progress: bool = False) -> np.ndarray:
-    """Train (or load from ``cache_dir``) SpaCKLE on ``data`` and return its completion."""
-    if cache_dir is None:
-        trained = train_spackle(data, config, data_hash=data_hash, progress=progress)
-    else:
-        trained, _, _ = train_or_load(data, config, cache_dir, data_hash=data_hash,
-                                   progress=progress)
-    return trained.complete(data)
-
-
 @dataclass
 class _Tensors:
     """Expression, measured-mask and neighbourhood index on the device, with a padding row."""

@@ -112,13 +112,6 @@ def local_argv(command: str) -> list[str]:
                         else a for a in argv[1:]]
 
 
-def make_executor(runner: Literal["docker", "local"], submission: str) -> Executor:
-    """The executor of a runner name: ``docker`` (image) or ``local`` (command)."""
-    if runner == "docker":
-        return DockerExecutor(submission)
-    return LocalExecutor(submission)
-
-
 class JobTimings(BaseModel):
     """Wall seconds of a job's phases.
 

@@ -9,7 +9,6 @@ engine, never a tag that could be moved. Archives are kept under ``$SPARED_BENCH
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
 import os
@@ -263,15 +262,3 @@ def ensure_image(client: Any, image_id: str, images_dir: Path) -> str | None:
     except Exception as error:
         return f"loading {archive} failed: {error}"
     return None
-
-
-def tar_bytes(files: dict[str, bytes]) -> bytes:
-    """A tar of in-memory files (tests build image archives with it)."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o644
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()

@@ -29,7 +29,6 @@ from sqlmodel import Session, col, select
 from evaluator.scoring import JobScore
 from evaluator.store.errors import NotFound
 from evaluator.store.models import (
-    FINAL_STATUSES,
     FailureKind,
     Job,
     JobAttempt,
@@ -388,8 +387,3 @@ def queued_job_ids(session: Session, *, older_than: datetime | None = None) -> l
         query = query.where(col(Job.queued_at) < older_than)
     return [int(i) for i in session.exec(query.order_by(col(Job.queued_at), col(Job.id)))
             if i is not None]
-
-
-def is_final(status: str) -> bool:
-    """True for a status no worker will change any more."""
-    return status in FINAL_STATUSES

@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import tarfile
 
-from evaluator.orchestrator.images import tar_bytes
+
+def tar_bytes(files: dict[str, bytes]) -> bytes:
+    """A tar of in-memory files (image archives for the intake tests)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
 
 
 def make_archive(*, arch: str = "amd64", os_name: str = "linux", nonce: str = "0",

@@ -13,9 +13,9 @@ import pytest
 from sqlmodel import select
 
 from evaluator.orchestrator import SubmissionRejected, ensure_image, submit_image_archive
-from evaluator.orchestrator.images import archive_path, tar_bytes
+from evaluator.orchestrator.images import archive_path
 from evaluator.store import Submission, session_scope
-from tests.orchestrator.archives import make_archive
+from tests.orchestrator.archives import make_archive, tar_bytes
 from tests.orchestrator.conftest import BenchEnv
 
 pytestmark = pytest.mark.docker

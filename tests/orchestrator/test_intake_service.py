@@ -26,7 +26,7 @@ from evaluator.orchestrator import (
     rerun,
     submit_image_archive,
 )
-from evaluator.orchestrator.images import archive_path, tar_bytes
+from evaluator.orchestrator.images import archive_path
 from evaluator.store import (
     Job,
     NotFound,
@@ -40,7 +40,7 @@ from evaluator.store import (
     session_scope,
 )
 from tests.conftest import build_test_release
-from tests.orchestrator.archives import make_archive
+from tests.orchestrator.archives import make_archive, tar_bytes
 from tests.orchestrator.conftest import BenchEnv
 from tests.store.factories import make_score
 

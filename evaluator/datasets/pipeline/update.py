@@ -140,18 +140,6 @@ def _examples(sign: str, genes: list[str]) -> str:
     return f" ({sign}{shown})"
 
 
-class UpdateReport(BaseModel):
-    """A whole update: per dataset, the release built, its changelog."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    datasets: list[DatasetUpdate]
-    release_id: str
-    release_created: bool
-    changelog: Changelog
-    changelog_path: str
-
-
 def raw_dir(settings: Settings) -> Path:
     """The folder of registered raw inputs."""
     return settings.home / "raw"
