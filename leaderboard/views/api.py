@@ -13,8 +13,8 @@ from flask import Blueprint, Response, jsonify, request
 
 from evaluator.store import session_scope
 from leaderboard import data
-from leaderboard.app import db, state, version
 from leaderboard.board import release_out
+from leaderboard.db import db, state, version
 from leaderboard.errors import BadParameter, PayloadTooLarge
 from leaderboard.openapi import openapi_document
 from leaderboard.schemas import (

@@ -15,8 +15,8 @@ from pydantic import BaseModel, ValidationError
 from evaluator.orchestrator.auth import authenticate
 from evaluator.orchestrator.errors import AuthError
 from evaluator.store import Team, session_scope
-from leaderboard.app import db, state, version
 from leaderboard.data import ReleaseInfo, resolve_release
+from leaderboard.db import db, state, version
 from leaderboard.errors import BadParameter, Forbidden, Unauthorized
 from leaderboard.filters import DatasetFilter, Track, parse_filter, parse_track
 

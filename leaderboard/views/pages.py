@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, render_template, request
 
 from leaderboard import data
-from leaderboard.app import db, state, version
+from leaderboard.db import db, state, version
 from leaderboard.filters import tissues
 from leaderboard.views.common import (
     cached_response,

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Response
 
 from leaderboard import plots as figures
-from leaderboard.app import db, state, version
+from leaderboard.db import db, state, version
 from leaderboard.views.common import cached_response, current_release, current_view
 
 plots = Blueprint("plots", __name__, url_prefix="/plots")
