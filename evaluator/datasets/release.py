@@ -274,8 +274,11 @@ def _write_patches(path: Path, patches: h5py.Dataset, hidden: np.ndarray,
 
     def route(first: int, block: np.ndarray) -> None:
         part = hidden[first:first + len(block)]
-        public_writer.write(block[~part])
-        hidden_writer.write(block[part])
+        if part.all() or not part.any():  # one slide's block: no copy
+            (hidden_writer if part.all() else public_writer).write(block)
+        else:
+            public_writer.write(block[~part])
+            hidden_writer.write(block[part])
 
     try:
         offset = patches.id.get_offset() if patches.chunks is None else None

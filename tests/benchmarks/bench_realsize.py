@@ -108,7 +108,20 @@ def _one_dataset(stages: _Stages, root: Path, dataset: str, max_spots: int | Non
     stages.rows.append(BenchRow("realsize", f"{dataset} release build without SpaCKLE",
                                 size / max(seconds - spackle, 1e-9) / 1e6, "MB/s",
                                 size / floor / 1e6, "copy floor", "reading, splitting, hashing"))
-    release = next(p for p in (root / "home" / "releases").iterdir()
+    # The same build again with SpaCKLE's model cached (a rebuild, a data update, or a source
+    # that carries c_t_log1p, as SpaRED's processed files do): everything else is redone,
+    # the source read and hashed, the pixels split, hashed and written.
+    releases = root / "home" / "releases"
+    for path in releases.iterdir():
+        if path.name != ".cache":
+            shutil.rmtree(path)
+    floor = min(floor, _copy_floor(source, root / "copy-floor.bin"))  # the better of two
+    seconds, out = stages.run(dataset, "release build, SpaCKLE cached",
+                              ["data", "release", str(source), "--label", dataset])
+    stages.rows.append(BenchRow("realsize", f"{dataset} release build throughput, SpaCKLE cached",
+                                size / seconds / 1e6, "MB/s", size / floor / 1e6, "copy floor",
+                                "target >= 0.5x; source hashed and split in one read"))
+    release = next(p for p in releases.iterdir()
                    if not p.name.startswith(".") and
                    json.loads((p / "manifest.json").read_text())["label"] == dataset)
     manifest = json.loads((release / "manifest.json").read_text())
