@@ -57,11 +57,12 @@ class _Stages:
         self.env = {**os.environ, "SPARED_BENCH_HOME": str(home), "SPARED_BENCH_PROGRESS": "0"}
         self.rows: list[BenchRow] = []
 
-    def run(self, dataset: str, stage: str, argv: list[str], *, python: bool = False
-            ) -> tuple[float, str]:
+    def run(self, dataset: str, stage: str, argv: list[str], *, python: bool = False,
+            home: Path | None = None) -> tuple[float, str]:
         start = time.perf_counter()
         command = [sys.executable, "-c", *argv] if python else [*CLI, *argv]
-        result = run_capped(command, None, env=self.env, timeout_s=7200)
+        env = self.env if home is None else {**self.env, "SPARED_BENCH_HOME": str(home)}
+        result = run_capped(command, None, env=env, timeout_s=7200)
         seconds = time.perf_counter() - start
         if result.returncode != 0:
             raise RuntimeError(f"{dataset} {stage}: exit {result.returncode}\n"
@@ -111,16 +112,18 @@ def _one_dataset(stages: _Stages, root: Path, dataset: str, max_spots: int | Non
     # The same build again with SpaCKLE's model cached (a rebuild, a data update, or a source
     # that carries c_t_log1p, as SpaRED's processed files do): everything else is redone,
     # the source read and hashed, the pixels split, hashed and written.
-    releases = root / "home" / "releases"
-    for path in releases.iterdir():
-        if path.name != ".cache":
-            shutil.rmtree(path)
+    # In a store of its own that has only SpaCKLE's model cache: nothing else is reused.
+    rebuild_home = root / "home-rebuild"
+    shutil.copytree(root / "home" / "cache", rebuild_home / "cache")
     floor = min(floor, _copy_floor(source, root / "copy-floor.bin"))  # the better of two
     seconds, out = stages.run(dataset, "release build, SpaCKLE cached",
-                              ["data", "release", str(source), "--label", dataset])
+                              ["data", "release", str(source), "--label", dataset],
+                              home=rebuild_home)
+    shutil.rmtree(rebuild_home)
     stages.rows.append(BenchRow("realsize", f"{dataset} release build throughput, SpaCKLE cached",
                                 size / seconds / 1e6, "MB/s", size / floor / 1e6, "copy floor",
                                 "target >= 0.5x; source hashed and split in one read"))
+    releases = root / "home" / "releases"
     release = next(p for p in releases.iterdir()
                    if not p.name.startswith(".") and
                    json.loads((p / "manifest.json").read_text())["label"] == dataset)
