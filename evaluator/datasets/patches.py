@@ -109,19 +109,6 @@ def open_processed(path: Path | str) -> Iterator[tuple[ad.AnnData, h5py.Dataset 
         yield adata, patches
 
 
-def read_rows(patches: h5py.Dataset | np.ndarray, rows: np.ndarray,
-              budget_bytes: int = PATCH_CHUNK_BYTES) -> Iterator[np.ndarray]:
-    """Yield the flattened patches of the boolean ``rows`` in order, a budget's worth at a time.
-
-    Reads consecutive row blocks (fast for HDF5 and .npy alike) and keeps the selected rows.
-    """
-    row_bytes = int(np.prod(patches.shape[1:])) * patches.dtype.itemsize
-    for block in iter_row_chunks(int(patches.shape[0]), row_bytes, budget_bytes):
-        keep = rows[block]
-        if keep.any():
-            yield np.asarray(patches[block])[keep].reshape(int(keep.sum()), -1)
-
-
 class BackgroundSha256:
     """sha256 computed on a thread: ``update`` queues a buffer, ``hexdigest`` waits for all.
 

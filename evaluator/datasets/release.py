@@ -46,9 +46,9 @@ from evaluator.datasets.patches import (
     PATCH_CHUNK_BYTES,
     BackgroundSha256,
     NpyWriter,
+    PatchRows,
     iter_row_chunks,
     open_processed,
-    read_rows,
 )
 from evaluator.datasets.registry import get_dataset
 from evaluator.datasets.schema import (
@@ -286,10 +286,9 @@ def _write_patches(path: Path, patches: h5py.Dataset, hidden: np.ndarray,
             source_sha256 = _hash_and_route(path, offset, patches.shape, route)
         else:
             source_sha256 = source_sha256 or sha256_file(path)
-            at = 0
-            for block in read_rows(patches, np.ones(len(hidden), dtype=bool)):
-                route(at, block)
-                at += len(block)
+            rows = PatchRows([(path, patches.name, len(hidden))], int(np.prod(shape)))
+            for first, block in rows.iter_blocks():
+                route(first, block)
         return source_sha256, {TRAIN_PATCHES: public_writer.close(),
                                TEST_PATCHES: hidden_writer.close()}
     except BaseException:
@@ -309,11 +308,11 @@ def _hash_and_route(path: Path, offset: int, shape: tuple[int, ...],
             digest.update(fh.read(min(PATCH_CHUNK_BYTES, offset - fh.tell())))
         for block in iter_row_chunks(n_rows, row_bytes):
             data = fh.read((block.stop - block.start) * row_bytes)
+            if len(data) != (block.stop - block.start) * row_bytes:
+                raise ReleaseIntegrityError(path, f"patch bytes up to offset {end}",
+                                            f"the file ending at {fh.tell()}")
             digest.update(data)
             route(block.start, np.frombuffer(data, dtype=np.uint8).reshape(-1, row_bytes))
-        if fh.tell() != end:
-            raise ReleaseIntegrityError(path, f"patch bytes up to offset {end}",
-                                        f"the file ending at {fh.tell()}")
         while chunk := fh.read(PATCH_CHUNK_BYTES):
             digest.update(chunk)
     return digest.hexdigest()

@@ -345,24 +345,6 @@ def iter_patches(
         yield np.clip(img, 0, 255).astype(np.uint8).reshape(m, -1)
 
 
-def render_patches(
-    latent: np.ndarray,
-    appearance: np.ndarray,
-    tint: np.ndarray,
-    stain: np.ndarray,
-    patch_size: int,
-    rng: np.random.Generator,
-    chunk: int | None = None,
-) -> np.ndarray:
-    """Return all patches of ``iter_patches`` as one (spots, H*W*3) uint8 array (small data)."""
-    out = np.empty((latent.shape[0], patch_size * patch_size * 3), dtype=np.uint8)
-    at = 0
-    for block in iter_patches(latent, appearance, tint, stain, patch_size, rng, chunk):
-        out[at:at + len(block)] = block
-        at += len(block)
-    return out
-
-
 # ---------------------------------------------------------------------------------------------
 # A whole dataset
 # ---------------------------------------------------------------------------------------------

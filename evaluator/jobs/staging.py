@@ -27,7 +27,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -47,6 +47,7 @@ from evaluator.contract import (
     task_json,
 )
 from evaluator.core.fsio import atomic_path, link_or_copy
+from evaluator.datasets.patches import link_external_patches
 from evaluator.datasets.release import Release, Track
 from evaluator.jobs.errors import StagingError
 
@@ -125,8 +126,6 @@ def _data_files(data_dir: Path) -> dict[str, Path]:
 
 def _input_h5ad(source: Path, target: Path, patches_name: str, patches: Path) -> None:
     """Copy a patch-less .h5ad and give it the patches of ``patches`` as external storage."""
-    from evaluator.datasets.patches import link_external_patches
-
     shutil.copyfile(source, target)
     target.chmod(0o644)
     link_external_patches(target, patches_name, patches)
@@ -146,12 +145,12 @@ def _build_evaluation_data(release: Release, dataset: str, track: Track, data_di
         tmp.chmod(0o755)
 
 
-def _ensure(data_dir: Path, build: object) -> None:
+def _ensure(data_dir: Path, build: Callable[[Path], object]) -> None:
     """Build ``data_dir`` once (``build(data_dir)``); another process's rename wins a race."""
     if data_dir.is_dir():
         return
     try:
-        build(data_dir)  # type: ignore[operator]
+        build(data_dir)
     except OSError:
         if not data_dir.is_dir():
             raise
@@ -296,7 +295,7 @@ def _build_validation_data(release: Release, dataset: str, track: Track, data_di
         for name in (TRAIN_PATCHES_FILE, TEST_PATCHES_FILE):
             link_or_copy(patches_dir / name, tmp / name)
         train = public[~held].copy()
-        write_h5ad(train, tmp / ".train.h5ad")
+        write_h5ad(train, tmp / TRAIN_FILE)
         test_obs = public.obs.loc[held].copy()
         # The held-out spots play the hidden split: labelled as such, like test_inputs.h5ad.
         test_obs["split"] = "val"
@@ -308,11 +307,9 @@ def _build_validation_data(release: Release, dataset: str, track: Track, data_di
             obsm={SPATIAL_KEY: np.asarray(public.obsm[SPATIAL_KEY])[held]},
             uns={k: v for k, v in public.uns.items() if k in ("patch_shape", "dataset")},
         )
-        write_h5ad(test, tmp / ".test.h5ad")
-        for plain, name, patches in ((".train.h5ad", TRAIN_FILE, TRAIN_PATCHES_FILE),
-                                     (".test.h5ad", TEST_FILE, TEST_PATCHES_FILE)):
-            _input_h5ad(tmp / plain, tmp / name, patches, tmp / patches)
-            (tmp / plain).unlink()
+        write_h5ad(test, tmp / TEST_FILE)
+        for name, patches in ((TRAIN_FILE, TRAIN_PATCHES_FILE), (TEST_FILE, TEST_PATCHES_FILE)):
+            link_external_patches(tmp / name, patches, tmp / patches)
         values = np.asarray(public.X, dtype=np.float32)[held]
         mask = np.asarray(public.layers[MASK_LAYER]).astype(bool)[held]
         arrays = {"truth": values, "mask": mask, "genes": np.asarray(record.genes)}
