@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from evaluator.completion.config import SpackleConfig
 from evaluator.completion.errors import CheckpointError, CompletionInputError
 from evaluator.completion.median import adaptive_median_filter
 from evaluator.completion.neighborhoods import nearest_neighborhoods
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
         spot_data_from_anndata,
     )
     from evaluator.completion.spackle import (
-        SpackleConfig,
         SpackleNet,
         SpotData,
         TrainedSpackle,
@@ -58,7 +58,7 @@ _LAZY: dict[str, str] = {
         "evaluator.completion.layers",
     ),
     **dict.fromkeys(
-        ("SpackleConfig", "SpackleNet", "SpotData", "TrainedSpackle", "median_precomplete",
+        ("SpackleNet", "SpotData", "TrainedSpackle", "median_precomplete",
          "resolve_device", "train_or_load", "train_spackle"),
         "evaluator.completion.spackle",
     ),

@@ -149,11 +149,13 @@ class NpyWriter:
 
     The header is written first, the rows are appended by ``write``; ``close`` checks that
     exactly ``n`` rows came. Plain buffered writes (no memory map), so resident memory stays
-    at a few chunks; the hash runs on a thread (``BackgroundSha256``).
+    at a few chunks; the hash runs on a thread (``BackgroundSha256``). With ``path=None``
+    nothing is written: the sha256 of the file that would be written is computed.
     """
 
-    def __init__(self, path: Path | str, n_rows: int, row_shape: tuple[int, ...]) -> None:
-        self.path = Path(path)
+    def __init__(self, path: Path | str | None, n_rows: int, row_shape: tuple[int, ...]
+                 ) -> None:
+        self.path = Path(path) if path is not None else None
         self.n_rows = n_rows
         self.row_shape = tuple(int(s) for s in row_shape)
         self.row_bytes = int(np.prod(self.row_shape))
@@ -165,8 +167,10 @@ class NpyWriter:
         np.lib.format.write_array_header_1_0(buffer, header)
         self.header_bytes = buffer.tell()
         self._digest.update(buffer.getvalue())
-        self._fh: BinaryIO = open(self.path, "wb")  # noqa: SIM115 (closed in close())
-        self._fh.write(buffer.getvalue())
+        self._fh: BinaryIO | None = None
+        if self.path is not None:
+            self._fh = open(self.path, "wb")  # noqa: SIM115 (closed in close())
+            self._fh.write(buffer.getvalue())
 
     def write(self, rows: np.ndarray) -> None:
         """Append rows (any shape whose trailing size is one patch), as uint8."""
@@ -179,21 +183,25 @@ class NpyWriter:
             return
         view = memoryview(data.reshape(-1))
         self._digest.update(view)
-        self._fh.write(view)
+        if self._fh is not None:
+            self._fh.write(view)
         self.written += count
 
     def close(self) -> str:
         """Flush and close; return the file's sha256. Raises when rows are missing."""
-        self._fh.close()
+        if self._fh is not None:
+            self._fh.close()
         if self.written != self.n_rows:
             raise ValueError(f"{self.path}: expected {self.n_rows} rows, found {self.written}")
         return self._digest.hexdigest()
 
     def abort(self) -> None:
         """Close and delete the partial file."""
-        self._fh.close()
+        if self._fh is not None:
+            self._fh.close()
         self._digest.hexdigest()  # stops the hashing thread
-        self.path.unlink(missing_ok=True)
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
 
 
 def npy_data_offset(path: Path | str) -> tuple[int, tuple[int, ...], np.dtype]:

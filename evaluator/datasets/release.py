@@ -10,9 +10,11 @@ A release is a folder ``<releases_dir>/<release_id>/``::
     hidden/<dataset>/truth.h5ad            hidden spots' expression and mask (never mounted)
 
 Only ``public/<dataset>`` is ever shown to a submission. The release id is the sha256 of the
-sources' content (and the format version), so building the same content twice yields the same
-release, recognized instead of rebuilt. A release is written to a temporary folder and renamed
-into place; it is never modified afterwards, and loading it verifies every file's hash.
+sources' digests (and the format version), so building the same content twice yields the same
+release, recognized instead of rebuilt. A source's digest hashes its pixels once, as the two
+patch files they are split into, and every other byte of it (``source_digest``). A release is
+written to a temporary folder and renamed into place; it is never modified afterwards, and
+loading it verifies every file's hash.
 
 One physical copy of the pixels: every file is a hard link to a content-addressed blob
 (``<releases_dir>/.blobs/<sha256>``), the patches are stored once per dataset (not once per
@@ -32,19 +34,25 @@ import os
 import shutil
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from evaluator.core.errors import BenchError, ReleaseIntegrityError, ReleaseNotFound
-from evaluator.core.fsio import atomic_write_bytes, atomic_write_json, link_or_copy, sha256_file
+from evaluator.core.fsio import (
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_json,
+    link_or_copy,
+    sha256_file,
+)
 from evaluator.datasets.patches import (
     PATCH_CHUNK_BYTES,
-    BackgroundSha256,
     NpyWriter,
     PatchRows,
     iter_row_chunks,
@@ -70,7 +78,9 @@ if TYPE_CHECKING:
 
 Track = Literal["raw", "spackle"]
 TRACKS: tuple[Track, ...] = ("raw", "spackle")
-RELEASE_FORMAT_VERSION = "2"
+RELEASE_FORMAT_VERSION = "3"
+SOURCE_DIGEST_SCHEME = "spared-bench source digest 1"
+COMPLETED_CACHE_DIR = "completed"
 TRAIN_PATCHES = "train_patches.npy"
 TEST_PATCHES = "test_patches.npy"
 BLOBS_DIR = ".blobs"
@@ -104,7 +114,9 @@ class ReleaseDataset(BaseModel):
     n_hidden_spots: int
     genes: list[str]
     patch_shape: tuple[int, int, int]
-    source_sha256: str
+    # Format 2 recorded the source file's sha256 under "source_sha256"; format 3 its digest
+    # (``source_digest``), which hashes the pixels once while they are split.
+    source_digest: str = Field(validation_alias=AliasChoices("source_digest", "source_sha256"))
 
 
 class ReleaseManifest(BaseModel):
@@ -191,17 +203,27 @@ class Release:
                 raise ReleaseIntegrityError(path, f"{entry.bytes} bytes", f"{info.st_size} bytes")
             # Hash a file again only when its inode changed since it was last hashed (any
             # write or chmod moves ctime): 46 GB of patches are not re-read on every load.
-            signature = (f"{info.st_dev} {info.st_ino} {info.st_size} {info.st_mtime_ns} "
-                         f"{info.st_ctime_ns}")
             seen = self.root.parent / VERIFIED_DIR / entry.sha256
-            if seen.is_file() and seen.read_text() == signature:
+            if seen.is_file() and seen.read_text() == _inode_signature(info):
                 continue
             digest = sha256_file(path)
             if digest != entry.sha256:
                 raise ReleaseIntegrityError(path, f"sha256 {entry.sha256}", f"sha256 {digest}")
-            with contextlib.suppress(OSError):  # a read-only store still verifies, slowly
-                seen.parent.mkdir(exist_ok=True)
-                atomic_write_bytes(seen, signature.encode())
+            self._remember(entry.sha256, info)
+        self._check_unlisted()
+
+    def remember_verified(self, rels: Iterable[str]) -> None:
+        """Record files as verified in their current state (just written and hashed)."""
+        for rel in rels:
+            self._remember(self.manifest.files[rel].sha256, (self.root / rel).stat())
+
+    def _remember(self, sha256: str, info: os.stat_result) -> None:
+        with contextlib.suppress(OSError):  # a read-only store still verifies, slowly
+            seen = self.root.parent / VERIFIED_DIR / sha256
+            seen.parent.mkdir(exist_ok=True)
+            atomic_write_bytes(seen, _inode_signature(info).encode())
+
+    def _check_unlisted(self) -> None:
         listed = set(self.manifest.files) | {MANIFEST_NAME}
         for path in self.root.rglob("*"):
             if path.is_file() or path.is_symlink():
@@ -211,12 +233,16 @@ class Release:
                                                 "an unlisted file")
 
 
+def _inode_signature(info: os.stat_result) -> str:
+    return f"{info.st_dev} {info.st_ino} {info.st_size} {info.st_mtime_ns} {info.st_ctime_ns}"
+
+
 def _sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def release_id_for(sources: Mapping[str, str], derivation: str = "") -> str:
-    """Return the release id of sources ``{dataset name: source sha256}`` and their derivation.
+    """Return the release id of sources ``{dataset name: source digest}`` and their derivation.
 
     ``derivation`` fingerprints how absent layers are computed (``completion_fingerprint``).
     """
@@ -257,20 +283,25 @@ def _track_expression(adata: ad.AnnData, track: Track) -> np.ndarray:
     return values
 
 
-def _write_patches(path: Path, patches: h5py.Dataset, hidden: np.ndarray,
-                   shape: tuple[int, int, int], folder: Path, source_sha256: str | None
-                   ) -> tuple[str, dict[str, str]]:
-    """Write the public and hidden spots' patches as two .npy files, in one chunked pass.
+def _split_patches(path: Path, patches: h5py.Dataset, hidden: np.ndarray,
+                   shape: tuple[int, int, int], folder: Path | None,
+                   known_digest: str | None = None) -> tuple[str, dict[str, str]]:
+    """Split the public and hidden spots' patches into two .npy files, in one chunked pass.
 
-    Returns (sha256 of the source file, {file name: sha256}). When the source's hash is not
-    known yet and its patches are stored plainly (contiguous, uncompressed: how anndata writes
-    them), the source file is read once, start to end: every byte feeds its hash, and the bytes
-    of the patches are split into the two files on the way. Otherwise the file is hashed first
-    and the patches read through HDF5.
+    Returns (the source's digest, ``{file name: sha256}``); with ``folder=None`` nothing is
+    written and the files' hashes are computed alone. Patches stored plainly (contiguous,
+    uncompressed: how anndata writes them) are read once with plain reads, and the pixels are
+    hashed once, as the two files they become: the digest combines those hashes with the
+    hash of every byte outside the patch array (``_digest``). Otherwise the file is hashed
+    whole (unless ``known_digest``) and the patches read through HDF5.
     """
-    folder.mkdir(parents=True, exist_ok=True)
-    public_writer = NpyWriter(folder / TRAIN_PATCHES, int((~hidden).sum()), shape)
-    hidden_writer = NpyWriter(folder / TEST_PATCHES, int(hidden.sum()), shape)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    writers = {TRAIN_PATCHES: NpyWriter(folder / TRAIN_PATCHES if folder else None,
+                                        int((~hidden).sum()), shape),
+               TEST_PATCHES: NpyWriter(folder / TEST_PATCHES if folder else None,
+                                       int(hidden.sum()), shape)}
+    public_writer, hidden_writer = writers[TRAIN_PATCHES], writers[TEST_PATCHES]
 
     def route(first: int, block: np.ndarray) -> None:
         part = hidden[first:first + len(block)]
@@ -282,25 +313,39 @@ def _write_patches(path: Path, patches: h5py.Dataset, hidden: np.ndarray,
 
     try:
         offset = patches.id.get_offset() if patches.chunks is None else None
-        if source_sha256 is None and offset is not None and patches.compression is None:
-            source_sha256 = _hash_and_route(path, offset, patches.shape, route)
+        if offset is not None and patches.compression is None:
+            outside = _route_contiguous(path, offset, patches.shape, route)
+            hashes = {name: writer.close() for name, writer in writers.items()}
+            digest = _digest({"layout": "contiguous", "patch_offset": int(offset),
+                              "patch_array_shape": [int(n) for n in patches.shape],
+                              "outside_patches_sha256": outside, "split_sha256": hashes})
         else:
-            source_sha256 = source_sha256 or sha256_file(path)
+            digest = known_digest or _digest({"layout": "file", "sha256": sha256_file(path)})
             rows = PatchRows([(path, patches.name, len(hidden))], int(np.prod(shape)))
             for first, block in rows.iter_blocks():
                 route(first, block)
-        return source_sha256, {TRAIN_PATCHES: public_writer.close(),
-                               TEST_PATCHES: hidden_writer.close()}
+            hashes = {name: writer.close() for name, writer in writers.items()}
+        return digest, hashes
     except BaseException:
-        public_writer.abort()
-        hidden_writer.abort()
+        for writer in writers.values():
+            writer.abort()
         raise
 
 
-def _hash_and_route(path: Path, offset: int, shape: tuple[int, ...],
-                    route: Callable[[int, np.ndarray], None]) -> str:
-    """Read ``path`` once: hash every byte, pass the rows at ``offset`` to ``route``."""
-    digest = BackgroundSha256()
+def _digest(parts: Mapping[str, object]) -> str:
+    """Return a source's digest: the sha256 of its named parts (canonical JSON).
+
+    Equal bytes give equal digests; any changed byte changes one part: outside the patch
+    array, the hash of those bytes; inside it, the hash of one of the two files the rows
+    are split into, in row order, by the split recorded outside it.
+    """
+    return _sha256_text(json.dumps({"scheme": SOURCE_DIGEST_SCHEME, **parts}, sort_keys=True))
+
+
+def _route_contiguous(path: Path, offset: int, shape: tuple[int, ...],
+                      route: Callable[[int, np.ndarray], None]) -> str:
+    """Read ``path`` once: pass the rows at ``offset`` to ``route``; hash every other byte."""
+    digest = hashlib.sha256()
     n_rows, row_bytes = int(shape[0]), int(np.prod(shape[1:]))
     end = offset + n_rows * row_bytes
     with open(path, "rb", buffering=0) as fh:
@@ -311,11 +356,27 @@ def _hash_and_route(path: Path, offset: int, shape: tuple[int, ...],
             if len(data) != (block.stop - block.start) * row_bytes:
                 raise ReleaseIntegrityError(path, f"patch bytes up to offset {end}",
                                             f"the file ending at {fh.tell()}")
-            digest.update(data)
             route(block.start, np.frombuffer(data, dtype=np.uint8).reshape(-1, row_bytes))
         while chunk := fh.read(PATCH_CHUNK_BYTES):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def source_digest(path: Path | str) -> str:
+    """Return the digest that identifies a processed dataset file in releases.
+
+    Reads the file once without writing anything (the build computes the same digest while it
+    writes the release's patch files). Raises ``InputFileError`` when it is not an .h5ad,
+    ``BenchError`` when it has no patches.
+    """
+    path = Path(path)
+    with open_processed(path) as (adata, patches):
+        shape = patch_shape_of(adata, patches)
+        if shape is None or patches is None:
+            raise BenchError(f"{path}: expected uns['patch_shape'] or square RGB patches, found "
+                             "neither")
+        hidden = hidden_mask(adata.obs["split"].astype(str).to_numpy())
+        return _split_patches(path, patches, hidden, shape, None)[0]
 
 
 def _write_tables(
@@ -360,24 +421,53 @@ def _write_tables(
     write_h5ad(truth, out_root / "hidden" / name / "truth.h5ad")
 
 
-def prepare_processed(adata: ad.AnnData, name: str, source_sha256: str, cache_dir: Path,
+def prepare_processed(adata: ad.AnnData, name: str, source_digest: str, cache_dir: Path,
                       completion: SpackleConfig, progress: bool = False) -> str:
     """Complete a processed dataset in place before it is split into a release.
 
-    Adds what a release needs and the file lacks (the SpaCKLE-completed layer, trained with
-    ``completion`` and cached under ``cache_dir``); returns a one-line account of what was
-    done, for progress reports.
+    Adds what a release needs and the file lacks (the median- and SpaCKLE-completed layers,
+    SpaCKLE trained with ``completion`` and cached under ``cache_dir``); returns a one-line
+    account of what was done, for progress reports. The layers added are kept in
+    ``cache_dir/completed`` by (dataset, source digest, completion): a rebuild of the same
+    source reads them back without loading torch.
     """
-    from evaluator.completion import add_completion_layers
-
     if COMPLETED_LAYER in adata.layers and "d_log1p" in adata.layers:
         return "has both tracks already"
     start = time.perf_counter()
-    report = add_completion_layers(adata, cache_dir=cache_dir, data_hash=source_sha256,
+    key = _sha256_text(json.dumps({"dataset": name, "source": source_digest,
+                                   "completion": completion_fingerprint(completion)},
+                                  sort_keys=True))
+    cached = cache_dir / COMPLETED_CACHE_DIR / f"{key}.npz"
+    layers = _read_completed(cached, adata.shape)
+    if layers is not None:
+        missing = {k: v for k, v in layers.items() if k not in adata.layers}
+        for layer, values in missing.items():
+            adata.layers[layer] = values
+        return (f"added {', '.join(missing)} (the completion of an earlier build, "
+                f"{time.perf_counter() - start:.1f}s)")
+    from evaluator.completion import add_completion_layers
+
+    report = add_completion_layers(adata, cache_dir=cache_dir, data_hash=source_digest,
                                    config=completion, progress=progress, source=name)
+    with contextlib.suppress(OSError):  # a read-only cache only costs the next build time
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(cached) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **{layer: np.asarray(adata.layers[layer]) for layer in report.added})
     how = ("reused a cached SpaCKLE model" if report.cache_hit
            else "trained SpaCKLE" if report.cache_hit is False else "completed")
     return f"added {', '.join(report.added)} ({how}, {time.perf_counter() - start:.1f}s)"
+
+
+def _read_completed(path: Path, shape: tuple[int, int]) -> dict[str, np.ndarray] | None:
+    """Return the layers cached at ``path`` if all are float arrays of ``shape``, else None."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            layers = {layer: data[layer] for layer in data.files}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return None  # absent or unreadable: computed again (and rewritten)
+    if not layers or any(v.shape != shape or v.dtype.kind != "f" for v in layers.values()):
+        return None
+    return layers
 
 
 def completion_config(max_steps: int | None = None) -> SpackleConfig:
@@ -385,7 +475,7 @@ def completion_config(max_steps: int | None = None) -> SpackleConfig:
 
     The edges (CLI, worker) pass ``Settings.spackle_max_steps`` (``SPARED_BENCH_SPACKLE_STEPS``).
     """
-    from evaluator.completion import SpackleConfig
+    from evaluator.completion.config import SpackleConfig
 
     return SpackleConfig(max_steps=max_steps) if max_steps else SpackleConfig()
 
@@ -417,12 +507,13 @@ SOURCE_HASHES_DIR = ".sources"
 
 def _source_signature(path: Path) -> str:
     info = path.stat()
-    return (f"{path.resolve()}\0{info.st_dev} {info.st_ino} {info.st_size} "
-            f"{info.st_mtime_ns} {info.st_ctime_ns}")
+    # The format version is part of it: a digest of another format's scheme is not reused.
+    return (f"{RELEASE_FORMAT_VERSION}\0{path.resolve()}\0{info.st_dev} {info.st_ino} "
+            f"{info.st_size} {info.st_mtime_ns} {info.st_ctime_ns}")
 
 
 def _known_source_hash(releases_dir: Path, path: Path) -> str | None:
-    """The sha256 of a source file hashed before and not changed since (same stat), else None."""
+    """The digest of a source file read before and not changed since (same stat), else None."""
     record = releases_dir / SOURCE_HASHES_DIR / _sha256_text(_source_signature(path))
     try:
         text = record.read_text().strip()
@@ -431,17 +522,17 @@ def _known_source_hash(releases_dir: Path, path: Path) -> str | None:
     return text if len(text) == 64 else None
 
 
-def _remember_source_hash(releases_dir: Path, path: Path, sha256: str) -> None:
+def _remember_source_hash(releases_dir: Path, path: Path, digest: str) -> None:
     with contextlib.suppress(OSError):
         record = releases_dir / SOURCE_HASHES_DIR / _sha256_text(_source_signature(path))
         record.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(record, sha256.encode())
+        atomic_write_bytes(record, digest.encode())
 
 
-def _dataset_key(name: str, source_sha256: str, derivation: str) -> str:
+def _dataset_key(name: str, source_digest: str, derivation: str) -> str:
     """What a dataset's release files depend on: format, dataset, source and derivation."""
     return _sha256_text(json.dumps({"format_version": RELEASE_FORMAT_VERSION, "dataset": name,
-                                    "source": source_sha256, "derivation": derivation},
+                                    "source": source_digest, "derivation": derivation},
                                    sort_keys=True))
 
 
@@ -449,8 +540,12 @@ def _blob_path(releases_dir: Path, sha256: str) -> Path:
     return releases_dir / BLOBS_DIR / sha256[:2] / sha256
 
 
-def _store_blobs(releases_dir: Path, root: Path, files: Mapping[str, FileEntry]) -> None:
-    """Make each file under ``root`` a hard link of its content-addressed blob (read-only)."""
+def _store_blobs(releases_dir: Path, root: Path, files: Mapping[str, FileEntry]) -> set[str]:
+    """Make each file under ``root`` a hard link of its content-addressed blob (read-only).
+
+    Returns the files that became new blobs (the others are links of blobs stored before).
+    """
+    stored: set[str] = set()
     for rel, entry in files.items():
         path = root / rel
         os.chmod(path, 0o444)
@@ -462,9 +557,11 @@ def _store_blobs(releases_dir: Path, root: Path, files: Mapping[str, FileEntry])
         else:
             try:
                 os.link(path, blob)
+                stored.add(rel)
             except FileExistsError:  # stored concurrently: same bytes by construction
                 path.unlink()
                 link_or_copy(blob, path)
+    return stored
 
 
 def _link_dataset_record(releases_dir: Path, key: str, root: Path
@@ -488,13 +585,13 @@ def _link_dataset_record(releases_dir: Path, key: str, root: Path
     return record, files
 
 
-def _build_dataset(path: Path, name: str, source_sha256: str | None, root: Path,
+def _build_dataset(path: Path, name: str, known_digest: str | None, root: Path,
                    completion: tuple[Path, SpackleConfig, bool], say: Callable[[str], None]
                    ) -> tuple[ReleaseDataset, dict[str, FileEntry]]:
     """Validate, split and complete one processed file into ``root``; patches in chunks.
 
-    ``source_sha256`` is the file's hash when already known; otherwise it is computed in the
-    same pass that splits the patches (the record carries it).
+    The source's digest is computed in the pass that splits the patches (the record carries
+    it); ``known_digest`` spares hashing a file whose patches cannot be read plainly.
     """
     say(f"validating {path.name}")
     with open_processed(path) as (adata, patches):
@@ -505,13 +602,13 @@ def _build_dataset(path: Path, name: str, source_sha256: str | None, root: Path,
                              "neither")
         splits = adata.obs["split"].astype(str).to_numpy()
         hidden = hidden_mask(splits)
-        say(f"splitting the patches of {len(hidden):,} spots (in chunks"
-            f"{'' if source_sha256 else ', hashing the source on the way'})")
-        source_sha256, patch_hashes = _write_patches(path, patches, hidden, shape,
-                                                     root / "public" / name, source_sha256)
+        say(f"splitting the patches of {len(hidden):,} spots (in chunks, hashed once on the "
+            "way)")
+        digest, patch_hashes = _split_patches(path, patches, hidden, shape,
+                                              root / "public" / name, known_digest)
     if COMPLETED_LAYER not in adata.layers:
         say("completing missing values with SpaCKLE")
-    say(prepare_processed(adata, name, source_sha256, *completion))
+    say(prepare_processed(adata, name, digest, *completion))
     tracks: list[Track] = ["raw"] + (["spackle"] if COMPLETED_LAYER in adata.layers else [])
     say(f"writing tracks {', '.join(tracks)}")
     _write_tables(adata, shape, name, root, tracks)
@@ -519,15 +616,15 @@ def _build_dataset(path: Path, name: str, source_sha256: str | None, root: Path,
         name=name, tracks=tracks, hidden_split=hidden_split_name(splits),
         n_public_spots=int((~hidden).sum()), n_hidden_spots=int(hidden.sum()),
         genes=[str(g) for g in adata.var_names], patch_shape=shape,
-        source_sha256=source_sha256,
+        source_digest=digest,
     )
     files: dict[str, FileEntry] = {}
     for file in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = file.relative_to(root).as_posix()
         if rel.split("/")[1] != name:
             continue
-        digest = patch_hashes.get(file.name) if rel.endswith(".npy") else None
-        files[rel] = FileEntry(sha256=digest or sha256_file(file), bytes=file.stat().st_size)
+        known = patch_hashes.get(file.name) if rel.endswith(".npy") else None
+        files[rel] = FileEntry(sha256=known or sha256_file(file), bytes=file.stat().st_size)
     return record, files
 
 
@@ -567,6 +664,7 @@ def build_release(
 
     records: dict[str, ReleaseDataset] = {}
     files: dict[str, FileEntry] = {}
+    written: set[str] = set()
     releases_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build.", suffix=".tmp", dir=releases_dir))
     try:
@@ -582,10 +680,10 @@ def build_release(
             else:
                 records[name], dataset_files = _build_dataset(
                     path, name, known, tmp, spackle, lambda msg, s=step: say(f"{s}: {msg}"))
-                hashes[name] = records[name].source_sha256
-                _remember_source_hash(releases_dir, path, records[name].source_sha256)
-                _store_blobs(releases_dir, tmp, dataset_files)
-                key = _dataset_key(name, records[name].source_sha256, derivation)
+                hashes[name] = records[name].source_digest
+                _remember_source_hash(releases_dir, path, records[name].source_digest)
+                written |= _store_blobs(releases_dir, tmp, dataset_files)
+                key = _dataset_key(name, records[name].source_digest, derivation)
                 atomic_write_json(releases_dir / DATASET_RECORDS_DIR / f"{key}.json", {
                     "record": records[name].model_dump(mode="json"),
                     "files": {rel: e.model_dump() for rel, e in dataset_files.items()}})
@@ -615,8 +713,12 @@ def build_release(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    release = Release(final, manifest)
+    # The files stored by this build were hashed as they were written: recorded as verified,
+    # the first load does not read the pixels again.
+    release.remember_verified(written)
     say(f"release {release_id[:12]} written to {final}")
-    return Release(final, manifest), True
+    return release, True
 
 
 def _read_manifest(root: Path) -> ReleaseManifest:

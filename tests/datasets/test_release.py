@@ -14,8 +14,15 @@ import pytest
 from evaluator.cli import main
 from evaluator.core.errors import ReleaseIntegrityError, ReleaseNotFound, SchemaError
 from evaluator.core.fsio import sha256_file
-from evaluator.datasets.release import Release, list_releases, load_release
+from evaluator.datasets.release import (
+    SOURCE_DIGEST_SCHEME,
+    Release,
+    list_releases,
+    load_release,
+    source_digest,
+)
 from evaluator.datasets.schema import read_h5ad
+from evaluator.datasets.splits import hidden_mask
 from evaluator.datasets.store import write_h5ad
 from tests.conftest import TINY_DATASETS, build_test_release
 
@@ -30,7 +37,7 @@ def test_layout_and_manifest(tiny_release: Release, tiny_processed_dir: Path) ->
             assert tiny_release.train_path(name, track).is_file()
         assert tiny_release.test_inputs_path(name).is_file()
         assert tiny_release.truth_path(name).is_file()
-        assert record.source_sha256 == sha256_file(tiny_processed_dir / f"{name}.h5ad")
+        assert record.source_digest == source_digest(tiny_processed_dir / f"{name}.h5ad")
         source = read_h5ad(tiny_processed_dir / f"{name}.h5ad")
         assert record.n_public_spots + record.n_hidden_spots == source.n_obs
         assert record.genes == source.var_names.tolist()
@@ -113,14 +120,118 @@ def test_extra_obs_and_var_columns_stay_out_of_releases(
         assert list(adata.var.columns) == ["gene_ids", "gene_length"]
 
 
-def test_source_hashed_in_the_splitting_read_and_remembered(tiny_processed_dir: Path,
-                                                             tmp_path: Path) -> None:
+def _digest_by_definition(path: Path) -> tuple[str, dict[str, str]]:
+    """The source digest as documented, computed here from the file's bytes alone."""
+    import h5py
+
+    data = path.read_bytes()
+    with h5py.File(path, "r") as fh:
+        patches = fh["obsm/patches_scale_1.0"]
+        offset, shape = patches.id.get_offset(), patches.shape
+        pixels = patches[()]
+    end = offset + shape[0] * shape[1]
+    hidden = hidden_mask(ad.read_h5ad(path).obs["split"].astype(str).to_numpy())
+    side = int(np.sqrt(shape[1] // 3))
+
+    def npy_sha256(rows: np.ndarray) -> str:
+        import hashlib
+        import io
+
+        buffer = io.BytesIO()
+        np.save(buffer, rows.reshape(-1, side, side, 3))
+        return hashlib.sha256(buffer.getvalue()).hexdigest()
+
+    split = {"test_patches.npy": npy_sha256(pixels[hidden]),
+             "train_patches.npy": npy_sha256(pixels[~hidden])}
+    parts = {"scheme": SOURCE_DIGEST_SCHEME, "layout": "contiguous", "patch_offset": offset,
+             "patch_array_shape": list(shape), "split_sha256": split,
+             "outside_patches_sha256": sha256_bytes(data[:offset] + data[end:])}
+    return sha256_bytes(json.dumps(parts, sort_keys=True).encode()), split
+
+
+def sha256_bytes(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_source_digest_reads_the_pixels_once_and_sees_every_byte(tiny_processed_dir: Path,
+                                                                  tmp_path: Path) -> None:
+    source = tiny_processed_dir / "mirzazadeh_human_colon_p1.h5ad"
+    steps: list[str] = []
+    release, _ = build_test_release([source], tmp_path / "releases", on_progress=steps.append)
+    record = release.dataset("mirzazadeh_human_colon_p1")
+    expected, split = _digest_by_definition(source)
+    assert record.source_digest == expected == source_digest(source)
+    # The pixels' hashes are the release's patch files' hashes: hashed once, as written.
+    public = "public/mirzazadeh_human_colon_p1/"
+    assert {name: release.manifest.files[public + name].sha256 for name in split} == split
+    assert any("hashed once on the way" in s for s in steps)
+    # Same bytes elsewhere: same digest; one pixel byte changed: another digest.
+    copy = tmp_path / "copy" / source.name
+    copy.parent.mkdir()
+    shutil.copyfile(source, copy)
+    assert source_digest(copy) == expected
+    import h5py
+
+    with h5py.File(copy, "r") as fh:
+        offset = fh["obsm/patches_scale_1.0"].id.get_offset()
+    with open(copy, "r+b") as fh:
+        fh.seek(offset + 5)
+        byte = fh.read(1)[0]
+        fh.seek(offset + 5)
+        fh.write(bytes([byte ^ 0x01]))
+    assert source_digest(copy) != expected
+
+
+def test_a_fresh_build_needs_no_second_read_to_load(tiny_processed_dir: Path,
+                                                     tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import evaluator.datasets.release as release_module
+
+    release, _ = build_test_release([tiny_processed_dir / "mirzazadeh_human_colon_p1.h5ad"],
+                                    tmp_path)
+    hashed: list[Path] = []
+    monkeypatch.setattr(release_module, "sha256_file",
+                        lambda path: hashed.append(Path(path)) or sha256_file(path))
+    load_release(release.release_id, tmp_path)
+    assert hashed == []
+    # A file changed afterwards (its inode's ctime moves) is hashed again and refused.
+    victim = release.truth_path("mirzazadeh_human_colon_p1")
+    os.chmod(victim, 0o644)
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    with pytest.raises(ReleaseIntegrityError):
+        load_release(release.release_id, tmp_path)
+    assert hashed == [victim]
+
+
+def test_a_rebuild_reuses_the_completion_without_torch(tiny_processed_dir: Path,
+                                                       tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    source = tiny_processed_dir / "mirzazadeh_human_colon_p1.h5ad"
+    cache = tmp_path / "cache"
+    build_test_release([source], tmp_path / "one", cache_dir=cache)
+    script = (
+        "import sys\n"
+        "from tests.conftest import build_test_release\n"
+        f"release, created = build_test_release([{str(source)!r}], {str(tmp_path / 'two')!r},"
+        f" cache_dir={str(cache)!r}, on_progress=print)\n"
+        "print('created', created, 'torch' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            check=True, cwd=Path(__file__).parents[2])
+    assert "the completion of an earlier build" in result.stdout
+    assert result.stdout.strip().endswith("created True False")
+
+
+def test_source_digest_remembered_by_stat(tiny_processed_dir: Path, tmp_path: Path) -> None:
     source = tiny_processed_dir / "mirzazadeh_human_colon_p1.h5ad"
     steps: list[str] = []
     release, _ = build_test_release([source], tmp_path, on_progress=steps.append)
-    record = release.dataset("mirzazadeh_human_colon_p1")
-    assert record.source_sha256 == sha256_file(source)
-    assert any("hashing the source on the way" in s for s in steps)
     # A second build reads nothing: the source's hash is known by its stat, the release found.
     steps.clear()
     again, created = build_test_release([source], tmp_path, on_progress=steps.append)

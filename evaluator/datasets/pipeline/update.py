@@ -314,7 +314,7 @@ def changelog(previous: ReleaseManifest | None, new: ReleaseManifest) -> Changel
                                          public_spots=(old.n_public_spots, 0),
                                          hidden_spots=(old.n_hidden_spots, 0)))
         elif old is not None and cur is not None:
-            same = (old.source_sha256 == cur.source_sha256 and old.tracks == cur.tracks
+            same = (old.source_digest == cur.source_digest and old.tracks == cur.tracks
                     and old.genes == cur.genes)
             old_genes = set(old.genes)
             new_genes = set(cur.genes)
