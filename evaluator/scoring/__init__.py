@@ -1,6 +1,6 @@
 """Scoring: masked metrics of a job, prediction validation, statistics and ranks over entries.
 
-Importing this package is cheap: numba, anndata, scipy, pandas and scikit-posthocs are imported
+Importing this package is cheap: anndata, scipy, pandas and scikit-posthocs are imported
 only by the functions that need them.
 """
 

@@ -1,30 +1,27 @@
-"""Masked statistics of (truth, prediction) in one fused pass: a numba kernel, or numpy.
+"""Masked sufficient statistics of (truth, prediction), vectorised numpy over row chunks.
 
-The numba engine (``fused_metrics``) reads the three arrays once and returns the metric
-aggregates directly: per spot it finishes PCC and R2 while the row sits in L1 cache; per gene it
-accumulates, with shifts ``kt[j]``, ``kp[j]`` (rough column means from a strided sample),
-n, Σ(t-kt), Σ(p-kp), Σ(t-kt)², Σ(p-kp)², Σ(t-kt)(p-kp), Σ(t-p)², Σ|t-p|, and finishes the genes
-after the pass. The shifts keep the one-pass variance formula well conditioned; Pearson and
-SS_tot are shift-invariant, and ill-conditioned columns are recomputed exactly by two passes.
-
-The numpy engine (``sufficient_stats``) returns the same sums as arrays (``SufficientStats``):
-- per gene (column) j over measured spots i (mask True): the eight shifted sums above;
+``sufficient_stats`` returns, as arrays (``SufficientStats``):
+- per gene (column) j over measured spots i (mask True), with shifts ``kt[j]``, ``kp[j]``
+  (rough column means from a strided sample): n, Σ(t-kt), Σ(p-kp), Σ(t-kt)², Σ(p-kp)²,
+  Σ(t-kt)(p-kp), Σ(t-p)², Σ|t-p|. The shifts keep the one-pass variance formula well
+  conditioned; Pearson and SS_tot are shift-invariant, and ill-conditioned columns are
+  recomputed exactly by two passes (``exact_centered``);
 - per spot (row) i over measured genes: n, Σt, Σp and the *centred* sums Σ(t-t̄)², Σ(p-p̄)²,
   Σ(t-t̄)(p-p̄) (two passes over a row), and Σ(t-p)²;
-and ``evaluator.scoring.metrics`` finishes them with the same formulas.
+and ``evaluator.scoring.metrics`` finishes them. Unmeasured entries never enter an arithmetic
+expression (they are selected away, not multiplied by zero), so NaN there is harmless.
 
-Unmeasured entries never enter an arithmetic expression (they are selected away, not multiplied
-by zero), so NaN there is harmless. The numba kernel is compiled on first use and cached on disk.
+One engine: a numba kernel of the same sums was 15x faster (9.5 ms against 142 ms on
+43,804 x 128, SpaRED's largest dataset, measured side by side), but scoring runs once per job
+and track, after a container run of minutes, so it did not earn a JIT compiler, an on-disk
+kernel cache and a second implementation to keep equal.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
-
-Engine = Literal["auto", "numba", "numpy"]
 
 _NUMPY_CHUNK_ROWS = 1024
 
@@ -37,61 +34,6 @@ class SufficientStats:
     row: np.ndarray  # (7, n_spots): n, st, sp, ctt, cpp, ctp, sdd (centred on row means)
     kt: np.ndarray  # (n_genes,) truth shift
     kp: np.ndarray  # (n_genes,) prediction shift
-
-
-# Layout of the aggregate vector ``fused_metrics`` returns. Each of the gene and spot blocks holds
-# Σ finite PCC, their count, Σ finite R2, their count, then the counts of constant-prediction
-# units, constant-truth units, single-value units and unmeasured units.
-AGG_N_MEASURED = 0
-AGG_SDD = 1  # Σ(t-p)² over measured entries
-AGG_SAD = 2  # Σ|t-p| over measured entries
-AGG_GENE = 3
-AGG_SPOT = 11
-AGG_FINITE = 19  # 1.0 when every sum is finite, else 0.0 (a measured NaN/inf, or overflow)
-AGG_TOUCHED = 20  # a byte sum of no meaning
-AGG_SIZE = 21
-
-FusedResult = tuple[np.ndarray, np.ndarray, np.ndarray]
-
-# Above this many bytes (truth + prediction + mask) the arrays are taken to come from DRAM, and
-# the kernel touches each block of rows (about PREFETCH_BLOCK_BYTES) before computing on it. On
-# the development VM this took 43,804 x 128 from ~2.3x to ~1.5x the read floor and 15,684 x 128
-# from ~2.2x to ~1.5x, and cost ~5 % on arrays of 8 MB or less (already in cache).
-PREFETCH_MIN_BYTES = 12 << 20
-PREFETCH_BLOCK_BYTES = 128 << 10
-
-
-def fused_metrics(
-    truth: np.ndarray, pred: np.ndarray, mask: np.ndarray, *, detail: bool,
-    column_condition_min: float, row_constant_check: float,
-) -> FusedResult:
-    """Compute the metric aggregates (and per-unit values) in one compiled pass (numba).
-
-    Returns ``(agg, gene, spot)``: ``agg`` laid out by the ``AGG_*`` indices; ``gene`` (5,
-    n_genes) = n, PCC, R2, MSE, MAE; ``spot`` (4, n_spots) = n, PCC, R2, MSE when ``detail``,
-    else (4, 0). NaN marks an undefined per-unit value, as the numpy engine does. Inputs must be
-    C-contiguous 2-D arrays of one shape, ``mask`` boolean; when ``agg[AGG_FINITE]`` is 0 the
-    other values are meaningless.
-    """
-    n_rows = truth.shape[0]
-    row_bytes = truth.shape[1] * (truth.itemsize + pred.itemsize + mask.itemsize)
-    big = n_rows * row_bytes > PREFETCH_MIN_BYTES
-    block_rows = max(1, PREFETCH_BLOCK_BYTES // max(row_bytes, 1)) if big else 0
-    touch = tuple(a.reshape(-1).view(np.uint8) for a in (truth, pred, mask))
-    from evaluator.scoring._numba_kernels import fused
-
-    return fused(  # type: ignore[no-any-return]
-        truth, pred, mask, detail, column_condition_min, row_constant_check, touch, block_rows
-    )
-
-
-def numba_available() -> bool:
-    """Return True when numba can be imported (the fast engine)."""
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _column_shifts(values: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -10,7 +10,6 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from evaluator.scoring._kernels import Engine
 from evaluator.scoring.errors import PredictionError
 from evaluator.scoring.metrics import MetricSet, compute_metrics
 from evaluator.scoring.predictions import load_predictions
@@ -93,7 +92,6 @@ def score_predictions(
     *,
     release_id: str | None = None,
     max_bytes: int | None = None,
-    engine: Engine = "auto",
     intervals: bool = True,
 ) -> JobScore:
     """Validate predictions against the truth's shape and compute the job's metrics.
@@ -110,11 +108,11 @@ def score_predictions(
         pred = _checked_array(predictions, truth.shape)
     else:
         pred = load_predictions(predictions, expected_shape=truth.shape, max_bytes=max_bytes)
-    metrics = compute_metrics(truth.truth, pred, truth.mask, engine=engine)
+    metrics = compute_metrics(truth.truth, pred, truth.mask)
     completed_metrics = None
     if truth.track == "spackle" and truth.completed is not None:
         everywhere = np.ones(truth.shape, dtype=bool)
-        completed_metrics = compute_metrics(truth.completed, pred, everywhere, engine=engine)
+        completed_metrics = compute_metrics(truth.completed, pred, everywhere)
     stats = _block_stats(truth, pred) if intervals else None
     return JobScore(
         predictions_sha256=hashlib.sha256(np.ascontiguousarray(pred).tobytes()).hexdigest(),

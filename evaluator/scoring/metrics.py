@@ -17,9 +17,9 @@ Definitions (entries with mask False never count; t = truth, p = prediction; flo
 
 The straightforward reference these must equal is, per column j: take ``t[mask[:, j], j]`` and
 ``p[mask[:, j], j]``, then apply the textbook formulas above (see ``tests/scoring`` and
-``tests/benchmarks/bench_scoring.py``). Here they come from one fused pass of sufficient
-statistics (``evaluator.scoring._kernels``); columns whose one-pass variance is ill-conditioned,
-and rows that look constant, are recomputed exactly by two passes.
+``tests/benchmarks/bench_scoring.py``). Here they come from sufficient statistics computed in
+chunks of rows (``evaluator.scoring._kernels``); columns whose one-pass variance is
+ill-conditioned, and rows that look constant, are recomputed exactly by two passes.
 """
 
 from __future__ import annotations
@@ -30,19 +30,7 @@ from typing import NoReturn
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from evaluator.scoring._kernels import (
-    AGG_FINITE,
-    AGG_GENE,
-    AGG_N_MEASURED,
-    AGG_SAD,
-    AGG_SDD,
-    AGG_SPOT,
-    Engine,
-    exact_centered,
-    fused_metrics,
-    numba_available,
-    sufficient_stats,
-)
+from evaluator.scoring._kernels import exact_centered, sufficient_stats
 from evaluator.scoring.errors import MetricInputError
 
 # One-pass Σx² - (Σx)²/n is trusted when it keeps at least this fraction of Σx² (≥ 6 of the 16
@@ -137,55 +125,6 @@ def _raise_non_finite(t: np.ndarray, p: np.ndarray, m: np.ndarray) -> NoReturn:
     )
 
 
-def _use_numba(engine: Engine) -> bool:
-    """Return True when ``engine`` selects the numba kernel (``auto``: when numba imports)."""
-    return engine == "numba" or (engine == "auto" and numba_available())
-
-
-def _numba_metrics(
-    t: np.ndarray, p: np.ndarray, m: np.ndarray, *, detail: bool
-) -> tuple[MetricSet, np.ndarray, np.ndarray]:
-    """Compute the metric set with the fused numba kernel; also (gene, spot) per-unit arrays."""
-    agg, gene, spot = fused_metrics(
-        t, p, m, detail=detail, column_condition_min=_COLUMN_CONDITION_MIN,
-        row_constant_check=_ROW_CONSTANT_CHECK,
-    )
-    n_measured = int(agg[AGG_N_MEASURED])
-    if n_measured == 0:
-        raise MetricInputError("mask", "at least one measured (True) entry", "none")
-    if agg[AGG_FINITE] != 1.0:
-        _raise_non_finite(t, p, m)
-    g, s = AGG_GENE, AGG_SPOT
-
-    def mean(total: float, count: float) -> float | None:
-        return float(total / count) if count > 0 else None
-
-    pcc_gene = mean(agg[g], agg[g + 1])
-    pcc_patch = mean(agg[s], agg[s + 1])
-    if pcc_gene is None or pcc_patch is None:  # unreachable once n_measured > 0
-        raise MetricInputError("mask", "at least one measured entry", "none")
-    metrics = MetricSet(
-        mse=float(agg[AGG_SDD] / n_measured),
-        mae=float(agg[AGG_SAD] / n_measured),
-        pcc_gene=pcc_gene,
-        pcc_patch=pcc_patch,
-        r2_gene=mean(agg[g + 2], agg[g + 3]),
-        r2_patch=mean(agg[s + 2], agg[s + 3]),
-        n_spots=t.shape[0],
-        n_genes=t.shape[1],
-        n_measured=n_measured,
-        constant_genes=int(agg[g + 4]),
-        constant_truth_genes=int(agg[g + 5]),
-        single_value_genes=int(agg[g + 6]),
-        unmeasured_genes=int(agg[g + 7]),
-        constant_spots=int(agg[s + 4]),
-        constant_truth_spots=int(agg[s + 5]),
-        single_value_spots=int(agg[s + 6]),
-        unmeasured_spots=int(agg[s + 7]),
-    )
-    return metrics, gene, spot
-
-
 def _pearson(
     n: np.ndarray, stt: np.ndarray, spp: np.ndarray, stp: np.ndarray,
     t_const: np.ndarray, p_const: np.ndarray,
@@ -211,8 +150,8 @@ def _mean_or_none(values: np.ndarray) -> float | None:
     return float(finite.mean()) if finite.size else None
 
 
-def _numpy_detailed(t: np.ndarray, p: np.ndarray, m: np.ndarray) -> MetricDetail:
-    """Compute the metric set and per-unit detail with vectorised numpy (the fallback engine)."""
+def _detailed(t: np.ndarray, p: np.ndarray, m: np.ndarray) -> MetricDetail:
+    """Compute the metric set and per-unit detail from the sufficient statistics."""
     n_spots, n_genes = t.shape
     stats = sufficient_stats(t, p, m)
     col, row = stats.col, stats.row
@@ -295,34 +234,19 @@ def _numpy_detailed(t: np.ndarray, p: np.ndarray, m: np.ndarray) -> MetricDetail
 
 
 def compute_metrics_detailed(
-    truth: np.ndarray, pred: np.ndarray, mask: np.ndarray, *, engine: Engine = "auto"
+    truth: np.ndarray, pred: np.ndarray, mask: np.ndarray
 ) -> MetricDetail:
     """Compute the metric set and its per-gene / per-spot detail on mask-true entries.
 
     Raises ``MetricInputError`` when shapes differ, the mask is not boolean, nothing is measured,
     or a measured entry of truth or prediction is not finite.
     """
-    t, p, m = _checked_inputs(truth, pred, mask)
-    if not _use_numba(engine):
-        return _numpy_detailed(t, p, m)
-    metrics, gene, spot = _numba_metrics(t, p, m, detail=True)
-    return MetricDetail(
-        metrics=metrics,
-        gene_n=gene[0].astype(np.int64), gene_pcc=gene[1], gene_r2=gene[2],
-        gene_mse=gene[3], gene_mae=gene[4],
-        spot_n=spot[0].astype(np.int64), spot_pcc=spot[1], spot_r2=spot[2], spot_mse=spot[3],
-    )
+    return _detailed(*_checked_inputs(truth, pred, mask))
 
 
-def compute_metrics(
-    truth: np.ndarray, pred: np.ndarray, mask: np.ndarray, *, engine: Engine = "auto"
-) -> MetricSet:
+def compute_metrics(truth: np.ndarray, pred: np.ndarray, mask: np.ndarray) -> MetricSet:
     """Compute MSE, MAE, PCC-Gene, PCC-Patch, R2-Gene, R2-Patch on mask-true entries.
 
-    See the module docstring for the exact definitions; raises ``MetricInputError``. With numba,
-    no per-gene or per-spot array is built (only the aggregates).
+    See the module docstring for the exact definitions; raises ``MetricInputError``.
     """
-    t, p, m = _checked_inputs(truth, pred, mask)
-    if not _use_numba(engine):
-        return _numpy_detailed(t, p, m).metrics
-    return _numba_metrics(t, p, m, detail=False)[0]
+    return compute_metrics_detailed(truth, pred, mask).metrics

@@ -126,7 +126,7 @@ def _comparison_rows(raw) -> list[BenchRow]:
         f"identical output: {same}"))
 
     adjacency = hex_neighbors(rows, cols)
-    pipeline_steps.morans_i(fast[:, :2], adjacency)  # numba compiles on the first call
+    pipeline_steps.morans_i(fast[:, :2], adjacency)  # warm-up, outside the timing
     start = time.perf_counter()
     written = _moran_loop(fast, adjacency)
     loop_s = time.perf_counter() - start

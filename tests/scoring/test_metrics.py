@@ -10,7 +10,6 @@ import pytest
 from evaluator.scoring import MetricInputError, compute_metrics, compute_metrics_detailed
 from tests.scoring.reference import reference_metrics
 
-ENGINES = ["numba", "numpy"]
 METRICS = ("mse", "mae", "pcc_gene", "pcc_patch", "r2_gene", "r2_patch")
 
 
@@ -22,10 +21,9 @@ def _golden_masked() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return t, p, m
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_golden_masked_rows_and_columns(engine: str) -> None:
+def test_golden_masked_rows_and_columns() -> None:
     t, p, m = _golden_masked()
-    got = compute_metrics(t, p, m, engine=engine)
+    got = compute_metrics(t, p, m)
     # By hand: errors 0, -1, 5, -1, 0, 1 on the 6 measured entries.
     assert got.mse == pytest.approx(28 / 6, rel=1e-12)
     assert got.mae == pytest.approx(8 / 6, rel=1e-12)
@@ -41,12 +39,11 @@ def test_golden_masked_rows_and_columns(engine: str) -> None:
     assert got.constant_genes == 0
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_golden_constant_prediction_and_constant_truth(engine: str) -> None:
+def test_golden_constant_prediction_and_constant_truth() -> None:
     t = np.array([[1, 1, 5], [2, 3, 5], [3, 2, 5]], dtype=np.float32)
     p = np.array([[4, 1, 1], [4, 2, 2], [4, 3, 3]], dtype=np.float32)
     m = np.ones_like(t, dtype=bool)
-    got = compute_metrics(t, p, m, engine=engine)
+    got = compute_metrics(t, p, m)
     # Gene 0 predicted constant: PCC 0, R2 = 1 - 14/2. Gene 1: r = 0.5, R2 = 0.
     # Gene 2 has constant truth: PCC 0, R2 skipped.
     assert got.pcc_gene == pytest.approx((0 + 0.5 + 0) / 3, rel=1e-12)
@@ -58,38 +55,35 @@ def test_golden_constant_prediction_and_constant_truth(engine: str) -> None:
     assert math.isfinite(got.pcc_patch)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_constant_spot_prediction_counts_and_scores_zero(engine: str) -> None:
+def test_constant_spot_prediction_counts_and_scores_zero() -> None:
     rng = np.random.default_rng(3)
     t = rng.random((6, 5)).astype(np.float32)
     p = rng.random((6, 5)).astype(np.float32)
     p[2] = 0.3
     m = np.ones_like(t, dtype=bool)
-    detail = compute_metrics_detailed(t, p, m, engine=engine)
+    detail = compute_metrics_detailed(t, p, m)
     assert detail.metrics.constant_spots == 1
     assert detail.spot_pcc[2] == 0.0
     assert np.isfinite(detail.spot_pcc).all()
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_all_genes_single_valued_gives_no_r2_instead_of_nan(engine: str) -> None:
+def test_all_genes_single_valued_gives_no_r2_instead_of_nan() -> None:
     t = np.arange(12, dtype=np.float32).reshape(4, 3)
     p = t + 1
     m = np.zeros((4, 3), dtype=bool)
     m[0, 0] = m[1, 1] = m[2, 2] = True
-    got = compute_metrics(t, p, m, engine=engine)
+    got = compute_metrics(t, p, m)
     assert got.r2_gene is None
     assert got.pcc_gene == 0.0
     assert got.single_value_genes == 3
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(("n_spots", "n_genes", "density"), [
     (40, 7, 0.9), (300, 32, 0.3), (1500, 128, 0.7), (257, 64, 0.05),
 ])
 def test_equals_per_column_reference_on_random_masked_data(
-    engine: str, dtype: type, n_spots: int, n_genes: int, density: float
+    dtype: type, n_spots: int, n_genes: int, density: float
 ) -> None:
     rng = np.random.default_rng(n_spots * n_genes)
     t = (rng.gamma(2.0, 1.0, (n_spots, n_genes)) * rng.random(n_genes) * 4).astype(dtype)
@@ -101,38 +95,24 @@ def test_equals_per_column_reference_on_random_masked_data(
     m[5, 1] = True  # a single-value gene
     p[:, 2] = dtype(1.25)  # a constant gene prediction
     t[~m] = np.nan  # unmeasured truth never matters
-    got = compute_metrics(t, p, m, engine=engine)
+    got = compute_metrics(t, p, m)
     want = reference_metrics(t, p, m)
     for name in METRICS:
         assert getattr(got, name) == pytest.approx(want[name], rel=1e-9, abs=1e-12), name
     assert got.constant_genes == (1 if m[:, 2].sum() >= 2 else 0)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_ill_conditioned_columns_are_exact(engine: str) -> None:
+def test_ill_conditioned_columns_are_exact() -> None:
     # Predictions with a huge offset and tiny spread defeat one-pass Σx² - (Σx)²/n.
     rng = np.random.default_rng(11)
     t = rng.random((500, 16)) * 3
     p = 1e4 + 1e-4 * rng.standard_normal((500, 16))
     p[:, 3] = t[:, 3] * 1e-5 + 1e4
     m = rng.random(t.shape) < 0.6
-    got = compute_metrics(t, p, m, engine=engine)
+    got = compute_metrics(t, p, m)
     want = reference_metrics(t, p, m)
     for name in ("pcc_gene", "pcc_patch", "r2_gene"):
         assert getattr(got, name) == pytest.approx(want[name], rel=1e-7, abs=1e-10), name
-
-
-def test_engines_agree_per_gene_and_per_spot() -> None:
-    rng = np.random.default_rng(5)
-    t = rng.random((700, 33)).astype(np.float32)
-    p = (t * 0.5 + rng.random(t.shape)).astype(np.float32)
-    m = rng.random(t.shape) < 0.5
-    a = compute_metrics_detailed(t, p, m, engine="numba")
-    b = compute_metrics_detailed(t, p, m, engine="numpy")
-    for name in ("gene_pcc", "gene_r2", "gene_mse", "gene_mae", "spot_pcc", "spot_r2", "spot_mse"):
-        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-10, err_msg=name)
-    np.testing.assert_array_equal(a.gene_n, m.sum(axis=0))
-    np.testing.assert_array_equal(a.spot_n, m.sum(axis=1))
 
 
 def test_perfect_prediction_scores_one_and_zero_error() -> None:
@@ -178,36 +158,14 @@ def test_nan_on_unmeasured_prediction_entries_is_ignored() -> None:
     assert got.mse == pytest.approx(1 / 5)
 
 
-@pytest.mark.parametrize("block_bytes", [64, 4096, 1 << 20])
-def test_block_touching_path_gives_identical_results(
-    monkeypatch: pytest.MonkeyPatch, block_bytes: int
-) -> None:
-    # Large arrays take the path that touches each block of rows before computing on it; force it
-    # on small data (odd block sizes included) and expect bit-identical metrics and detail.
-    from evaluator.scoring import _kernels
-
-    rng = np.random.default_rng(8)
-    t = rng.random((333, 37)).astype(np.float32)
-    p = (t * 0.3 + rng.random(t.shape)).astype(np.float32)
-    m = rng.random(t.shape) < 0.7
-    plain = compute_metrics_detailed(t, p, m, engine="numba")
-    monkeypatch.setattr(_kernels, "PREFETCH_MIN_BYTES", 0)
-    monkeypatch.setattr(_kernels, "PREFETCH_BLOCK_BYTES", block_bytes)
-    touched = compute_metrics_detailed(t, p, m, engine="numba")
-    assert touched.metrics == plain.metrics
-    np.testing.assert_array_equal(touched.spot_pcc, plain.spot_pcc)
-    np.testing.assert_array_equal(touched.gene_r2, plain.gene_r2)
-
-
-@pytest.mark.parametrize("engine", ENGINES)
-def test_summary_and_detailed_paths_agree(engine: str) -> None:
+def test_summary_and_detailed_paths_agree() -> None:
     rng = np.random.default_rng(9)
     t = rng.random((120, 20))
     p = t * 0.7 + rng.random(t.shape)
     m = rng.random(t.shape) < 0.6
     m[3] = False
-    detail = compute_metrics_detailed(t, p, m, engine=engine)
-    assert compute_metrics(t, p, m, engine=engine) == detail.metrics
+    detail = compute_metrics_detailed(t, p, m)
+    assert compute_metrics(t, p, m) == detail.metrics
     assert detail.metrics.pcc_patch == pytest.approx(np.nanmean(detail.spot_pcc), rel=1e-12)
     assert detail.metrics.r2_gene == pytest.approx(np.nanmean(detail.gene_r2), rel=1e-12)
     assert np.isnan(detail.spot_pcc[3]) and detail.spot_n[3] == 0

@@ -89,7 +89,7 @@ def _random_job(seed: int, n_spots: int = 400, n_genes: int = 7):
 
 def test_all_blocks_once_give_the_jobs_metrics() -> None:
     truth, pred, mask, rng = _random_job(3)
-    reference = compute_metrics(truth, pred, mask, engine="numpy")
+    reference = compute_metrics(truth, pred, mask)
     layout = (rng.choice(["s1", "s2"], truth.shape[0]), rng.integers(0, 78, truth.shape[0]),
               rng.integers(0, 128, truth.shape[0]))
     block, block_slide = spatial_blocks(*layout)
@@ -150,7 +150,7 @@ def test_score_predictions_stores_block_statistics_interval_and_hash() -> None:
     layout = SpotLayout(slide_id=np.repeat(["A", "B"], 150), array_row=rng.integers(0, 40, 300),
                         array_col=rng.integers(0, 80, 300))
     truth_set = truth_from_arrays(truth, mask, dataset="d", spots=layout)
-    score = score_predictions(truth_set, pred.astype(np.float32), engine="numpy")
+    score = score_predictions(truth_set, pred.astype(np.float32))
     assert score.interval is not None and score.block_stats is not None
     # 40 rows x 80 columns per slide: 5 x 5 tiles of 8 x 16.
     assert score.interval.scheme == "spatial" and score.interval.n_blocks == 50
@@ -161,11 +161,11 @@ def test_score_predictions_stores_block_statistics_interval_and_hash() -> None:
     assert weighted_metrics(stored, np.ones(stored.n_blocks))[1][0] == \
         pytest.approx(score.metrics.pcc_gene, rel=1e-9)
     assert "block_stats" not in score.model_dump(mode="json")
-    same = score_predictions(truth_set, pred.astype(np.float32).copy(), engine="numpy")
-    other = score_predictions(truth_set, (pred + 1e-3).astype(np.float32), engine="numpy")
+    same = score_predictions(truth_set, pred.astype(np.float32).copy())
+    other = score_predictions(truth_set, (pred + 1e-3).astype(np.float32))
     assert same.predictions_sha256 == score.predictions_sha256 != other.predictions_sha256
     plain = score_predictions(truth_from_arrays(truth, mask, dataset="d"),
-                              pred.astype(np.float32), engine="numpy")
+                              pred.astype(np.float32))
     assert plain.interval is not None and plain.interval.scheme == "spot"
     assert plain.interval.n_blocks == 300
 
@@ -320,7 +320,7 @@ def test_h5ad_truth_knows_where_its_hidden_spots_lie(tmp_path) -> None:
     assert loaded.spots.slide_id.tolist() == ["s1"] * 10 + ["s2"] * 20
     assert loaded.spots.array_row.tolist() == (np.arange(10, 40) % 20).tolist()
     pred = (loaded.truth + 0.1).astype(np.float32)
-    score = score_predictions(loaded, pred, engine="numpy")
+    score = score_predictions(loaded, pred)
     # Slide s1: rows 10-19 -> tile row 1; s2: rows 0-19 -> tile rows 0, 1 and columns 0-38 ->
     # tile columns 0, 1, 2: tiles (s1,1,0) (s1,1,1) (s1,1,2)... counted from the layout itself.
     keys = {(s, r // 8, c // 16) for s, r, c in zip(loaded.spots.slide_id, loaded.spots.array_row,
