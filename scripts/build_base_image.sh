@@ -22,8 +22,10 @@
 #   SPARED_TORCH_WHEEL    CPU torch wheel file       (default /opt/wheels/torch-2.13.0+cpu-...)
 #   SPARED_PIP            pip used to download wheels (default .venv/bin/pip, else python3 -m pip)
 set -euo pipefail
+LOG_TAG=build_base
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+REPO="$ROOT"
 BASE_DIR="$REPO/images/base"
 OFFLINE="$BASE_DIR/offline"
 CACHE="${SPARED_BASE_CACHE:-$BASE_DIR/cache}"
@@ -55,9 +57,6 @@ for arg in "$@"; do
     esac
 done
 
-T0=$SECONDS
-say() { printf '[build_base %4ds] %s\n' "$((SECONDS - T0))" "$*" >&2; }
-die() { printf '[build_base] error: %s\n' "$*" >&2; exit 1; }
 SUMMARY=()
 record() { SUMMARY+=("$(printf '%-34s %5d s' "$1" "$2")"); }
 
@@ -71,8 +70,6 @@ fi
 
 docker info >/dev/null 2>&1 || die "expected a Docker engine answering, found none; run scripts/ensure_docker.sh first"
 
-sha() { sha256sum | cut -c1-64; }
-image_hash() { docker image inspect --format "{{ index .Config.Labels \"$HASH_LABEL\" }}" "$1" 2>/dev/null || true; }
 up_to_date() { [[ $FORCE == 0 && "$(image_hash "$1")" == "$2" ]]; }
 
 # Recipe hashes chain: a change below invalidates everything built on top.
@@ -217,7 +214,7 @@ step_debian_py
 step_base
 [[ $WITH_TORCH == 1 ]] && step_torch
 
-say "done in $((SECONDS - T0)) s"
+say "done in $((SECONDS - LIB_T0)) s"
 if ((${#SUMMARY[@]})); then
     printf '[build_base] timings:\n' >&2
     printf '  %s\n' "${SUMMARY[@]}" >&2

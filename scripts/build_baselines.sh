@@ -11,8 +11,10 @@
 # script is idempotent and cheap to re-run. The build context is submissions/.
 # Needs an engine (scripts/ensure_docker.sh) and the base images (scripts/build_base_image.sh).
 set -euo pipefail
+LOG_TAG=build_baselines
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+REPO="$ROOT"
 SUBMISSIONS="$REPO/submissions"
 BASE_VERSION="$(tr -d '[:space:]' < "$REPO/images/base/offline/VERSION")"
 VERSION=1
@@ -31,9 +33,6 @@ for arg in "$@"; do
 done
 ((${#NAMES[@]})) || NAMES=("${ALL[@]}")
 
-T0=$SECONDS
-say() { printf '[build_baselines %4ds] %s\n' "$((SECONDS - T0))" "$*" >&2; }
-die() { printf '[build_baselines] error: %s\n' "$*" >&2; exit 1; }
 
 docker info >/dev/null 2>&1 || die "expected a Docker engine answering, found none; run scripts/ensure_docker.sh first"
 
@@ -79,4 +78,4 @@ for name in "${NAMES[@]}"; do
     rm -f "$log"
     say "built $tag in $((SECONDS - start)) s"
 done
-say "done in $((SECONDS - T0)) s"
+say "done in $((SECONDS - LIB_T0)) s"

@@ -20,13 +20,13 @@
 #   SPARED_SKIP_APT=1      never call apt-get (fail instead when something is missing)
 # Exit status: 0 engine answers; 1 it could not be made to answer (the message says why).
 set -euo pipefail
+LOG_TAG=ensure_docker
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 LOG_FILE="${SPARED_DOCKERD_LOG:-/var/log/spared-dockerd.log}"
 WAIT_S="${SPARED_DOCKER_WAIT_S:-60}"
 PIDFILE=/var/run/docker.pid
 
-say() { printf '[ensure_docker] %s\n' "$*" >&2; }
-die() { printf '[ensure_docker] error: %s\n' "$*" >&2; exit 1; }
 
 engine_answers() { docker info >/dev/null 2>&1; }
 

@@ -17,6 +17,8 @@
 #   SPARED_SKIP_APT=1   never call apt-get
 # Exit status: 0 server answers; 1 it could not be made to answer (the message says why).
 set -euo pipefail
+LOG_TAG=ensure_postgres
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 DATA="${SPARED_PG_DATA:-/var/lib/spared-bench/postgres}"
 PORT="${SPARED_PG_PORT:-55432}"
@@ -27,8 +29,6 @@ LOG_FILE="${SPARED_PG_LOG:-$(dirname "$DATA")/postgres.log}"
 SOCKET_DIR="$(dirname "$DATA")/pg-socket"
 URL="postgresql://$USER_NAME:$PASSWORD@127.0.0.1:$PORT/$DB"
 
-say() { printf '[ensure_postgres] %s\n' "$*" >&2; }
-die() { printf '[ensure_postgres] error: %s\n' "$*" >&2; exit 1; }
 
 pg_bin() {
     local dir

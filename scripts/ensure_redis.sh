@@ -13,13 +13,13 @@
 #   SPARED_SKIP_APT=1   never call apt-get
 # Exit status: 0 server answers; 1 it could not be made to answer (the message says why).
 set -euo pipefail
+LOG_TAG=ensure_redis
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PORT="${SPARED_REDIS_PORT:-56379}"
 DIR="${SPARED_REDIS_DIR:-/var/lib/spared-bench/redis}"
 URL="redis://127.0.0.1:$PORT/0"
 
-say() { printf '[ensure_redis] %s\n' "$*" >&2; }
-die() { printf '[ensure_redis] error: %s\n' "$*" >&2; exit 1; }
 
 answers() { [[ "$(redis-cli -h 127.0.0.1 -p "$PORT" ping 2>/dev/null)" == PONG ]]; }
 

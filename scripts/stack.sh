@@ -30,6 +30,7 @@
 #   SPARED_STACK_DB_PASSWORD database password      (default spared)
 #   SPARED_STACK_GPUS        the gpu-worker's GPU   (default 0)
 set -euo pipefail
+LOG_TAG=stack
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
@@ -49,8 +50,6 @@ EVALUATOR_REQUIREMENTS=(pydantic sqlmodel SQLAlchemy alembic huey redis async-ti
     psycopg-binary docker requests click tqdm scikit-posthocs flask gunicorn matplotlib)
 
 compose() { docker-compose -p "$PROJECT" -f "$ROOT/compose.yaml" "$@"; }
-sha() { sha256sum | cut -c1-64; }
-image_hash() { docker image inspect --format "{{ index .Config.Labels \"$HASH_LABEL\" }}" "$1" 2>/dev/null || true; }
 
 need_tools() {
     docker info >/dev/null 2>&1 || bash scripts/ensure_docker.sh
