@@ -6,6 +6,7 @@ One file, no dependency beyond numpy and h5py: copy it next to your code or
     import spared_sdk as sdk
 
     task = sdk.read_task()              # /input/task.json
+    device = sdk.device(task)           # "cuda" when asked for and visible, else "cpu"
     train = sdk.load_train()            # /input/train.h5ad: X, mask, patches, obs, ...
     test = sdk.load_test()              # /input/test.h5ad: patches, obs, ... (no X, no mask)
     for rows, batch in sdk.iter_patches(test, batch_size=256):   # (b, H, W, 3) uint8
@@ -37,7 +38,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-__version__ = "1.1.0"
+__version__ = "1.2.0"
 CONTRACT_VERSION = 1
 PATCHES_KEY = "patches_scale_1.0"
 SPATIAL_KEY = "spatial"
@@ -49,6 +50,7 @@ __all__ = [
     "ContractViolation",
     "Spots",
     "Task",
+    "device",
     "input_dir",
     "iter_patches",
     "load_test",
@@ -94,6 +96,35 @@ class Task:
     def n_genes(self) -> int:
         """Number of prediction columns."""
         return len(self.genes)
+
+
+def device(task: Task, *, warn: bool = True) -> str:
+    """Return the torch device to compute on: ``"cuda"`` when the task asks for it and torch
+    sees a GPU, else ``"cpu"``.
+
+    When the task says ``cuda`` and no GPU is usable here (torch missing, a CPU-only torch
+    build, or no GPU visible in the container), a warning naming the reason goes to stderr,
+    because the model would otherwise train on the CPU without a word. Imports torch only
+    when the task asks for ``cuda``.
+    """
+    import sys
+
+    if task.device != "cuda":
+        return "cpu"
+    try:
+        import torch
+    except ImportError:
+        reason = "torch is not installed in this image"
+    else:
+        if torch.cuda.is_available():
+            return "cuda"
+        reason = ("this torch is a CPU-only build (torch.version.cuda is None): build FROM a "
+                  "CUDA base image, see CONTRACT.md" if torch.version.cuda is None
+                  else "no GPU is visible in this container")
+    if warn:
+        print(f"spared_sdk: warning: task.device is 'cuda' but {reason}; computing on the CPU",
+              file=sys.stderr, flush=True)
+    return "cpu"
 
 
 def read_task(folder: Path | str | None = None) -> Task:

@@ -152,3 +152,39 @@ def test_the_contracts_torch_example_runs_as_written(staged, tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr[-3000:]
     predictions = validate_output(out, staged.task)
     assert predictions.shape == staged.task.predictions_shape
+
+
+@pytest.mark.parametrize(("asked", "torch_state", "expected", "warning"), [
+    ("cpu", "cpu-build", "cpu", None),
+    ("cuda", "cpu-build", "cpu", "CPU-only build"),
+    ("cuda", "cuda-build-no-gpu", "cpu", "no GPU is visible"),
+    ("cuda", "gpu", "cuda", None),
+    ("cuda", "missing", "cpu", "torch is not installed"),
+])
+def test_device_says_where_to_compute_and_warns_when_cuda_is_absent(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, asked: str,
+    torch_state: str, expected: str, warning: str | None,
+) -> None:
+    import types
+
+    # The torch states a container can be in, as torch reports them (a GPU is not lent here).
+    fake = types.ModuleType("torch")
+    fake.version = types.SimpleNamespace(cuda=None if torch_state == "cpu-build" else "12.6")
+    fake.cuda = types.SimpleNamespace(is_available=lambda: torch_state == "gpu")
+    monkeypatch.setitem(sys.modules, "torch", None if torch_state == "missing" else fake)
+    task = sdk.Task(contract_version=1, dataset="d", track="raw", genes=["g"], n_test_spots=1,
+                    patch_shape=(8, 8, 3), time_limit_s=60.0, device=asked, seed=0)
+    assert sdk.device(task) == expected
+    err = capsys.readouterr().err
+    if warning is None:
+        assert err == ""
+    else:
+        assert "task.device is 'cuda'" in err and warning in err
+
+
+def test_device_on_this_machines_torch_matches_torch() -> None:
+    import torch
+
+    task = sdk.Task(contract_version=1, dataset="d", track="raw", genes=["g"], n_test_spots=1,
+                    patch_shape=(8, 8, 3), time_limit_s=60.0, device="cuda", seed=0)
+    assert sdk.device(task, warn=False) == ("cuda" if torch.cuda.is_available() else "cpu")

@@ -156,7 +156,7 @@ def main() -> None:
     task = sdk.read_task()
     torch.manual_seed(task.seed)
     np.random.seed(task.seed)
-    device = torch.device("cuda" if task.device == "cuda" and torch.cuda.is_available() else "cpu")
+    device = torch.device(sdk.device(task))
     train, test = sdk.load_train(), sdk.load_test()
     weights = sdk.training_weights(train, task.track)
     mean = masked_mean(train.X, weights)
