@@ -57,7 +57,7 @@ def state() -> AppState:
     """This app's shared state (inside a request)."""
     from flask import current_app
 
-    return current_app.extensions["spared_bench"]  # type: ignore[no-any-return]
+    return current_app.extensions["spared_bench"]
 
 
 def db() -> Session:
@@ -65,7 +65,7 @@ def db() -> Session:
     ``read_engine``)."""
     if "db_session" not in g:
         g.db_session = Session(state().reader, expire_on_commit=False)
-    return g.db_session  # type: ignore[no-any-return]
+    return g.db_session
 
 
 def version() -> tuple[Any, ...]:
@@ -74,4 +74,4 @@ def version() -> tuple[Any, ...]:
         from leaderboard.data import store_version
 
         g.store_version = store_version(db())
-    return g.store_version  # type: ignore[no-any-return]
+    return g.store_version

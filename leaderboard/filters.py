@@ -86,7 +86,7 @@ def parse_track(value: str | None, default: Track = "raw") -> Track:
         return default
     if value not in TRACKS:
         raise BadParameter("track", "one of raw, spackle", value)
-    return value  # type: ignore[return-value]
+    return value
 
 
 def parse_filter(args: Mapping[str, str]) -> DatasetFilter:
@@ -116,4 +116,4 @@ def parse_filter(args: Mapping[str, str]) -> DatasetFilter:
         if genes not in {"128", "32"}:
             raise BadParameter("genes", "128 or 32", genes)
         values["genes"] = int(genes)
-    return DatasetFilter(**values)  # type: ignore[arg-type]
+    return DatasetFilter(**values)

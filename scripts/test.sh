@@ -11,6 +11,9 @@ bash scripts/bootstrap.sh
 step "lint (ruff)"
 "$VENV/bin/ruff" check .
 
+step "types (mypy, settings in pyproject.toml)"
+"$VENV/bin/mypy"
+
 if [ -d tests/runners ]; then
   step "Docker engine and base images"
   bash scripts/ensure_docker.sh

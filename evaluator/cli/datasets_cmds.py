@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -19,7 +20,7 @@ _REGISTRY_COLUMNS = (
 )
 
 
-def format_rows(header: list[str], rows: list[list[object]]) -> str:
+def format_rows(header: list[str], rows: Sequence[Sequence[object]]) -> str:
     """Render a plain fixed-width table."""
     cells = [[str(c) for c in row] for row in [header, *rows]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]

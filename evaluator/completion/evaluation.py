@@ -9,9 +9,10 @@ random masks (paper: 10) and average. The sweep repeats this for missing fractio
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import IO, Literal
 
 import numpy as np
 
@@ -191,7 +192,8 @@ def format_comparison(summaries: Sequence[MethodSummary]) -> str:
 
         reduction = (f"{100.0 * (1.0 - spk.mse_mean / med.mse_mean):.1f}%"
                      if med is not None and spk is not None and med.mse_mean > 0 else "-")
-        n = (med or spk).n_assays if (med or spk) else 0
+        either = med or spk
+        n = either.n_assays if either is not None else 0
         rows.append([f"{100 * rho:.0f}%", str(n), cell(med, "mse"), cell(spk, "mse"), reduction,
                      cell(med, "pcc"), cell(spk, "pcc")])
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
@@ -205,7 +207,7 @@ def summaries_as_dicts(summaries: Sequence[MethodSummary]) -> list[dict[str, obj
     return [asdict(s) for s in summaries]
 
 
-def plot_sweep(summaries: Sequence[MethodSummary], path: str | object,
+def plot_sweep(summaries: Sequence[MethodSummary], path: str | os.PathLike[str] | IO[bytes],
                title: str = "Completion MSE vs missing fraction") -> None:
     """Write a PNG line plot of MSE (mean ± std over assays) per method vs missing fraction."""
     import matplotlib

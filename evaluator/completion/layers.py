@@ -17,6 +17,7 @@ import numpy as np
 from evaluator.completion.errors import CompletionInputError
 from evaluator.completion.median import adaptive_median_filter
 from evaluator.completion.spackle import SpackleConfig, SpotData, train_or_load, train_spackle
+from evaluator.core.arrays import dense
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -49,7 +50,7 @@ def spot_data_from_anndata(adata: ad.AnnData, layer: str, *, source: str = "AnnD
         raise CompletionInputError(
             f"{source}: expected layer {layer!r}, found layers {sorted(adata.layers.keys())}"
         )
-    expression = _dense(adata.layers[layer])
+    expression = dense(adata.layers[layer])
     if not np.issubdtype(expression.dtype, np.number):
         raise CompletionInputError(
             f"{source}: layers[{layer!r}]: expected numbers, found dtype {expression.dtype}"
@@ -81,7 +82,7 @@ def spot_data_from_anndata(adata: ad.AnnData, layer: str, *, source: str = "AnnD
 def read_mask(adata: ad.AnnData, *, source: str = "AnnData") -> np.ndarray:
     """Return ``layers['mask']`` as bool, else ``layers['tpm'] != 0``; raise if neither."""
     if "mask" in adata.layers:
-        mask = _dense(adata.layers["mask"])
+        mask = dense(adata.layers["mask"])
         if mask.dtype != np.bool_:
             if not np.isin(mask, (0, 1)).all():
                 raise CompletionInputError(
@@ -91,7 +92,7 @@ def read_mask(adata: ad.AnnData, *, source: str = "AnnData") -> np.ndarray:
             mask = mask.astype(bool)
         return mask
     if "tpm" in adata.layers:
-        return _dense(adata.layers["tpm"]) != 0
+        return dense(adata.layers["tpm"]) != 0
     raise CompletionInputError(
         f"{source}: expected layers['mask'] (True = measured) or layers['tpm'] to derive it "
         f"from, found layers {sorted(adata.layers.keys())}"
@@ -173,7 +174,3 @@ def add_completion_layers(
     return report
 
 
-def _dense(matrix: object) -> np.ndarray:
-    if hasattr(matrix, "toarray"):
-        return np.asarray(matrix.toarray())
-    return np.asarray(matrix)

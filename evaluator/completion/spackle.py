@@ -154,8 +154,9 @@ class SpackleNet(nn.Module):
         sq = np.where(measured, (values - mean) ** 2, 0.0).sum(axis=0)
         std = np.sqrt(np.divide(sq, counts, out=np.ones(values.shape[1]), where=counts > 1))
         std = np.where(std > 1e-6, std, 1.0)
-        self.center.copy_(torch.as_tensor(mean, dtype=torch.float32))
-        self.scale.copy_(torch.as_tensor(std, dtype=torch.float32))
+        center, scale = self._standardization()
+        center.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        scale.copy_(torch.as_tensor(std, dtype=torch.float32))
 
     def forward(self, tokens: torch.Tensor, hide: torch.Tensor,
                 padding: torch.Tensor) -> torch.Tensor:
@@ -165,9 +166,17 @@ class SpackleNet(nn.Module):
         M_mask)); ``padding`` (batch, 1 + n) is True for empty neighbour slots, which attention
         ignores. The output is in the input's units.
         """
-        z = ((tokens - self.center) / self.scale).masked_fill(hide, 0.0)
+        center, scale = self._standardization()
+        z = ((tokens - center) / scale).masked_fill(hide, 0.0)
         out = self.adapter_out(self.encoder(self.adapter_in(z), src_key_padding_mask=padding))
-        return out * self.scale + self.center
+        return out * scale + center
+
+    def _standardization(self) -> tuple[torch.Tensor, torch.Tensor]:
+        # Buffers registered in __init__; typed here (nn.Module's __getattr__ is untyped).
+        center, scale = self.center, self.scale
+        if not isinstance(center, torch.Tensor) or not isinstance(scale, torch.Tensor):
+            raise TypeError("SpackleNet: expected tensor buffers 'center' and 'scale'")
+        return center, scale
 
 
 @dataclass

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
+from evaluator.core.arrays import dense
 from evaluator.core.errors import BenchError, ReleaseIntegrityError, ReleaseNotFound
 from evaluator.core.fsio import (
     atomic_path,
@@ -73,6 +74,7 @@ from evaluator.datasets.store import write_h5ad
 if TYPE_CHECKING:
     import anndata as ad
     import h5py
+    import pandas as pd
 
     from evaluator.completion import SpackleConfig
 
@@ -254,7 +256,7 @@ def release_id_for(sources: Mapping[str, str], derivation: str = "") -> str:
     return _sha256_text(canonical)
 
 
-def _public_var(adata: ad.AnnData) -> object:
+def _public_var(adata: ad.AnnData) -> pd.DataFrame:
     columns = [c for c in PUBLIC_VAR_COLUMNS if c in adata.var.columns]
     return adata.var[columns].copy()
 
@@ -268,18 +270,14 @@ def _subset_obs(adata: ad.AnnData, rows: np.ndarray) -> object:
     return obs
 
 
-def _dense(matrix: object) -> np.ndarray:
-    import scipy.sparse as sp
-
-    return np.asarray(matrix.toarray() if sp.issparse(matrix) else matrix)  # type: ignore[union-attr]
 
 
 def _track_expression(adata: ad.AnnData, track: Track) -> np.ndarray:
-    values = _dense(adata.layers[TRACK_LAYERS[track]]).astype(np.float32)
+    values = dense(adata.layers[TRACK_LAYERS[track]]).astype(np.float32)
     if track == "raw":
         # docs/ARCHITECTURE.md "Tracks": the raw track hides the completion, missing entries
         # become 0.
-        values = np.where(_dense(adata.layers[MASK_LAYER]), values, np.float32(0))
+        values = np.where(dense(adata.layers[MASK_LAYER]), values, np.float32(0))
     return values
 
 
@@ -391,7 +389,7 @@ def _write_tables(
     uns = {"patch_shape": list(shape), "dataset": name}
     var = _public_var(adata)
     spatial = np.asarray(adata.obsm[SPATIAL_KEY], dtype=np.float64)
-    mask = _dense(adata.layers[MASK_LAYER]).astype(bool)
+    mask = dense(adata.layers[MASK_LAYER]).astype(bool)
     index = adata.obs_names.to_numpy()
 
     for track in tracks:
@@ -409,10 +407,10 @@ def _write_tables(
     )
     write_h5ad(test_inputs, out_root / "public" / name / "test_inputs.h5ad")
 
-    truth_layers = {"c_d_log1p": _dense(adata.layers["c_d_log1p"])[hidden].astype(np.float32),
+    truth_layers = {"c_d_log1p": dense(adata.layers["c_d_log1p"])[hidden].astype(np.float32),
                     "mask": mask[hidden]}
     if "spackle" in tracks:
-        truth_layers["c_t_log1p"] = _dense(adata.layers[COMPLETED_LAYER])[hidden].astype(
+        truth_layers["c_t_log1p"] = dense(adata.layers[COMPLETED_LAYER])[hidden].astype(
             np.float32)
     truth = ad.AnnData(
         X=truth_layers["c_d_log1p"].copy(), obs=_subset_obs(adata, index[hidden]), var=var.copy(),
@@ -452,7 +450,8 @@ def prepare_processed(adata: ad.AnnData, name: str, source_digest: str, cache_di
     with contextlib.suppress(OSError):  # a read-only cache only costs the next build time
         cached.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(cached) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, **{layer: np.asarray(adata.layers[layer]) for layer in report.added})
+            np.savez(fh, allow_pickle=False,
+                     **{layer: np.asarray(adata.layers[layer]) for layer in report.added})
     how = ("reused a cached SpaCKLE model" if report.cache_hit
            else "trained SpaCKLE" if report.cache_hit is False else "completed")
     return f"added {', '.join(report.added)} ({how}, {time.perf_counter() - start:.1f}s)"
@@ -527,6 +526,10 @@ def _remember_source_hash(releases_dir: Path, path: Path, digest: str) -> None:
         record = releases_dir / SOURCE_HASHES_DIR / _sha256_text(_source_signature(path))
         record.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(record, digest.encode())
+
+
+def _prefixed(say: Callable[[str], None], prefix: str) -> Callable[[str], None]:
+    return lambda message: say(f"{prefix}: {message}")
 
 
 def _dataset_key(name: str, source_digest: str, derivation: str) -> str:
@@ -609,7 +612,7 @@ def _build_dataset(path: Path, name: str, known_digest: str | None, root: Path,
     if COMPLETED_LAYER not in adata.layers:
         say("completing missing values with SpaCKLE")
     say(prepare_processed(adata, name, digest, *completion))
-    tracks: list[Track] = ["raw"] + (["spackle"] if COMPLETED_LAYER in adata.layers else [])
+    tracks: list[Track] = ["raw", "spackle"] if COMPLETED_LAYER in adata.layers else ["raw"]
     say(f"writing tracks {', '.join(tracks)}")
     _write_tables(adata, shape, name, root, tracks)
     record = ReleaseDataset(
@@ -679,7 +682,7 @@ def build_release(
                     "rebuilt")
             else:
                 records[name], dataset_files = _build_dataset(
-                    path, name, known, tmp, spackle, lambda msg, s=step: say(f"{s}: {msg}"))
+                    path, name, known, tmp, spackle, _prefixed(say, step))
                 hashes[name] = records[name].source_digest
                 _remember_source_hash(releases_dir, path, records[name].source_digest)
                 written |= _store_blobs(releases_dir, tmp, dataset_files)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
+from evaluator.core.arrays import dense
 from evaluator.core.errors import InputFileError, SchemaError, SchemaProblem
 from evaluator.datasets.splits import SPLIT_NAMES
 
@@ -49,13 +49,28 @@ def read_h5ad(path: Path | str, *, backed: bool = False) -> ad.AnnData:
         ) from exc
 
 
-def _dense(matrix: object) -> np.ndarray:
-    if sp.issparse(matrix):
-        return np.asarray(matrix.toarray())  # type: ignore[union-attr]
-    return np.asarray(matrix)
+class PatchArray(Protocol):
+    """What is read of a patch array: an in-memory array or an HDF5 dataset left on disk."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def ndim(self) -> int: ...
+
+    @property
+    def dtype(self) -> Any: ...
 
 
-def patch_shape_of(adata: ad.AnnData, patches: object = None) -> tuple[int, int, int] | None:
+
+
+def _obsm_patches(adata: ad.AnnData, patches: PatchArray | None) -> PatchArray | None:
+    return patches if patches is not None else cast("PatchArray | None",
+                                                    adata.obsm.get(PATCHES_KEY))
+
+
+def patch_shape_of(adata: ad.AnnData, patches: PatchArray | None = None
+                   ) -> tuple[int, int, int] | None:
     """Return ``uns['patch_shape']`` as (H, W, 3), inferred for square patches when absent.
 
     ``patches`` stands in for ``obsm['patches_scale_1.0']`` when it is kept on disk (an HDF5
@@ -65,8 +80,7 @@ def patch_shape_of(adata: ad.AnnData, patches: object = None) -> tuple[int, int,
     if shape is not None:
         values = [int(v) for v in np.asarray(shape).ravel().tolist()]
         return (values[0], values[1], values[2]) if len(values) == 3 else None
-    if patches is None:
-        patches = adata.obsm.get(PATCHES_KEY)
+    patches = _obsm_patches(adata, patches)
     if patches is None or patches.ndim != 2:
         return None
     side = round((patches.shape[1] / 3) ** 0.5)
@@ -75,7 +89,7 @@ def patch_shape_of(adata: ad.AnnData, patches: object = None) -> tuple[int, int,
 
 def validate_dataset(
     adata: ad.AnnData, *, expected_genes: int | None = None, require_completed: bool = False,
-    patches: object = None,
+    patches: PatchArray | None = None,
 ) -> list[SchemaProblem]:
     """Return every way ``adata`` breaks the processed-dataset schema (empty list: valid).
 
@@ -113,7 +127,7 @@ def validate_dataset(
         if name not in adata.layers:
             add(SchemaProblem(f"layers['{name}']", "a numeric layer", "none"))
             continue
-        values = _dense(adata.layers[name])
+        values = dense(adata.layers[name])
         if values.shape != (n_obs, n_vars):
             add(SchemaProblem(f"layers['{name}']", f"shape {(n_obs, n_vars)}", f"{values.shape}"))
         elif not np.issubdtype(values.dtype, np.number) or values.dtype == np.bool_:
@@ -122,7 +136,7 @@ def validate_dataset(
             count = int(np.sum(~np.isfinite(values)))
             add(SchemaProblem(f"layers['{name}']", "finite values", f"{count} NaN/inf values"))
     if COMPLETED_LAYER in adata.layers and not require_completed:
-        values = _dense(adata.layers[COMPLETED_LAYER])
+        values = dense(adata.layers[COMPLETED_LAYER])
         if values.shape != (n_obs, n_vars) or not np.all(np.isfinite(values)):
             add(SchemaProblem(f"layers['{COMPLETED_LAYER}']",
                               f"finite values of shape {(n_obs, n_vars)}",
@@ -171,13 +185,13 @@ def _validate_obs(obs: pd.DataFrame) -> list[SchemaProblem]:
 def _validate_mask(adata: ad.AnnData) -> list[SchemaProblem]:
     if MASK_LAYER not in adata.layers:
         return [SchemaProblem("layers['mask']", "a boolean layer (True = measured)", "none")]
-    mask = _dense(adata.layers[MASK_LAYER])
+    mask = dense(adata.layers[MASK_LAYER])
     if mask.shape != adata.shape:
         return [SchemaProblem("layers['mask']", f"shape {adata.shape}", f"{mask.shape}")]
     if mask.dtype != np.bool_:
         return [SchemaProblem("layers['mask']", "dtype bool", str(mask.dtype))]
     if "tpm" in adata.layers:
-        tpm = _dense(adata.layers["tpm"])
+        tpm = dense(adata.layers["tpm"])
         if tpm.shape == mask.shape:
             mismatched = int(np.sum(mask != (tpm != 0)))
             if mismatched:
@@ -186,7 +200,8 @@ def _validate_mask(adata: ad.AnnData) -> list[SchemaProblem]:
     return []
 
 
-def _validate_obsm(adata: ad.AnnData, patches: object = None) -> list[SchemaProblem]:
+def _validate_obsm(adata: ad.AnnData, patches: PatchArray | None = None
+                   ) -> list[SchemaProblem]:
     problems: list[SchemaProblem] = []
     spatial = adata.obsm.get(SPATIAL_KEY)
     if spatial is None:
@@ -198,8 +213,7 @@ def _validate_obsm(adata: ad.AnnData, patches: object = None) -> list[SchemaProb
                                           f"{coords.shape}"))
         elif not np.all(np.isfinite(coords.astype(float))):
             problems.append(SchemaProblem("obsm['spatial']", "finite coordinates", "NaN/inf"))
-    if patches is None:
-        patches = adata.obsm.get(PATCHES_KEY)
+    patches = _obsm_patches(adata, patches)
     if patches is None:
         problems.append(SchemaProblem(f"obsm['{PATCHES_KEY}']",
                                       "flattened uint8 patches (n_spots x H*W*3)", "none"))
@@ -207,10 +221,10 @@ def _validate_obsm(adata: ad.AnnData, patches: object = None) -> list[SchemaProb
     if patches.dtype != np.uint8:
         problems.append(SchemaProblem(f"obsm['{PATCHES_KEY}']", "dtype uint8",
                                       str(patches.dtype)))
-    if patches.shape[0] != adata.n_obs:  # type: ignore[attr-defined]
+    if patches.shape[0] != adata.n_obs:
         problems.append(SchemaProblem(f"obsm['{PATCHES_KEY}']",
                                       f"{adata.n_obs} rows (one per spot)",
-                                      f"shape {patches.shape}"))  # type: ignore[attr-defined]
+                                      f"shape {patches.shape}"))
     shape = patch_shape_of(adata, patches)
     if shape is None or shape[2] != 3:
         found = adata.uns.get("patch_shape", "none (and patches are not square RGB)")
@@ -228,7 +242,7 @@ def check_dataset(
     *,
     expected_genes: int | None = None,
     require_completed: bool = False,
-    patches: object = None,
+    patches: PatchArray | None = None,
 ) -> None:
     """Raise ``SchemaError`` listing every problem of ``adata`` (named ``source``), if any."""
     problems = validate_dataset(

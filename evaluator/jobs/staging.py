@@ -268,7 +268,8 @@ def _build_validation_patches(release: Release, dataset: str, held: np.ndarray,
             writers[1].write(block[part])
         for writer in writers:
             writer.close()
-            writer.path.chmod(0o444)
+        for name in (TRAIN_PATCHES_FILE, TEST_PATCHES_FILE):
+            (tmp / name).chmod(0o444)
         tmp.chmod(0o755)
 
 

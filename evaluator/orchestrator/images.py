@@ -75,9 +75,9 @@ def receive_stream(chunks: Iterable[bytes] | BinaryIO, folder: Path, max_bytes: 
     try:
         with os.fdopen(fd, "wb") as out:
             if hasattr(chunks, "read"):
-                source: Iterable[bytes] = iter(lambda: chunks.read(_CHUNK_BYTES), b"")  # type: ignore[union-attr]
+                source: Iterable[bytes] = iter(lambda: chunks.read(_CHUNK_BYTES), b"")
             else:
-                source = chunks  # type: ignore[assignment]
+                source = chunks
             for chunk in source:
                 total += len(chunk)
                 if total > max_bytes:

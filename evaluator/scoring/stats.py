@@ -392,13 +392,13 @@ def compute_statistics(
         column = mse[entry].to_numpy()
         invalid = [d for d, v in zip(dataset_list, column, strict=True)
                    if d in have.get(entry, set()) and not np.isfinite(v)]
-        reason = _incomplete_reason(have.get(entry, set()), dataset_list, invalid)
-        if reason is None and dataset_list:
+        why = _incomplete_reason(have.get(entry, set()), dataset_list, invalid)
+        if why is None and dataset_list:
             complete.append(entry)
         else:
             incomplete.append(EntryStats(
                 entry=entry, complete=False,
-                incomplete_reason=reason or "the release has no datasets",
+                incomplete_reason=why or "the release has no datasets",
                 n_datasets=int(np.isfinite(column).sum()),
             ))
 

@@ -8,6 +8,7 @@ and one track, so results of different releases are never mixed.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -64,7 +65,7 @@ def get_release_record(session: Session, ref: str) -> ReleaseRecord:
 
 
 def upsert_release(session: Session, release_id: str, *, label: str | None,
-                   created_at: Any, tracks: dict[str, list[str]], make_current: bool
+                   created_at: Any, tracks: Mapping[str, Sequence[str]], make_current: bool
                    ) -> ReleaseRecord:
     """Record a release as published (once) and, with ``make_current``, make it the current one.
 
@@ -73,7 +74,7 @@ def upsert_release(session: Session, release_id: str, *, label: str | None,
     record = session.get(ReleaseRecord, release_id)
     if record is None:
         record = ReleaseRecord(release_id=release_id, label=label, created_at=created_at,
-                               tracks=tracks)
+                               tracks={name: list(kept) for name, kept in tracks.items()})
         session.add(record)
         session.flush()
     if make_current:

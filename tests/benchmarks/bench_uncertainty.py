@@ -116,7 +116,7 @@ def run(quick: bool) -> list[BenchRow]:
         return job_interval(stats, n_resamples=N_RESAMPLES).n_blocks
 
     boot_s, n_blocks = time_call(bootstrap, repeat=repeat)
-    metrics_s, _ = time_call(lambda: compute_metrics(truth, pred, mask, engine="numpy"),
+    metrics_s, _ = time_call(lambda: compute_metrics(truth, pred, mask),
                              repeat=repeat)
     rows_out.append(BenchRow("uncertainty", f"block bootstrap, one job ({n_spots} spots x "
                              f"{n_genes} genes, {n_blocks} blocks)", boot_s * 1e3, "ms",

@@ -87,7 +87,7 @@ def job_score(dataset: str, track: str, release_id: str, noise: float, seed: int
     # The spackle track trains on completed data: a little less noise (paper Fig. 6).
     scale = noise * (0.85 if track == "spackle" else 1.0)
     pred = (truth + rng.normal(0.0, scale, size=truth.shape)).astype(np.float32)
-    return score_predictions(truth_set, pred, release_id=release_id, engine="numpy")
+    return score_predictions(truth_set, pred, release_id=release_id)
 
 
 def seed_store(engine: Engine, entries: tuple[EntrySpec, ...] = DEFAULT_ENTRIES, *,
