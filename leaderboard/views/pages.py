@@ -21,8 +21,8 @@ from leaderboard.views.common import (
 pages = Blueprint("pages", __name__)
 
 HTML = "text/html; charset=utf-8"
-REPO = Path(__file__).resolve().parents[2]
-CONTRACT_PATHS = (REPO / "submissions" / "CONTRACT.md",)
+# Package data (a link to submissions/CONTRACT.md in the repository, the file itself in a wheel)
+CONTRACT_PATH = Path(__file__).resolve().parents[1] / "CONTRACT.md"
 
 
 def _lazy_page(key: tuple[Any, ...], template: str, build: Any) -> Response:
@@ -131,14 +131,16 @@ def significance() -> Response:
 
 
 def contract_html() -> str | None:
-    """The predict contract (``submissions/CONTRACT.md``) rendered to HTML, or None."""
+    """The predict contract (``submissions/CONTRACT.md``, shipped as package data) as HTML.
+
+    None only when the file is missing from an installation (the page then says so).
+    """
     from markdown_it import MarkdownIt
 
-    for path in CONTRACT_PATHS:
-        if path.is_file():
-            renderer = MarkdownIt("commonmark", {"html": False}).enable("table")
-            return renderer.render(path.read_text(encoding="utf-8"))
-    return None
+    if not CONTRACT_PATH.is_file():
+        return None
+    renderer = MarkdownIt("commonmark", {"html": False}).enable("table")
+    return renderer.render(CONTRACT_PATH.read_text(encoding="utf-8"))
 
 
 @pages.get("/guide")

@@ -7,6 +7,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from evaluator.datasets import get_dataset, load_registry
 from tests.leaderboard.conftest import LeaderboardEnv
 from tests.leaderboard.seed import DEFAULT_ENTRIES, TINY_DATASETS
@@ -269,10 +271,9 @@ def test_significance_page_marks_significant_dunn_cells(env: LeaderboardEnv) -> 
 
 
 def test_guide_renders_the_contract_and_the_commands(client: Any) -> None:
-    from leaderboard.views.pages import CONTRACT_PATHS
-
+    contract = Path(__file__).resolve().parents[2] / "submissions" / "CONTRACT.md"
     html = client.get("/guide").get_data(as_text=True)
-    first_heading = next(line for line in CONTRACT_PATHS[0].read_text().splitlines()
+    first_heading = next(line for line in contract.read_text().splitlines()
                          if line.startswith("# "))[2:]
     assert f"<h1>{first_heading}</h1>".replace("(", "(") in html
     assert "<table>" in html.split('id="contract"')[1]
@@ -323,3 +324,20 @@ def test_health_is_503_when_the_database_is_gone(tmp_path: Any) -> None:
     response = gone.client().get("/healthz")
     assert response.status_code == 503
     assert "expected the results database to answer" in response.get_json()["error"]
+
+
+@pytest.mark.slow
+def test_the_contract_ships_inside_the_package(tmp_path: Path) -> None:
+    """A wheel carries CONTRACT.md's text (not a link): built images show the real guide."""
+    import subprocess
+    import sys
+    import zipfile
+
+    repo = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(tmp_path), str(repo)], check=True, capture_output=True,
+                   timeout=600)
+    wheel = next(tmp_path.glob("spared_bench-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = archive.read("leaderboard/CONTRACT.md").decode()
+    assert shipped == (repo / "submissions" / "CONTRACT.md").read_text()
