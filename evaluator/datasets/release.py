@@ -52,6 +52,7 @@ from evaluator.core.fsio import (
     link_or_copy,
     sha256_file,
 )
+from evaluator.core.refs import describe_releases, match_release
 from evaluator.datasets.patches import (
     PATCH_CHUNK_BYTES,
     NpyWriter,
@@ -752,14 +753,9 @@ def load_release(ref: str, releases_dir: Path, *, verify: bool = True) -> Releas
     Raises ``ReleaseNotFound`` (listing what exists) or ``ReleaseIntegrityError``.
     """
     manifests = list_releases(releases_dir)
-    matches = [m for m in manifests if m.release_id == ref]
-    if not matches and len(ref) >= 6:
-        matches = [m for m in manifests if m.release_id.startswith(ref)]
-    if not matches:
-        matches = [m for m in manifests if m.label == ref][-1:]
+    matches = match_release(ref, manifests)
     if len(matches) != 1:
-        raise ReleaseNotFound(ref, [f"{m.release_id[:12]} ({m.label or 'no label'})"
-                                    for m in manifests])
+        raise ReleaseNotFound(ref, describe_releases(manifests))
     release = Release(Path(releases_dir) / matches[0].release_id, matches[0])
     if release.root.name != release.manifest.release_id:
         raise ReleaseIntegrityError(release.root, f"folder {release.manifest.release_id}",

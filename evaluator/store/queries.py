@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from evaluator.core.refs import describe_releases, match_release
 from evaluator.store.errors import NotFound
 from evaluator.store.models import (
     Job,
@@ -49,16 +50,10 @@ def get_release_record(session: Session, ref: str) -> ReleaseRecord:
     Raises ``NotFound`` listing the published releases.
     """
     records = list_release_records(session)
-    if ref == "current":
-        matches = [r for r in records if r.is_current]
-    else:
-        matches = [r for r in records if r.release_id == ref]
-        if not matches and len(ref) >= 6:
-            matches = [r for r in records if r.release_id.startswith(ref)]
-        if not matches:
-            matches = [r for r in records if r.label == ref][-1:]
+    matches = ([r for r in records if r.is_current] if ref == "current"
+               else match_release(ref, records))
     if len(matches) != 1:
-        shown = ", ".join(f"{r.release_id[:12]} ({r.label or 'no label'})" for r in records)
+        shown = ", ".join(describe_releases(records))
         raise NotFound("release", ref, f"expected one of the published releases: "
                        f"{shown or 'none (publish one with `spared-bench data publish`)'}")
     return matches[0]
