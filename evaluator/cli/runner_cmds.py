@@ -15,7 +15,8 @@ import click
 
 from evaluator.core.errors import BenchError
 from evaluator.core.settings import Settings
-from evaluator.datasets.release import TRACKS, Release, Track, list_releases, load_release
+from evaluator.core.vocabulary import TRACKS, Track
+from evaluator.datasets.release import Release, list_releases, load_release
 from evaluator.jobs import (
     LOCAL_RUNNER_WARNING,
     DockerExecutor,

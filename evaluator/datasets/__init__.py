@@ -1,5 +1,6 @@
 """Datasets: the registry of the 26 SpaRED datasets, the schema, synthetic data and releases."""
 
+from evaluator.core.vocabulary import TRACKS
 from evaluator.datasets.registry import (
     TEST_SPLIT_DATASETS,
     DatasetInfo,
@@ -8,7 +9,6 @@ from evaluator.datasets.registry import (
     load_registry,
 )
 from evaluator.datasets.release import (
-    TRACKS,
     Release,
     ReleaseDataset,
     ReleaseManifest,

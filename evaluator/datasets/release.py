@@ -53,6 +53,7 @@ from evaluator.core.fsio import (
     sha256_file,
 )
 from evaluator.core.refs import describe_releases, match_release
+from evaluator.core.vocabulary import Track
 from evaluator.datasets.patches import (
     PATCH_CHUNK_BYTES,
     NpyWriter,
@@ -79,8 +80,6 @@ if TYPE_CHECKING:
 
     from evaluator.completion import SpackleConfig
 
-Track = Literal["raw", "spackle"]
-TRACKS: tuple[Track, ...] = ("raw", "spackle")
 RELEASE_FORMAT_VERSION = "3"
 SOURCE_DIGEST_SCHEME = "spared-bench source digest 1"
 COMPLETED_CACHE_DIR = "completed"

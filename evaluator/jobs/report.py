@@ -12,12 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from evaluator.contract import CONTRACT_VERSION
 from evaluator.core.fsio import atomic_write_bytes
+from evaluator.core.vocabulary import METRIC_NAMES
 from evaluator.jobs.pipeline import JobResult
 from evaluator.jobs.staging import Purpose
 from evaluator.scoring import SCORER_VERSION
 
 CSV_COLUMNS: tuple[str, ...] = (
-    "dataset", "track", "status", "mse", "mae", "pcc_gene", "pcc_patch", "r2_gene", "r2_patch",
+    "dataset", "track", "status", *METRIC_NAMES,
     "constant_genes", "n_spots", "n_genes", "completed_mse", "completed_pcc_gene", "model_s",
     "engine_s", "stage_s", "validate_s", "score_s", "total_s", "message",
 )

@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from evaluator.core.vocabulary import METRIC_NAMES, Track
 from evaluator.scoring.errors import PredictionError
 from evaluator.scoring.metrics import MetricSet, compute_metrics
 from evaluator.scoring.predictions import load_predictions
@@ -34,7 +35,7 @@ class Provenance(BaseModel):
 
     release_id: str
     dataset: str
-    track: Literal["raw", "spackle"]
+    track: Track
     scorer_version: str = SCORER_VERSION
     scored_at_utc: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
@@ -68,12 +69,7 @@ class JobScore(BaseModel):
             "dataset": self.provenance.dataset,
             "track": self.provenance.track,
             "release_id": self.provenance.release_id,
-            "mse": self.metrics.mse,
-            "mae": self.metrics.mae,
-            "pcc_gene": self.metrics.pcc_gene,
-            "pcc_patch": self.metrics.pcc_patch,
-            "r2_gene": self.metrics.r2_gene,
-            "r2_patch": self.metrics.r2_patch,
+            **{name: getattr(self.metrics, name) for name in METRIC_NAMES},
             "constant_genes": self.metrics.constant_genes,
         }
         if self.interval is not None:

@@ -18,13 +18,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
+from evaluator.core.vocabulary import Track
 from evaluator.scoring.errors import TruthError
 
-Track = Literal["raw", "spackle"]
 RAW_LAYER = "c_d_log1p"
 SPACKLE_LAYER = "c_t_log1p"
 

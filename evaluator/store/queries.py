@@ -16,6 +16,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from evaluator.core.refs import describe_releases, match_release
+from evaluator.core.vocabulary import RESULT_COLUMNS
 from evaluator.store.errors import NotFound
 from evaluator.store.models import (
     Job,
@@ -30,8 +31,7 @@ from evaluator.store.models import (
 if TYPE_CHECKING:
     import pandas as pd
 
-METRIC_COLUMNS: tuple[str, ...] = ("mse", "mae", "pcc_gene", "pcc_patch", "r2_gene", "r2_patch",
-                                   "constant_genes", "completed_mse", "completed_pcc_gene")
+METRIC_COLUMNS: tuple[str, ...] = RESULT_COLUMNS
 
 
 def current_release(session: Session) -> ReleaseRecord | None:
