@@ -41,6 +41,7 @@ from leaderboard.db import AppState
 from leaderboard.errors import RateLimited, WebError
 from leaderboard.ratelimit import TokenBucketLimiter
 from leaderboard.views.api import api
+from leaderboard.views.downloads import downloads
 from leaderboard.views.pages import pages
 from leaderboard.views.plots import plots
 
@@ -230,6 +231,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     register_filters(app)
     app.register_blueprint(pages)
     app.register_blueprint(api)
+    app.register_blueprint(downloads)
     app.register_blueprint(plots)
     _register_hooks(app, app_state)
     _register_errors(app)

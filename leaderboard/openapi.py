@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from evaluator.datasets.release import ReleaseManifest
 from evaluator.orchestrator.service import (
     PublishReport,
     ReevaluateReport,
@@ -35,7 +36,7 @@ from leaderboard.schemas import (
 MODELS: tuple[type[BaseModel], ...] = (
     ErrorOut, ReleasesOut, LeaderboardOut, SignificanceOut, EntryOut, DatasetsOut, DatasetOut,
     ResultsOut, HideIn, HideOut, ReevaluateIn, PublishIn, SubmissionReceipt, SubmissionStatus,
-    ReevaluateReport, PublishReport, HealthOut, RerunIn, RerunReport,
+    ReevaluateReport, PublishReport, HealthOut, RerunIn, RerunReport, ReleaseManifest,
 )
 
 _ERROR_TEXT = {
@@ -137,6 +138,8 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
     schemas = definitions.get("$defs", {})
     entry_id = _param("submission_id", {"type": "integer", "minimum": 1}, "submission id",
                       where="path")
+    release_ref = _param("ref", {"type": "string", "minLength": 1, "maxLength": 100},
+                         "release id, unique id prefix, label, or current", where="path")
     return {
         "openapi": "3.1.0",
         "info": {"title": "SpaRED Bench API", "version": "1",
@@ -194,6 +197,25 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                         (400, 401, 403, 404, 429))["post"], "parameters": [entry_id]}},
             "/api/admin/releases": _post("Publish a release", PublishIn, PublishReport,
                                          (400, 401, 403, 404, 409, 429, 503)),
+            "/api/releases/{ref}/public": _get(
+                "Training data an author pulls for check", ReleaseManifest, [release_ref],
+                csv=False),
+            "/api/releases/{ref}/files/{rel}": {"get": {
+                "summary": "One file of the public training data (HTTP ranges: resumable)",
+                "tags": ["read"], "operationId": "public_release_file",
+                "parameters": [release_ref, _param(
+                    "rel", {"type": "string", "maxLength": 300},
+                    "a path listed by /api/releases/{ref}/public", where="path")],
+                "responses": {
+                    "200": {"description": "the file; ETag and X-Content-SHA256: its sha256",
+                            "content": {"application/octet-stream": {
+                                "schema": {"type": "string", "format": "binary"}}}},
+                    "206": {"description": "the byte range asked for (Range header)",
+                            "content": {"application/octet-stream": {
+                                "schema": {"type": "string", "format": "binary"}}}},
+                    "304": {"description": "not modified (If-None-Match)"},
+                    "416": {"description": "a range outside the file"},
+                    **_errors(400, 404, 429)}}},
             "/healthz": {"get": {"summary": "Health", "tags": ["read"],
                                  "operationId": "health", "responses": {"200": {
                                      "description": "OK", "content": {"application/json": {

@@ -15,6 +15,7 @@ from evaluator.cli import (
     completion_cmds,
     datasets_cmds,
     pipeline_cmds,
+    pull_cmds,
     runner_cmds,
     scoring_cmds,
     service_cmds,
@@ -35,6 +36,7 @@ for _module in (datasets_cmds, scoring_cmds, completion_cmds, runner_cmds, servi
                 pipeline_cmds, web_cmds):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
+datasets_cmds.data_group.add_command(pull_cmds.pull_command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -132,6 +132,9 @@ class ReleaseManifest(BaseModel):
     created_utc: datetime
     datasets: dict[str, ReleaseDataset]
     files: dict[str, FileEntry]
+    # True for an author's copy (``data pull``): ``files`` and ``datasets`` list what was
+    # pulled, the training data ``check`` needs; the hidden split's files are not there.
+    partial: bool = False
 
 
 class Release:
@@ -177,7 +180,7 @@ class Release:
 
     def test_inputs_path(self, name: str) -> Path:
         """Hidden split's inputs (no expression) of a dataset."""
-        return self.public_dir(name) / "test_inputs.h5ad"
+        return self._held(self.public_dir(name) / "test_inputs.h5ad")
 
     def train_patches_path(self, name: str) -> Path:
         """Patches of the public spots, (n, H, W, 3) uint8 in train.h5ad's row order."""
@@ -185,11 +188,22 @@ class Release:
 
     def test_patches_path(self, name: str) -> Path:
         """Patches of the hidden spots, in test_inputs.h5ad's row order."""
-        return self.public_dir(name) / TEST_PATCHES
+        return self._held(self.public_dir(name) / TEST_PATCHES)
 
     def truth_path(self, name: str) -> Path:
         """Hidden truth of a dataset; never mounted into a container."""
-        return self.root / "hidden" / self.dataset(name).name / "truth.h5ad"
+        return self._held(self.root / "hidden" / self.dataset(name).name / "truth.h5ad")
+
+    def _held(self, path: Path) -> Path:
+        """``path``, or a ``BenchError`` when this copy (``data pull``) does not hold it."""
+        if self.manifest.partial and path.relative_to(self.root).as_posix() not in \
+                self.manifest.files:
+            raise BenchError(
+                f"{path.relative_to(self.root)}: expected a file of release "
+                f"{self.release_id[:12]}, found none in this pulled copy: `data pull` fetches "
+                "the training data that `check` uses; evaluation on the hidden split runs on "
+                "the service")
+        return path
 
     def verify(self) -> None:
         """Check every file against the manifest; raise ``ReleaseIntegrityError`` on a mismatch.
@@ -722,6 +736,34 @@ def build_release(
     release.remember_verified(written)
     say(f"release {release_id[:12]} written to {final}")
     return release, True
+
+
+def check_files(manifest: ReleaseManifest, datasets: Iterable[str] | None = None
+                ) -> dict[str, FileEntry]:
+    """Return the files of ``manifest`` that ``check`` reads: each dataset's public training
+    data (``<track>/train.h5ad`` and ``train_patches.npy``), of ``datasets`` or all.
+
+    Nothing of the hidden split is among them; this is what the service lets authors pull.
+    """
+    wanted = set(datasets) if datasets is not None else None
+    kept: dict[str, FileEntry] = {}
+    for rel, entry in manifest.files.items():
+        parts = rel.split("/")
+        if parts[0] != "public" or (wanted is not None and parts[1] not in wanted):
+            continue
+        if parts[-1] == TRAIN_PATCHES or (len(parts) == 4 and parts[-1] == "train.h5ad"):
+            kept[rel] = entry
+    return kept
+
+
+def partial_manifest(manifest: ReleaseManifest, datasets: Iterable[str] | None = None
+                     ) -> ReleaseManifest:
+    """Return the manifest of an author's copy: ``check_files`` of ``datasets`` (or all)."""
+    files = check_files(manifest, datasets)
+    names = {rel.split("/")[1] for rel in files}
+    return manifest.model_copy(update={
+        "files": files, "partial": True,
+        "datasets": {n: r for n, r in manifest.datasets.items() if n in names}})
 
 
 def _read_manifest(root: Path) -> ReleaseManifest:

@@ -5,13 +5,32 @@ The API (served by the leaderboard web app):
   the ``docker save`` archive as the body (``Content-Type: application/x-tar``, streamed,
   chunked). Answers 201 with a ``SubmissionReceipt`` as JSON; 4xx with ``{"error": "..."}``.
 - ``GET <URL>/api/submissions/<id>`` (bearer token) answers a ``SubmissionStatus`` as JSON.
+- ``GET <URL>/api/releases/<ref>/public`` and ``.../files/<path>`` (no token): the training
+  data an author pulls to run ``check`` on the service's own data (``pull_release``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+from evaluator.core.errors import BenchError, ReleaseIntegrityError
+from evaluator.core.fsio import atomic_write_json, sha256_file
+from evaluator.datasets.release import (
+    MANIFEST_NAME,
+    FileEntry,
+    Release,
+    ReleaseManifest,
+    check_files,
+    load_release,
+    partial_manifest,
+)
 from evaluator.orchestrator.errors import ServerUnavailable
 from evaluator.orchestrator.service import SubmissionReceipt, SubmissionStatus
 
@@ -60,3 +79,127 @@ def get_submission_status(server: str, token: str, submission: str | int) -> Sub
     if response.status_code != 200:
         raise _error(url, response)
     return SubmissionStatus.model_validate(response.json())
+
+
+PULL_CHUNK_BYTES = 1 << 20
+PULL_DIR = ".pull"
+
+
+def pull_release(server: str, releases_dir: Path, *, ref: str = "current",
+                 datasets: Sequence[str] | None = None,
+                 say: Callable[[str], None] = lambda _line: None) -> Release:
+    """Fetch the public training data of a published release into the local release store.
+
+    What ``check`` needs and nothing of the hidden split (``GET /api/releases/<ref>/public``),
+    as a partial release under ``releases_dir/<release_id>`` that ``check --release`` uses.
+    Every file is hash-verified; a pull that stopped resumes from its partial files
+    (``releases_dir/.pull``, HTTP ranges); files already here are not fetched again, and
+    datasets pulled before stay. Raises ``ServerUnavailable`` or ``ReleaseIntegrityError``.
+    """
+    from pydantic import ValidationError
+
+    base = server.rstrip("/")
+    listing = f"{base}/api/releases/{quote(ref, safe='')}/public"
+    response = _request("GET", listing)
+    if response.status_code != 200:
+        raise _error(listing, response)
+    try:
+        offered = ReleaseManifest.model_validate(response.json())
+    except (ValueError, ValidationError) as error:
+        raise ServerUnavailable(f"server {listing}: expected a release manifest, found "
+                                f"something else ({str(error)[:200]})") from error
+    _check_offer(listing, offered)
+    if datasets:
+        unknown = sorted(set(datasets) - set(offered.datasets))
+        if unknown:
+            raise BenchError(f"--datasets: expected names among {', '.join(offered.datasets)}, "
+                             f"found {', '.join(unknown)}")
+        offered = partial_manifest(offered, datasets)
+    root = Path(releases_dir) / offered.release_id
+    parts = Path(releases_dir) / PULL_DIR / offered.release_id
+    held = _held_manifest(root)
+    if held is not None and not held.partial:
+        say(f"release {offered.release_id[:12]} is complete here already")
+        return load_release(offered.release_id, releases_dir)
+    total = sum(e.bytes for e in offered.files.values())
+    say(f"release {offered.release_id[:12]} ({offered.label or 'no label'}): "
+        f"{len(offered.files)} files, {total / 1e6:.1f} MB of training data")
+    for rel, entry in sorted(offered.files.items()):
+        target = root / rel
+        if target.is_file() and target.stat().st_size == entry.bytes and \
+                sha256_file(target) == entry.sha256:
+            say(f"  {rel}: here already")
+            continue
+        _fetch_file(f"{base}/api/releases/{offered.release_id}/files/{rel}", entry,
+                    parts / rel, target, say)
+    files = {**(held.files if held else {}), **offered.files}
+    names = {rel.split("/")[1] for rel in files}
+    merged = offered.model_copy(update={
+        "files": dict(sorted(files.items())),
+        "datasets": {n: r for n, r in {**(held.datasets if held else {}),
+                                       **offered.datasets}.items() if n in names}})
+    atomic_write_json(root / MANIFEST_NAME, merged.model_dump(mode="json"))
+    shutil.rmtree(parts, ignore_errors=True)
+    return load_release(offered.release_id, releases_dir)
+
+
+def _check_offer(listing: str, offered: ReleaseManifest) -> None:
+    """Refuse a manifest whose names would write outside the release or fetch other files."""
+    if not re.fullmatch(r"[0-9a-f]{64}", offered.release_id):
+        raise ServerUnavailable(f"server {listing}: expected a release id of 64 hex digits, "
+                                f"found {offered.release_id[:80]!r}")
+    for rel in offered.files:
+        parts = rel.split("/")
+        if parts[0] != "public" or any(p in ("", ".", "..") for p in parts) or \
+                not re.fullmatch(r"[A-Za-z0-9_./-]+", rel):
+            raise ServerUnavailable(f"server {listing}: expected file paths under public/ "
+                                    f"(letters, digits, _ . - /), found {rel[:100]!r}")
+    if set(offered.files) != set(check_files(offered)):
+        raise ServerUnavailable(f"server {listing}: expected only the training data that "
+                                "check reads, found other files listed")
+
+
+def _held_manifest(root: Path) -> ReleaseManifest | None:
+    try:
+        return ReleaseManifest.model_validate_json((root / MANIFEST_NAME).read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+def _fetch_file(url: str, entry: FileEntry, part: Path, target: Path,
+                say: Callable[[str], None]) -> None:
+    """Download ``url`` into ``part`` (resuming it), check size and sha256, move to ``target``."""
+    part.parent.mkdir(parents=True, exist_ok=True)
+    have = part.stat().st_size if part.is_file() else 0
+    if have > entry.bytes:
+        part.unlink()
+        have = 0
+    digest = hashlib.sha256()
+    if have:
+        with open(part, "rb") as fh:
+            while chunk := fh.read(PULL_CHUNK_BYTES):
+                digest.update(chunk)
+    if have < entry.bytes:
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        response = _request("GET", url, headers=headers, stream=True)
+        if have and response.status_code == 200:  # the server sent the whole file
+            have, digest = 0, hashlib.sha256()
+        elif response.status_code not in (200, 206):
+            raise _error(url, response)
+        say(f"  {target.name}: {'resuming at ' + f'{have / 1e6:.1f} MB, ' if have else ''}"
+            f"{(entry.bytes - have) / 1e6:.1f} MB to fetch")
+        with open(part, "ab" if have else "wb") as fh:
+            for chunk in response.iter_content(PULL_CHUNK_BYTES):
+                if have + len(chunk) > entry.bytes:
+                    raise ReleaseIntegrityError(part, f"{entry.bytes} bytes", "more")
+                fh.write(chunk)
+                digest.update(chunk)
+                have += len(chunk)
+    found = digest.hexdigest()
+    if have != entry.bytes or found != entry.sha256:
+        part.unlink(missing_ok=True)  # a wrong file is not resumed
+        raise ReleaseIntegrityError(target, f"{entry.bytes} bytes of sha256 {entry.sha256}",
+                                    f"{have} bytes of sha256 {found}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(part, target)
+    os.chmod(target, 0o444)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -41,7 +42,7 @@ def test_document_covers_every_api_route(env: LeaderboardEnv) -> None:
     routes = set()
     for rule in env.app.url_map.iter_rules():
         if rule.rule.startswith("/api/") or rule.rule == "/healthz":
-            path = rule.rule.replace("<int:", "{").replace("<", "{").replace(">", "}")
+            path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
             for method in rule.methods - {"HEAD", "OPTIONS"}:
                 routes.add((method, path))
     assert routes - {("GET", "/api/openapi.json")} == documented

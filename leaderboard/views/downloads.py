@@ -1,0 +1,65 @@
+"""Public release data for authors: what ``spared-bench data pull`` fetches for ``check``.
+
+``GET /api/releases/<ref>/public`` answers the manifest of an author's copy (``partial``: the
+training data of every dataset, with sha256 and size); ``GET /api/releases/<ref>/files/<path>``
+serves one of those files, with HTTP ranges (a pull that stopped resumes where it stopped) and
+the file's sha256 as its ETag. Nothing else of the release store is reachable: only the paths
+the manifest lists (never the hidden split), read-rate limited like every read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Blueprint, Response, jsonify, send_file
+
+from evaluator.core.errors import BenchError
+from evaluator.datasets.release import (
+    MANIFEST_NAME,
+    ReleaseManifest,
+    check_files,
+    partial_manifest,
+)
+from leaderboard import data
+from leaderboard.db import db, state
+from leaderboard.errors import NotFoundError
+
+downloads = Blueprint("downloads", __name__, url_prefix="/api/releases")
+
+
+def _published(ref: str) -> tuple[Path, ReleaseManifest]:
+    """The folder and manifest of a published release whose files this server holds."""
+    info = data.resolve_release(db(), ref)
+    root = state().settings.releases_dir / info.release_id
+    try:
+        manifest = ReleaseManifest.model_validate_json((root / MANIFEST_NAME).read_bytes())
+    except (OSError, ValueError) as error:
+        raise NotFoundError(f"release {info.release_id[:12]}: expected its files on this "
+                            "server, found none (the service keeps them elsewhere)") from error
+    return root, manifest
+
+
+@downloads.get("/<ref>/public")
+def public_manifest(ref: str) -> Response:
+    """The manifest of the files an author pulls to run ``check`` (training data only)."""
+    _, manifest = _published(ref)
+    return jsonify(partial_manifest(manifest).model_dump(mode="json"))
+
+
+@downloads.get("/<ref>/files/<path:rel>")
+def public_file(ref: str, rel: str) -> Response:
+    """One file of ``public_manifest``, whole or a byte range (resumable)."""
+    root, manifest = _published(ref)
+    entry = check_files(manifest).get(rel)
+    if entry is None:
+        raise NotFoundError(f"{rel[:200]!r}: expected a file listed by "
+                            f"/api/releases/{manifest.release_id[:12]}/public, found none")
+    path = root / rel
+    try:
+        response = send_file(path, mimetype="application/octet-stream", conditional=True,
+                             etag=entry.sha256, max_age=3600, download_name=Path(rel).name)
+    except OSError as error:
+        raise BenchError(f"{rel}: expected the release file on this server, found it "
+                         f"unreadable ({type(error).__name__})") from error
+    response.headers["X-Content-SHA256"] = entry.sha256
+    return response
