@@ -31,8 +31,8 @@ log = logging.getLogger(__name__)
 WORKER_LABEL = "org.sparedbench.worker"
 JOB_ID_LABEL = "org.sparedbench.job-id"
 
-MODEL_STATUSES = frozenset({"exit_nonzero", "timed_out", "out_of_memory", "output_missing",
-                            "output_invalid"})
+MODEL_STATUSES = frozenset({"image_invalid", "exit_nonzero", "timed_out", "out_of_memory",
+                            "output_missing", "output_invalid"})
 """Runner statuses that are the submission's own fault: never retried."""
 
 ReportKind = Literal["succeeded", "model", "infra"]

@@ -332,6 +332,10 @@ class Worker:
                 log.warning("removing container %s left by a previous run of worker %s",
                             container.short_id, self.options.name)
                 container.remove(force=True, v=True)
+            # Their /output volumes (tmpfs: memory, not disk) carry the same labels.
+            for volume in client.volumes.list(
+                    filters={"label": f"{WORKER_LABEL}={self.options.name}"}):
+                volume.remove(force=True)
         except Exception as error:
             log.warning("could not remove leftover containers: %s", error)
 

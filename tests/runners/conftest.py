@@ -92,12 +92,20 @@ def job_containers(client: docker.DockerClient) -> list[str]:
     return [c.id for c in client.containers.list(all=True, filters=filters)]
 
 
+def job_volumes(client: docker.DockerClient) -> list[str]:
+    """Names of this session's job volumes (/output tmpfs) on the engine."""
+    filters = {"label": [JOB_LABEL, f"{SESSION_LABEL}={SESSION_ID}"]}
+    return [v.name for v in client.volumes.list(filters=filters)]
+
+
 @pytest.fixture(autouse=True)
 def _no_leftover_containers(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After every docker test, no job container may remain on the engine."""
+    """After every docker test, no job container or volume may remain on the engine."""
     yield
     if request.node.get_closest_marker("docker") is None:
         return
     with contextlib.closing(docker_client()) as client:
         leftovers = job_containers(client)
+        volumes = job_volumes(client)
     assert leftovers == [], f"job containers left behind: {leftovers}"
+    assert volumes == [], f"job volumes left behind: {volumes}"
