@@ -323,12 +323,26 @@ def run_jobs(executor: Executor, release: Release, plans: Sequence[JobPlan], *,
     """Stage, run, validate and score every planned job, one after another.
 
     ``on_start(i, n, plan)`` and ``on_result(i, n, result)`` report progress (1-based ``i``).
+    Once a job finds the image invalid (``image_invalid``: it cannot start), the remaining jobs
+    are not run and get the same status.
     Staging errors propagate (they are the evaluator's problem, not the submission's).
     """
     # task.json promises the submission this limit: the runner enforces the same one.
     limits = limits.model_copy(update={"timeout_s": settings.time_limit_s})
-    results = []
+    results: list[JobResult] = []
+    invalid: JobResult | None = None
     for i, plan in enumerate(plans, start=1):
+        if invalid is not None:
+            # The image cannot start: every further job would fail the same way at once.
+            skipped = invalid.model_copy(update={
+                "dataset": plan.dataset, "track": plan.track, "holdout": "", "log_tail": "",
+                "notes": [], "timings": JobTimings(),
+                "message": (f"not run: the image is invalid (see {invalid.dataset}/"
+                            f"{invalid.track})")})
+            results.append(skipped)
+            if on_result is not None:
+                on_result(i, len(plans), skipped)
+            continue
         if on_start is not None:
             on_start(i, len(plans), plan)
         t_stage = time.perf_counter()
@@ -338,6 +352,8 @@ def run_jobs(executor: Executor, release: Release, plans: Sequence[JobPlan], *,
         result = run_staged_job(executor, staged, limits, gpus=gpus, work_dir=work_dir,
                                 keep_output=keep, stage_s=stage_s)
         results.append(result)
+        if result.status == "image_invalid":
+            invalid = result
         if on_result is not None:
             on_result(i, len(plans), result)
     return results

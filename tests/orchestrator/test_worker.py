@@ -260,3 +260,40 @@ def test_gpu_slots_hand_out_distinct_gpus(sqlite_bench_env: BenchEnv) -> None:
         assert none == ()
     worker.queue.close()
     cpu.queue.close()
+
+
+@pytest.mark.parametrize("bench_env", ["postgres+redis"], indirect=True)
+def test_image_that_cannot_start_fails_once_as_image_invalid(
+        bench_env: BenchEnv, small_release: Any, docker_engine: Any, tmp_path: Path,
+        remove_worker_containers: list[str]) -> None:
+    from evaluator.orchestrator import get_status
+
+    context = tmp_path / "volume-image"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nVOLUME /data\n"
+        "CMD [\"python3\", \"-c\", \"open('/data/x', 'wb').write(bytes(1 << 20))\"]\n")
+    from tests.orchestrator.conftest import BASE_IMAGE
+
+    image, _ = docker_engine.images.build(path=str(context), network_mode="none", rm=True,
+                                          forcerm=True, buildargs={"BASE_IMAGE": BASE_IMAGE})
+    volumes_before = {v.name for v in docker_engine.volumes.list()}
+    try:
+        bench = publish_small(bench_env, small_release)
+        receipt = register_image(bench, image.id, name="volume", team="lab")
+        remove_worker_containers.append("w-invalid")
+        bench_env.start_worker("w-invalid", *FAST)
+        _finish(bench, bench_env, receipt.submission_id)
+        status = get_status(bench, receipt.submission_id)
+        assert status.counts == {"failed": 2}
+        for job in status.jobs:
+            # the image's fault: final after one attempt, never retried as infrastructure
+            assert (job.attempts, job.failure_kind) == (1, "model"), job
+            assert "found VOLUME /data" in job.message
+        with session_scope(bench.engine) as session:
+            outcomes = [a.outcome for a in session.exec(select(JobAttempt))]
+        assert outcomes == ["image_invalid", "image_invalid"]
+        assert {v.name for v in docker_engine.volumes.list()} <= volumes_before
+    finally:
+        bench_env.stop_workers()
+        docker_engine.images.remove(image.id, force=True)
