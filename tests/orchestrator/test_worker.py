@@ -297,3 +297,36 @@ def test_image_that_cannot_start_fails_once_as_image_invalid(
     finally:
         bench_env.stop_workers()
         docker_engine.images.remove(image.id, force=True)
+
+
+def test_terminal_controls_reach_no_terminal_through_worker_and_status(
+        sqlite_bench_env: BenchEnv, small_release: Any, docker_engine: Any,
+        remove_worker_containers: list[str], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from evaluator.cli import main
+    from tests.orchestrator.conftest import BASE_IMAGE
+
+    context = Path(__file__).parents[1] / "jobs" / "images" / "terminal_escapes"
+    image, _ = docker_engine.images.build(path=str(context), network_mode="none", rm=True,
+                                          forcerm=True, buildargs={"BASE_IMAGE": BASE_IMAGE})
+    env = sqlite_bench_env
+    try:
+        bench = publish_small(env, small_release)
+        receipt = register_image(bench, image.id, name="escapes", team="lab")
+        remove_worker_containers.append("w-escapes")
+        env.start_worker("w-escapes", *FAST)
+        _finish(bench, env, receipt.submission_id)
+        env.stop_workers()
+        for key in ("SPARED_BENCH_HOME", "DATABASE_URL", "QUEUE_URL"):
+            monkeypatch.setenv(key, env.env[key])
+        capsys.readouterr()
+        assert main(["status", str(receipt.submission_id)]) == 0
+        out, err = capsys.readouterr()
+    finally:
+        docker_engine.images.remove(image.id, force=True)
+    worker_log = env.worker_log("w-escapes")
+    for text in (out + err, worker_log):
+        assert not any(c in text for c in ("\x1b", "\x07", "\r", "\x9b")), text[-2000:]
+    assert "expected /output/predictions.npy, found no such file" in out
+    assert "\\x1b]0;pwned title\\x07" in out  # the failed job's log, shown escaped
+    assert "\\x1b]0;named\\x07.txt" in worker_log  # the job's message, logged escaped
