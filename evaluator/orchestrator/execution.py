@@ -13,6 +13,7 @@ or scoring trouble, anything unexpected: retried up to the job's ``max_attempts`
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -152,6 +153,19 @@ def execute_claim(
     return ExecutionReport(kind, result.status, message, score=result.score,
                            log_text=result.log_tail, timings=timings,
                            container_started_at=started.get("at"), model_card=card)
+
+
+_HOST_ROOTS = ("tmp", "var", "home", "root", "srv", "opt", "mnt", "data")
+
+
+def scrub_paths(message: str, home: Path) -> str:
+    """``message`` with host paths (under the evaluator's home, or /tmp, /var, /srv, ...) cut
+    to ``<host path>/<last part>``: an author sees no staging, work or image folder."""
+    roots = sorted({str(home).rstrip("/"), str(Path(home).resolve()).rstrip("/")},
+                   key=len, reverse=True)
+    alternatives = [re.escape(r) for r in roots if r] + [f"/{r}" for r in _HOST_ROOTS]
+    pattern = rf"(?<![\w./])(?:{'|'.join(alternatives)})(?:/[^\s'\":,;)]+)*"
+    return re.sub(pattern, lambda m: "<host path>/" + m.group().rsplit("/", 1)[-1], message)
 
 
 def _engine_error(error: BaseException) -> bool:

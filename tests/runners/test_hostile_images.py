@@ -127,3 +127,52 @@ def test_predictions_the_evaluator_cannot_open(test_images, job_dirs, small_limi
     assert outcome.status == status, outcome
     assert expected in outcome.message
     assert str(job_dirs[1]) not in outcome.message
+
+
+NON_ROOT_JOB = """
+import json, os, sys, tempfile
+from pathlib import Path
+from evaluator.runners import RunLimits, run_container
+from evaluator.runners.jobfs import remove_tree
+scratch = Path(tempfile.mkdtemp(dir=sys.argv[2]))
+(scratch / "in").mkdir(mode=0o755)
+(scratch / "in" / "task.json").write_text("{}")
+limits = RunLimits(timeout_s=60, mem_limit_gb=0.5, cpus=0.5, pids_limit=64, tmp_size_mb=16,
+                   output_max_mb=8, log_max_kb=16)
+outcome = run_container(sys.argv[1], scratch / "in", scratch / "out", limits,
+                        environment={"DEPTH": "20"}, labels=json.loads(sys.argv[3]))
+folders = sum(1 for _ in os.walk(scratch / "out"))
+remove_tree(scratch)
+print(json.dumps({"status": outcome.status, "uid": os.getuid(), "folders": folders,
+                  "left": scratch.exists()}))
+"""
+
+
+def test_an_evaluator_not_running_as_root_removes_every_job_folder(test_images):
+    """The job's folders are the evaluator's own (copied out), so a plain user removes them."""
+    import grp
+    import json
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    # pytest's own folders are root's (0700): the plain user works in one of its own
+    work = Path(tempfile.mkdtemp(prefix="spared-nonroot-"))
+    work.chmod(0o777)
+    docker_gid = grp.getgrnam("docker").gr_gid
+    try:
+        done = subprocess.run(
+            ["setpriv", "--reuid", "12345", "--regid", "12345", f"--groups={docker_gid}",
+             sys.executable, "-c", NON_ROOT_JOB, test_images["deep_output"], str(work),
+             json.dumps(SESSION_LABELS)],
+            capture_output=True, text=True, timeout=120, check=False,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+                 "HOME": str(work)})
+        assert done.returncode == 0, done.stderr[-3000:]
+        report = json.loads(done.stdout.strip().splitlines()[-1])
+        # 20 nested folders written by uid 10001 in the container, removed by uid 12345
+        assert report == {"status": "succeeded", "uid": 12345, "folders": 21, "left": False}
+        assert list(work.iterdir()) == []
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
