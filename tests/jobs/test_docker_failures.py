@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from evaluator.cli import main
+from tests.runners.conftest import leftover_volumes
 
 pytestmark = pytest.mark.docker
 
@@ -110,10 +112,12 @@ def test_image_that_cannot_start_is_image_invalid_once(
 
         report = json.loads((tmp_path / "report.json").read_text())
         assert [r["status"] for r in report["results"]] == ["image_invalid"] * 3
+    # other sessions share the engine: only what this image left counts
     leftovers = subprocess.run(["docker", "ps", "-aq", "--filter",
-                                "label=org.sparedbench.job"], capture_output=True, text=True,
-                               check=True).stdout.split()
+                                f"ancestor={unstartable_image}"], capture_output=True,
+                               text=True, check=True).stdout.split()
     assert leftovers == []
-    volumes_after = subprocess.run(["docker", "volume", "ls", "-q"], capture_output=True,
-                                   text=True, check=True).stdout.split()
-    assert set(volumes_after) <= set(volumes_before)
+    import docker
+
+    with contextlib.closing(docker.from_env()) as client:
+        assert leftover_volumes(client, set(volumes_before)) == []

@@ -20,6 +20,7 @@ from evaluator.orchestrator import register_image, wait_for
 from evaluator.store import Job, JobAttempt, Result, attempts_of, session_scope
 from tests.orchestrator.conftest import BenchEnv, publish_small
 from tests.orchestrator.proxy import EngineProxy
+from tests.runners.conftest import leftover_volumes
 from tests.store.dbsupport import private_postgres, wait_until
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -293,7 +294,7 @@ def test_image_that_cannot_start_fails_once_as_image_invalid(
         with session_scope(bench.engine) as session:
             outcomes = [a.outcome for a in session.exec(select(JobAttempt))]
         assert outcomes == ["image_invalid", "image_invalid"]
-        assert {v.name for v in docker_engine.volumes.list()} <= volumes_before
+        assert leftover_volumes(docker_engine, volumes_before) == []
     finally:
         bench_env.stop_workers()
         docker_engine.images.remove(image.id, force=True)

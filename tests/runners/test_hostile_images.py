@@ -16,7 +16,12 @@ import pytest
 
 from evaluator.runners import RunLimits, RunOutcome, run_container
 from evaluator.runners.output_volume import MAX_OUTPUT_DEPTH
-from tests.runners.conftest import SESSION_LABELS, job_containers, job_volumes
+from tests.runners.conftest import (
+    SESSION_LABELS,
+    job_containers,
+    job_volumes,
+    leftover_volumes,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -84,7 +89,7 @@ def test_image_that_cannot_start_is_image_invalid(test_images, job_dirs, small_l
     assert expected in outcome.message
     assert str(job_dirs[0]) not in outcome.message
     assert "/var/lib/docker" not in outcome.message
-    assert {v.name for v in engine.volumes.list()} <= volumes_before  # no anonymous volume
+    assert leftover_volumes(engine, volumes_before) == []  # no anonymous volume
     assert job_containers(engine) == [] and job_volumes(engine) == []
 
 
