@@ -155,15 +155,13 @@ def execute_claim(
                            container_started_at=started.get("at"), model_card=card)
 
 
-_HOST_ROOTS = ("tmp", "var", "home", "root", "srv", "opt", "mnt", "data")
-
-
 def scrub_paths(message: str, home: Path) -> str:
-    """``message`` with host paths (under the evaluator's home, or /tmp, /var, /srv, ...) cut
-    to ``<host path>/<last part>``: an author sees no staging, work or image folder."""
+    """``message`` with host paths under the evaluator's home (staging, work, images, releases)
+    and the engine's data root cut to ``<host path>/<last part>``; container paths (/input,
+    /output, /tmp, an image's own paths) stay as they are."""
     roots = sorted({str(home).rstrip("/"), str(Path(home).resolve()).rstrip("/")},
                    key=len, reverse=True)
-    alternatives = [re.escape(r) for r in roots if r] + [f"/{r}" for r in _HOST_ROOTS]
+    alternatives = [re.escape(r) for r in roots if r] + [re.escape("/var/lib/docker")]
     pattern = rf"(?<![\w./])(?:{'|'.join(alternatives)})(?:/[^\s'\":,;)]+)*"
     return re.sub(pattern, lambda m: "<host path>/" + m.group().rsplit("/", 1)[-1], message)
 

@@ -12,10 +12,11 @@ def test_host_paths_are_cut_and_container_paths_kept(tmp_path: Path) -> None:
     message = (f"job folder {home}/work/w1/spared-job-x/output: expected an empty output "
                f"folder; release {home}/releases/abc/hidden/d/truth.h5ad: unreadable; "
                "'/var/lib/docker/volumes/v/_data' refused; /output/predictions.npy: dtype; "
-               "/input/task.json ok; /srv/x/y.npy")
+               "/input/task.json ok; found VOLUME /data; /tmp/x")
     scrubbed = scrub_paths(message, home)
     assert str(tmp_path) not in scrubbed and "/var/lib" not in scrubbed
-    assert "/srv/x" not in scrubbed and "hidden" not in scrubbed
+    assert "hidden" not in scrubbed
+    assert "found VOLUME /data; /tmp/x" in scrubbed  # container paths stay
     assert "<host path>/output: expected an empty output folder" in scrubbed
     assert "<host path>/truth.h5ad: unreadable" in scrubbed
     assert "/output/predictions.npy: dtype" in scrubbed

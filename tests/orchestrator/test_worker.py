@@ -115,10 +115,13 @@ def test_killed_worker_restarted_reruns_its_job_once(
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
     from evaluator.orchestrator.execution import WORKER_LABEL
+    from evaluator.runners.docker_runner import HOLDER_LABEL
 
     left = docker_engine.containers.list(all=True,
                                          filters={"label": f"{WORKER_LABEL}=w-kill"})
-    assert len(left) == 1, "the killed worker's container outlives it"
+    jobs_left = [c for c in left if HOLDER_LABEL not in c.labels]
+    assert len(jobs_left) == 1, "the killed worker's container outlives it"
+    assert len(left) == 2  # with the holder of its /output volume
     sqlite_bench_env.start_worker("w-kill", *slow_lease)
     status = _finish(bench, sqlite_bench_env, receipt.submission_id)
     assert status.counts == {"succeeded": 2}
@@ -128,6 +131,9 @@ def test_killed_worker_restarted_reruns_its_job_once(
     assert [a.outcome for a in attempts] == ["worker_lost", "succeeded"]
     assert "restarted while running it" in attempts[0].message
     assert "removing container" in sqlite_bench_env.worker_log("w-kill")
+    assert not docker_engine.containers.list(all=True,
+                                             filters={"label": f"{WORKER_LABEL}=w-kill"})
+    assert not docker_engine.volumes.list(filters={"label": f"{WORKER_LABEL}=w-kill"})
 
 
 def test_killed_worker_job_is_taken_over_after_its_lease(
