@@ -1,12 +1,15 @@
 """Run a submission image as an isolated container on a Docker engine: the real runner.
 
 Each job gets (see docs/ARCHITECTURE.md, "Security model"): no network; a read-only root
-filesystem; the input folder bind-mounted read-only at /input; a fresh, empty host folder owned
-by the container user as the only writable mount, /output; a size-limited tmpfs /tmp; user
+filesystem; the input folder bind-mounted read-only at /input; a size-limited tmpfs volume as
+/output (output_volume.py: the kernel holds the limit; its plain files are copied to the host's
+output folder after the run); a size-limited tmpfs /tmp; no image VOLUME, no HEALTHCHECK; user
 10001:10001 whatever the image says; all capabilities dropped; no-new-privileges; pids, memory
 (no swap) and CPU limits; a wall-clock limit after which it is killed; GPUs only when assigned,
 by device id. The image is resolved to its content id first and the container created from the
-id, so a tag moved mid-job cannot swap the code. The container is removed whatever happens.
+id, so a tag moved mid-job cannot swap the code. The containers (job and /output holder) and
+the volume are removed whatever happens. An image that cannot start as a job (no command, a
+missing entrypoint, a VOLUME line) is ``image_invalid``, the author's to fix.
 
 Nothing else is mounted: not the docker socket, not the release's hidden folder, not other
 jobs' folders. Inputs must be readable by uid 10001 (release files are world-readable).
