@@ -106,18 +106,21 @@ def _probe_unix_socket(host: str) -> None:
             raise EngineUnavailable(f"{path}: {error.strerror or error}") from error
 
 
-MAX_IMAGE_VOLUMES_ALLOWED = ("/output", "/tmp")
+IMAGE_VOLUMES_ALLOWED = ("/output", "/tmp")
 """``VOLUME`` lines an image may have: the runner mounts its own size-limited /output and /tmp
 there. Any other ``VOLUME`` makes the image invalid (see ``image_problem``)."""
 
 HOLDER_MEM_BYTES = 16 * 2**20
 
 # Substrings of the engine's (runc's) start errors that the image causes: its command cannot
-# be executed or a path the job needs conflicts with what the image holds.
-_IMAGE_START_ERRORS = ("executable file not found", "no such file or directory",
-                       "permission denied", "exec format error", "not a directory",
-                       "is a directory", "read-only file system", "no command specified",
-                       "chdir to cwd", "onto a file", "too many levels of symbolic links")
+# be executed, or a mount point conflicts with what the image holds there. Anything else the
+# engine refuses is a configuration problem (``RunnerConfigError``), retried by workers.
+_IMAGE_START_ERRORS = ("executable file not found", "exec format error",
+                       "no command specified", "chdir to cwd", "onto a file",
+                       "too many levels of symbolic links")
+_EXEC_ERRORS = ("no such file or directory", "permission denied", "not a directory",
+                "is a directory")
+_MOUNT_ERRORS = ("read-only file system", "not a directory")
 
 
 def image_problem(config: Mapping[str, Any]) -> str | None:
@@ -132,7 +135,7 @@ def image_problem(config: Mapping[str, Any]) -> str | None:
         return ("expected the image to name the program to run (ENTRYPOINT or CMD), found "
                 "neither; add e.g. CMD [\"python\", \"/app/predict.py\"]")
     volumes = sorted(posixpath.normpath(str(v)) for v in (config.get("Volumes") or {}))
-    extra = [v for v in volumes if v not in MAX_IMAGE_VOLUMES_ALLOWED]
+    extra = [v for v in volumes if v not in IMAGE_VOLUMES_ALLOWED]
     if extra:
         shown = ", ".join(v[:100] for v in extra[:5])
         return (f"expected no VOLUME in the image but /output or /tmp (jobs get no volumes: "
@@ -360,7 +363,7 @@ def _run_with_client(
         except _ImageInvalid as invalid:
             status, message, extra = "image_invalid", str(invalid), {}
         except APIError as error:
-            detail = _first_line(error)
+            detail = _api_detail(error)
             if not _image_caused(detail, gpus):
                 raise RunnerConfigError(image, detail) from error
             status, message, extra = "image_invalid", _image_message(detail, input_dir), {}
@@ -402,13 +405,21 @@ def _image_caused(detail: str, gpus: list[int] | None) -> bool:
     lowered = detail.lower()
     if gpus and any(word in lowered for word in ("gpu", "device driver", "nvidia")):
         return False
-    return any(pattern in lowered for pattern in _IMAGE_START_ERRORS)
+    if any(pattern in lowered for pattern in _IMAGE_START_ERRORS):
+        return True
+    if 'exec: "' in lowered and any(pattern in lowered for pattern in _EXEC_ERRORS):
+        return True  # the entrypoint: missing, not executable, a folder
+    # a mount into the image's own root filesystem ("rootfs at ...", overlay's ".../merged/...")
+    into_rootfs = "rootfs at" in lowered or "/merged/" in lowered
+    return into_rootfs and any(pattern in lowered for pattern in _MOUNT_ERRORS)
 
 
 def _image_message(detail: str, input_dir: Path) -> str:
     """The author's message for an image the engine could not start (no host paths)."""
     shown = detail.replace(str(input_dir), "/input")
-    shown = re.sub(r"/var/lib/docker/\S*", "<engine path>", shown)
+    # a path inside the container's root filesystem is shown as the container sees it
+    shown = re.sub(r"/\S*?/overlay2/[0-9a-f]+/merged(/[^\s,:\"']*)", r"\1", shown)
+    shown = re.sub(r"/var/lib/docker/[^\s,:\"']*", "<engine path>", shown)
     return (f"expected the image to start as a job (as user {CONTAINER_UID}, read-only root, "
             f"/input read-only), found the engine refusing it: {shown[:400]}")
 
@@ -430,7 +441,7 @@ def _run_and_collect(
     try:
         container.start()
     except APIError as error:
-        detail = _first_line(error)
+        detail = _api_detail(error)
         if _image_caused(detail, gpus):
             raise _ImageInvalid(_image_message(detail, input_dir)) from error
         raise RunnerConfigError(image, detail) from error
@@ -547,6 +558,15 @@ def remove_job_containers(client: docker.DockerClient) -> list[str]:
         with contextlib.suppress(NotFound, APIError):
             volume.remove(force=True)
     return removed
+
+
+def _api_detail(error: APIError) -> str:
+    """The engine's own explanation of a refusal (without the request's URL), one line."""
+    explanation = error.explanation
+    if isinstance(explanation, bytes):
+        explanation = explanation.decode("utf-8", "replace")
+    text = str(explanation or "").strip()
+    return text.splitlines()[0] if text else _first_line(error)
 
 
 def _first_line(error: BaseException) -> str:

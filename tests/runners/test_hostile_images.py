@@ -78,6 +78,7 @@ def test_host_disk_stays_within_the_limits_while_a_job_hogs_it(test_images, job_
     ("missing_entrypoint", "/opt/model/run-predict"),
     ("image_volume", "found VOLUME /data"),
     ("volume_under_input", "found VOLUME /input/cache"),
+    ("output_is_file", "/output, flags: 0x5000: not a directory"),
 ])
 def test_image_that_cannot_start_is_image_invalid(test_images, job_dirs, small_limits, engine,
                                                   name, expected):

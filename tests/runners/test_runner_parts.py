@@ -21,7 +21,7 @@ from evaluator.runners import (
     RunOutcome,
     container_settings,
 )
-from evaluator.runners.docker_runner import image_problem
+from evaluator.runners.docker_runner import _image_caused, image_problem
 from evaluator.runners.jobfs import (
     MAX_OUTPUT_ENTRIES,
     cap_log,
@@ -263,3 +263,20 @@ def test_collect_output_writes_plain_files_and_stops_at_anything_else(tmp_path):
     escape = _output_tar([("output/../../etc/evil", tarfile.REGTYPE, b"1")])
     assert "out of /output" in (collect_output([escape], tmp_path / "e", limits).unsafe or "")
     assert not (tmp_path / "etc").exists()
+
+
+@pytest.mark.parametrize(("detail", "gpus", "image_caused"), [
+    ('OCI runtime create failed: runc create failed: unable to start container process: exec: '
+     '"/opt/run": stat /opt/run: no such file or directory: unknown', None, True),
+    ('OCI runtime create failed: exec: "/app/x": permission denied: unknown', None, True),
+    ('exec: "python9": executable file not found in $PATH: unknown', None, True),
+    ("exec format error", None, True),
+    ('error mounting "/srv/v" to rootfs at "/input/cache": mkdir /var/lib/docker/overlay2/m/'
+     'input/cache: read-only file system: unknown', None, True),
+    ('could not select device driver "" with capabilities: [[gpu]]', [0], False),
+    ('invalid mount config for type "bind": bind source path does not exist: /srv/in', None,
+     False),
+    ("cgroup: permission denied", None, False),
+])
+def test_start_errors_are_sorted_between_image_and_configuration(detail, gpus, image_caused):
+    assert _image_caused(detail, gpus) is image_caused
