@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from evaluator.contract.image import image_problem
 from evaluator.core.tarstream import TarEntry, TarStream, TarStreamError
 from evaluator.orchestrator.errors import SubmissionRejected
 
@@ -62,21 +63,24 @@ class ArchiveFacts:
     archive_bytes: int
     unpacked_bytes: int
     layers: int
+    problem: str | None = None
 
     def as_image(self) -> ImageFacts:
         """The facts as an ``ImageFacts`` (before any engine has seen the image)."""
         return ImageFacts(image_id=self.image_id, platform=self.platform,
-                          size_bytes=self.unpacked_bytes, repo_tags=())
+                          size_bytes=self.unpacked_bytes, repo_tags=(), problem=self.problem)
 
 
 @dataclass(frozen=True)
 class ImageFacts:
-    """An image on an engine: id, platform, unpacked size, tags."""
+    """An image on an engine: id, platform, unpacked size, tags, and why it cannot run as a
+    job (``evaluator.contract.image_problem``), if it cannot."""
 
     image_id: str
     platform: str
     size_bytes: int
     repo_tags: tuple[str, ...]
+    problem: str | None = None
 
 
 def archive_path(images_dir: Path, image_id: str) -> Path:
@@ -251,10 +255,13 @@ def read_archive(path: Path, *, max_unpacked_bytes: int | None = None) -> Archiv
     image_id = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
     platform = f"{config.get('os', '?')}/{config.get('architecture', '?')}"
     tags = entry.get("RepoTags") or []
+    run_config = config.get("config") or {}
+    problem = image_problem(run_config) if isinstance(run_config, dict) else \
+        "expected the image config's \"config\" to be an object, found something else"
     return ArchiveFacts(image_id=image_id, platform=_short(platform),
                         repo_tags=tuple(_short(t) for t in tags) if isinstance(tags, list)
                         else (), archive_bytes=size, unpacked_bytes=unpacked,
-                        layers=len(layers))
+                        layers=len(layers), problem=problem)
 
 
 def _short(value: object, limit: int = 100) -> str:
@@ -456,7 +463,14 @@ def image_facts(client: Any, ref: str) -> ImageFacts:
     return ImageFacts(image_id=image.id,
                       platform=f"{attrs.get('Os', '?')}/{attrs.get('Architecture', '?')}",
                       size_bytes=int(attrs.get("Size") or 0),
-                      repo_tags=tuple(image.tags))
+                      repo_tags=tuple(image.tags),
+                      problem=image_problem(attrs.get("Config") or {}))
+
+
+def check_runnable(problem: str | None, what: str) -> None:
+    """Refuse an image that cannot start as a job (no command, a VOLUME line)."""
+    if problem is not None:
+        raise SubmissionRejected(f"{what}: {problem}")
 
 
 def check_platform(platform: str, what: str) -> None:

@@ -38,6 +38,7 @@ from evaluator.orchestrator.images import (
     ImageFacts,
     archive_path,
     check_platform,
+    check_runnable,
     check_size,
     image_facts,
     load_archive,
@@ -341,6 +342,7 @@ def submit_image_archive(bench: Bench, source: Path | BinaryIO | Iterable[bytes]
     try:
         facts = read_archive(received, max_unpacked_bytes=bench.max_image_bytes)
         check_platform(facts.platform, "image archive")
+        check_runnable(facts.problem, "image archive")
         # docker load would apply the archive's own tags: a team could re-point any name.
         strip_tags(received)
         with session_scope(bench.engine) as session:
@@ -393,6 +395,7 @@ def register_image(bench: Bench, ref: str, *, name: str, description: str = "",
     engine_client = _docker(client)
     facts = image_facts(engine_client, ref)
     check_platform(facts.platform, f"image {ref!r}")
+    check_runnable(facts.problem, f"image {ref!r}")
     check_size(facts.size_bytes, bench.max_image_bytes, f"image {ref!r}")
     with session_scope(bench.engine) as session:
         owner = _team_of(session, by, team)

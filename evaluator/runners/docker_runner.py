@@ -21,7 +21,6 @@ import contextlib
 import logging
 import math
 import os
-import posixpath
 import re
 import socket
 import threading
@@ -38,6 +37,7 @@ from docker.models.containers import Container
 from docker.types import DeviceRequest, LogConfig, Mount
 
 from evaluator.contract import INPUT_ENVIRONMENT
+from evaluator.contract.image import image_problem
 from evaluator.core.tarstream import TarStreamError
 from evaluator.runners.errors import EngineUnavailable, RunnerConfigError
 from evaluator.runners.jobfs import (
@@ -106,10 +106,6 @@ def _probe_unix_socket(host: str) -> None:
             raise EngineUnavailable(f"{path}: {error.strerror or error}") from error
 
 
-IMAGE_VOLUMES_ALLOWED = ("/output", "/tmp")
-"""``VOLUME`` lines an image may have: the runner mounts its own size-limited /output and /tmp
-there. Any other ``VOLUME`` makes the image invalid (see ``image_problem``)."""
-
 HOLDER_MEM_BYTES = 16 * 2**20
 
 # Substrings of the engine's (runc's) start errors that the image causes: its command cannot
@@ -121,27 +117,6 @@ _IMAGE_START_ERRORS = ("executable file not found", "exec format error",
 _EXEC_ERRORS = ("no such file or directory", "permission denied", "not a directory",
                 "is a directory")
 _MOUNT_ERRORS = ("read-only file system", "not a directory")
-
-
-def image_problem(config: Mapping[str, Any]) -> str | None:
-    """Why an image cannot be run as a job, from its config (``Config`` of its inspect), or None.
-
-    No command (neither ``ENTRYPOINT`` nor ``CMD``), and any ``VOLUME`` but /output and /tmp:
-    an image volume would be an unmetered folder in the engine's data root, and one at or under
-    /input cannot be mounted at all. Refused rather than covered by a tmpfs because a tmpfs
-    would hide the files the image put there, silently.
-    """
-    if not (config.get("Entrypoint") or config.get("Cmd")):
-        return ("expected the image to name the program to run (ENTRYPOINT or CMD), found "
-                "neither; add e.g. CMD [\"python\", \"/app/predict.py\"]")
-    volumes = sorted(posixpath.normpath(str(v)) for v in (config.get("Volumes") or {}))
-    extra = [v for v in volumes if v not in IMAGE_VOLUMES_ALLOWED]
-    if extra:
-        shown = ", ".join(v[:100] for v in extra[:5])
-        return (f"expected no VOLUME in the image but /output or /tmp (jobs get no volumes: "
-                f"their only writable places are /output and /tmp), found VOLUME {shown}; "
-                "remove the VOLUME line (one inherited from a base image needs another base)")
-    return None
 
 
 def container_settings(

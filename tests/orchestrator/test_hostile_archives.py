@@ -13,6 +13,7 @@ import io
 import json
 import tarfile
 import tracemalloc
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +36,11 @@ from tests.orchestrator.conftest import BenchEnv
 
 def build(layers: list[bytes], *, tags: tuple[str, ...] = ("handmade:1",),
           extra: list[tarfile.TarInfo | tuple[tarfile.TarInfo, bytes]] = (),
-          nonce: str = "0") -> tuple[bytes, str]:
+          nonce: str = "0", run_config: dict[str, Any] | None = None) -> tuple[bytes, str]:
     """A ``docker save`` style archive of ``layers`` (bytes as stored) plus extra members."""
     config = json.dumps({
-        "architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/true"]},
+        "architecture": "amd64", "os": "linux",
+        "config": {"Cmd": ["/bin/true"]} if run_config is None else run_config,
         "rootfs": {"type": "layers",
                    "diff_ids": [f"sha256:{hashlib.sha256(x).hexdigest()}" for x in layers]},
         "nonce": nonce}).encode()
@@ -171,6 +173,18 @@ def test_unsafe_paths_inside_a_layer_are_refused(small_bench: Bench, tmp_path: P
                                          r"'../../etc/evil'")
 
 
+@pytest.mark.parametrize(("run_config", "match"), [
+    ({"Cmd": None, "Entrypoint": None}, r"found neither"),
+    ({"Cmd": ["/run"], "Volumes": {"/data": {}}}, r"found VOLUME /data"),
+    ({"Cmd": ["/run"], "Volumes": {"/input/cache": {}}}, r"found VOLUME /input/cache"),
+])
+def test_an_image_that_cannot_start_is_refused_at_intake(small_bench: Bench, tmp_path: Path,
+                                                         run_config: dict[str, Any],
+                                                         match: str) -> None:
+    data, _ = build([tar_bytes({"f": b"1"})], run_config=run_config)
+    refused(small_bench, tmp_path, data, match)
+
+
 def test_links_between_layers_are_accepted(small_bench: Bench, tmp_path: Path) -> None:
     # docker save writes a repeated layer as a relative symlink to its first copy
     layer = tar_bytes({"f": b"12345"})
@@ -233,3 +247,24 @@ def test_an_upload_never_names_an_image(published: BenchEnv, tmp_path: Path,
         docker_engine.images.remove(victim)
         if image_id in {i.id for i in docker_engine.images.list(all=True)}:
             docker_engine.images.remove(image_id, force=True)
+
+
+@pytest.mark.docker
+def test_an_image_with_a_volume_is_refused_when_registered(published: BenchEnv,
+                                                           docker_engine: Any) -> None:
+    from evaluator.orchestrator import register_image
+    from tests.orchestrator.conftest import BASE_IMAGE
+
+    context = Path(__file__).parents[1] / "runners" / "images" / "image_volume"
+    # its own tag, removed after: an identical image built by another test keeps its tags
+    tag = f"spared-bench-test/{context.name}-{uuid.uuid4().hex[:8]}:1"
+    image, _ = docker_engine.images.build(path=str(context), tag=tag, network_mode="none",
+                                          rm=True, forcerm=True,
+                                          buildargs={"BASE_IMAGE": BASE_IMAGE})
+    bench = published.bench()
+    try:
+        with pytest.raises(SubmissionRejected, match="found VOLUME /data; remove the VOLUME"):
+            register_image(bench, image.id, name="volume", team="lab", client=docker_engine)
+    finally:
+        docker_engine.images.remove(tag)
+    assert archives_left(bench) == []

@@ -10,6 +10,7 @@ import os
 import signal
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -275,19 +276,22 @@ def test_image_that_cannot_start_fails_once_as_image_invalid(
         remove_worker_containers: list[str]) -> None:
     from evaluator.orchestrator import get_status
 
-    context = tmp_path / "volume-image"
+    # intake cannot tell (the config names a program): only starting it shows it missing
+    context = tmp_path / "unstartable-image"
     context.mkdir()
     (context / "Dockerfile").write_text(
-        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nVOLUME /data\n"
-        "CMD [\"python3\", \"-c\", \"open('/data/x', 'wb').write(bytes(1 << 20))\"]\n")
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nENTRYPOINT [\"/opt/model/run-predict\"]\n")
     from tests.orchestrator.conftest import BASE_IMAGE
 
-    image, _ = docker_engine.images.build(path=str(context), network_mode="none", rm=True,
-                                          forcerm=True, buildargs={"BASE_IMAGE": BASE_IMAGE})
+    # its own tag, removed after: an identical image built by another test keeps its tags
+    tag = f"spared-bench-test/{context.name}-{uuid.uuid4().hex[:8]}:1"
+    image, _ = docker_engine.images.build(path=str(context), tag=tag, network_mode="none",
+                                          rm=True, forcerm=True,
+                                          buildargs={"BASE_IMAGE": BASE_IMAGE})
     volumes_before = {v.name for v in docker_engine.volumes.list()}
     try:
         bench = publish_small(bench_env, small_release)
-        receipt = register_image(bench, image.id, name="volume", team="lab")
+        receipt = register_image(bench, image.id, name="unstartable", team="lab")
         remove_worker_containers.append("w-invalid")
         bench_env.start_worker("w-invalid", *FAST)
         _finish(bench, bench_env, receipt.submission_id)
@@ -296,14 +300,15 @@ def test_image_that_cannot_start_fails_once_as_image_invalid(
         for job in status.jobs:
             # the image's fault: final after one attempt, never retried as infrastructure
             assert (job.attempts, job.failure_kind) == (1, "model"), job
-            assert "found VOLUME /data" in job.message
+            assert "/opt/model/run-predict" in job.message
+            assert "no such file or directory" in job.message
         with session_scope(bench.engine) as session:
             outcomes = [a.outcome for a in session.exec(select(JobAttempt))]
         assert outcomes == ["image_invalid", "image_invalid"]
         assert leftover_volumes(docker_engine, volumes_before) == []
     finally:
         bench_env.stop_workers()
-        docker_engine.images.remove(image.id, force=True)
+        docker_engine.images.remove(tag)
 
 
 def test_terminal_controls_reach_no_terminal_through_worker_and_status(
@@ -314,8 +319,11 @@ def test_terminal_controls_reach_no_terminal_through_worker_and_status(
     from tests.orchestrator.conftest import BASE_IMAGE
 
     context = Path(__file__).parents[1] / "jobs" / "images" / "terminal_escapes"
-    image, _ = docker_engine.images.build(path=str(context), network_mode="none", rm=True,
-                                          forcerm=True, buildargs={"BASE_IMAGE": BASE_IMAGE})
+    # its own tag, removed after: an identical image built by another test keeps its tags
+    tag = f"spared-bench-test/{context.name}-{uuid.uuid4().hex[:8]}:1"
+    image, _ = docker_engine.images.build(path=str(context), tag=tag, network_mode="none",
+                                          rm=True, forcerm=True,
+                                          buildargs={"BASE_IMAGE": BASE_IMAGE})
     env = sqlite_bench_env
     try:
         bench = publish_small(env, small_release)
@@ -330,7 +338,7 @@ def test_terminal_controls_reach_no_terminal_through_worker_and_status(
         assert main(["status", str(receipt.submission_id)]) == 0
         out, err = capsys.readouterr()
     finally:
-        docker_engine.images.remove(image.id, force=True)
+        docker_engine.images.remove(tag)
     worker_log = env.worker_log("w-escapes")
     for text in (out + err, worker_log):
         assert not any(c in text for c in ("\x1b", "\x07", "\r", "\x9b")), text[-2000:]

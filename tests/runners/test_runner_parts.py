@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from evaluator.contract import image_problem
 from evaluator.runners import (
     ContainerFailed,
     EngineUnavailable,
@@ -21,7 +22,7 @@ from evaluator.runners import (
     RunOutcome,
     container_settings,
 )
-from evaluator.runners.docker_runner import _image_caused, image_problem
+from evaluator.runners.docker_runner import _image_caused
 from evaluator.runners.jobfs import (
     MAX_OUTPUT_ENTRIES,
     cap_log,
