@@ -22,6 +22,7 @@ from evaluator.cli import (
     web_cmds,
 )
 from evaluator.core.errors import BenchError
+from evaluator.core.text import escape_controls
 
 EXIT_USER_ERROR = 2
 
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         # Without standalone mode click returns a command's exit code instead of exiting.
         result = cli.main(args=argv, prog_name="spared-bench", standalone_mode=False)
     except BenchError as exc:
-        click.echo(f"error: {exc}", err=True)
+        # messages quote author text (names, archive contents): no raw controls
+        click.echo(f"error: {escape_controls(str(exc), keep_newlines=True)}", err=True)
         return EXIT_USER_ERROR
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from evaluator.core.settings import Settings
+from evaluator.core.text import escape_controls
 from evaluator.datasets.registry import get_dataset, load_registry
 
 _REGISTRY_COLUMNS = (
@@ -21,8 +22,8 @@ _REGISTRY_COLUMNS = (
 
 
 def format_rows(header: list[str], rows: Sequence[Sequence[object]]) -> str:
-    """Render a plain fixed-width table."""
-    cells = [[str(c) for c in row] for row in [header, *rows]]
+    """Render a plain fixed-width table (control characters in cells shown escaped)."""
+    cells = [[escape_controls(str(c)) for c in row] for row in [header, *rows]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
              for row in cells]

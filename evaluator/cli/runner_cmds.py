@@ -15,6 +15,7 @@ import click
 
 from evaluator.core.errors import BenchError
 from evaluator.core.settings import Settings
+from evaluator.core.text import escape_controls
 from evaluator.core.vocabulary import TRACKS, Track
 from evaluator.datasets.release import Release, list_releases, load_release
 from evaluator.jobs import (
@@ -98,17 +99,18 @@ def _job_line(result: JobResult) -> str:
         pcc = "n/a" if m.pcc_gene is None else f"{m.pcc_gene:.4f}"
         return (f"PASS  {where}: MSE {m.mse:.4f}  PCC-Gene {pcc}  "
                 f"(model {t.model_s:.1f} s, total {t.total_s:.1f} s)")
-    return f"FAIL  {where}: {result.status}: {result.message}"
+    return f"FAIL  {where}: {result.status}: {escape_controls(result.message)}"
 
 
 def _echo_failure_details(result: JobResult) -> None:
     for note in result.notes:
-        click.echo(f"      note: {note}")
+        click.echo(f"      note: {escape_controls(note)}")
     if not result.succeeded and result.log_tail.strip():
-        lines = result.log_tail.rstrip().splitlines()[-LOG_TAIL_LINES:]
+        # "\n" only: splitlines() would also break at "\r" and hide a line rewrite
+        lines = result.log_tail.rstrip().split("\n")[-LOG_TAIL_LINES:]
         click.echo(f"      --- last {len(lines)} line(s) of the submission's output ---")
         for line in lines:
-            click.echo(f"      | {line}")
+            click.echo(f"      | {escape_controls(line)}")
 
 
 def _run(purpose: Purpose, submission: str, runner: str, release_ref: str | None,
@@ -196,7 +198,7 @@ def check_command(submission: str, runner: str, release_ref: str | None, dataset
     for result in results:
         click.echo(_job_line(result))
         if result.holdout:
-            click.echo(f"      held out: {result.holdout}")
+            click.echo(f"      held out: {escape_controls(result.holdout)}")
         _echo_failure_details(result)
     passed = sum(r.succeeded for r in results)
     click.echo("")

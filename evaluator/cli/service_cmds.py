@@ -20,6 +20,7 @@ import click
 from evaluator.cli.datasets_cmds import data_group, format_rows
 from evaluator.core.errors import BenchError
 from evaluator.core.settings import Settings
+from evaluator.core.text import EscapingFormatter, escape_controls
 
 
 def _bench() -> Any:
@@ -221,9 +222,10 @@ def submit_command(image: str, name: str, description: str, team: str | None,
     if as_json:
         _echo_json(receipt)
     else:
-        click.echo(f"submission #{receipt.submission_id} {receipt.team}/{receipt.name}: "
-                   f"{receipt.image_digest[:19]} ({receipt.platform}, "
-                   f"{receipt.size_bytes / 2**20:.0f} MB); {receipt.message}")
+        click.echo(escape_controls(
+            f"submission #{receipt.submission_id} {receipt.team}/{receipt.name}: "
+            f"{receipt.image_digest[:19]} ({receipt.platform}, "
+            f"{receipt.size_bytes / 2**20:.0f} MB); {receipt.message}"))
     if wait_s is not None and not server:
         from evaluator.orchestrator import wait_for
 
@@ -232,8 +234,9 @@ def submit_command(image: str, name: str, description: str, team: str | None,
 
 
 def _print_status(status: Any, *, logs: bool) -> None:
-    click.echo(f"submission #{status.submission_id} {status.team}/{status.name} "
-               f"({status.image_digest[:19]}){' [baseline]' if status.is_baseline else ''}")
+    click.echo(escape_controls(
+        f"submission #{status.submission_id} {status.team}/{status.name} "
+        f"({status.image_digest[:19]}){' [baseline]' if status.is_baseline else ''}"))
     counts = ", ".join(f"{k} {v}" for k, v in sorted(status.counts.items())) or "no jobs"
     click.echo(f"jobs: {counts}")
     scores = {(r["release_id"], r["dataset"], r["track"]): r for r in status.results}
@@ -252,7 +255,7 @@ def _print_status(status: Any, *, logs: bool) -> None:
         for job in status.jobs:
             if job.log_tail and job.status == "failed":
                 click.echo(f"\n--- log of job {job.job_id} ({job.dataset}/{job.track}) ---")
-                click.echo(job.log_tail.rstrip())
+                click.echo(escape_controls(job.log_tail.rstrip(), keep_newlines=True))
 
 
 @click.command("status")
@@ -314,8 +317,10 @@ def worker_command(gpus: str | None, name: str | None, lease_s: float, heartbeat
     from evaluator.orchestrator import Worker, WorkerOptions
     from evaluator.runners import RunLimits
 
-    logging.basicConfig(level=getattr(logging, log_level), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    # job messages and names are author text: their controls must not reach the terminal
+    handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=getattr(logging, log_level), handlers=[handler])
     if heartbeat_s * 2 > lease_s:
         raise click.BadParameter(f"expected --lease-s at least twice --heartbeat-s, found "
                                  f"{lease_s:g} and {heartbeat_s:g}")

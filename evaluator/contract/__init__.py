@@ -5,6 +5,7 @@ scorer reads what the contract allows); ``evaluator.jobs`` applies both after a 
 """
 
 from evaluator.contract.errors import ContractError
+from evaluator.contract.image import IMAGE_VOLUMES_ALLOWED, image_problem
 from evaluator.contract.models import (
     CONTRACT_VERSION,
     INPUT_ENVIRONMENT,
@@ -30,6 +31,7 @@ from evaluator.contract.models import (
 
 __all__ = [
     "CONTRACT_VERSION",
+    "IMAGE_VOLUMES_ALLOWED",
     "INPUT_ENVIRONMENT",
     "INPUT_FILES",
     "MAX_CONTRACT_JSON_BYTES",
@@ -45,6 +47,7 @@ __all__ = [
     "ModelCard",
     "TaskSpec",
     "contract_json_schemas",
+    "image_problem",
     "parse_model_card",
     "parse_task",
     "read_model_card",

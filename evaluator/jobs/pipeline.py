@@ -8,6 +8,7 @@ same way and judge its output with the same code; only the spots differ.
 
 from __future__ import annotations
 
+import logging
 import shlex
 import shutil
 import sys
@@ -34,12 +35,16 @@ from evaluator.datasets.release import Release, Track
 from evaluator.jobs.errors import JobError, OutputError
 from evaluator.jobs.staging import Purpose, StagedInputs, TaskSettings, stage_inputs
 from evaluator.runners import RunLimits, RunOutcome, run_container, run_local
+from evaluator.runners.jobfs import remove_tree
 from evaluator.scoring import JobScore, PredictionError, load_predictions, score_predictions
 from evaluator.scoring.truth import TruthSet, load_truth, truth_from_arrays
+
+log = logging.getLogger(__name__)
 
 JobStatus = Literal[
     "succeeded",
     "image_missing",
+    "image_invalid",
     "exit_nonzero",
     "timed_out",
     "out_of_memory",
@@ -237,12 +242,18 @@ def run_staged_job(executor: Executor, staged: StagedInputs, limits: RunLimits, 
     t0 = time.perf_counter()
     check = _OutputCheck(staged.task)
     scratch = Path(tempfile.mkdtemp(prefix="spared-job-", dir=work_dir))
+    cleanup_notes: list[str] = []
     try:
         outcome = executor(staged.input_dir, scratch / "output", limits, gpus, check)
         if keep_output is not None:
             _keep(scratch / "output", keep_output)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        try:
+            remove_tree(scratch)  # any depth; a recursive delete would crash on a deep tree
+        except OSError as error:
+            log.warning("job folder %s could not be removed: %s", scratch, error)
+            cleanup_notes.append(f"the job's scratch folder could not be removed "
+                                 f"({error.strerror or error})")
     durations = outcome.durations
     timings = JobTimings(
         stage_s=stage_s, model_s=durations.run_s, validate_s=check.seconds,
@@ -253,7 +264,8 @@ def run_staged_job(executor: Executor, staged: StagedInputs, limits: RunLimits, 
         release_id=staged.release_id, dataset=staged.task.dataset, track=staged.task.track,
         status=outcome.status, message=outcome.message, image_id=outcome.image_id,
         exit_code=outcome.exit_code, log_tail=outcome.log_tail, holdout=staged.holdout,
-        model_card=check.model_card, notes=[*outcome.notes, *check.notes], timings=timings,
+        model_card=check.model_card, notes=[*outcome.notes, *check.notes, *cleanup_notes],
+        timings=timings,
     )
     if outcome.succeeded and check.predictions is not None:
         t_score = time.perf_counter()
@@ -311,12 +323,26 @@ def run_jobs(executor: Executor, release: Release, plans: Sequence[JobPlan], *,
     """Stage, run, validate and score every planned job, one after another.
 
     ``on_start(i, n, plan)`` and ``on_result(i, n, result)`` report progress (1-based ``i``).
+    Once a job finds the image invalid (``image_invalid``: it cannot start), the remaining jobs
+    are not run and get the same status.
     Staging errors propagate (they are the evaluator's problem, not the submission's).
     """
     # task.json promises the submission this limit: the runner enforces the same one.
     limits = limits.model_copy(update={"timeout_s": settings.time_limit_s})
-    results = []
+    results: list[JobResult] = []
+    invalid: JobResult | None = None
     for i, plan in enumerate(plans, start=1):
+        if invalid is not None:
+            # The image cannot start: every further job would fail the same way at once.
+            skipped = invalid.model_copy(update={
+                "dataset": plan.dataset, "track": plan.track, "holdout": "", "log_tail": "",
+                "notes": [], "timings": JobTimings(),
+                "message": (f"not run: the image is invalid (see {invalid.dataset}/"
+                            f"{invalid.track})")})
+            results.append(skipped)
+            if on_result is not None:
+                on_result(i, len(plans), skipped)
+            continue
         if on_start is not None:
             on_start(i, len(plans), plan)
         t_stage = time.perf_counter()
@@ -326,6 +352,8 @@ def run_jobs(executor: Executor, release: Release, plans: Sequence[JobPlan], *,
         result = run_staged_job(executor, staged, limits, gpus=gpus, work_dir=work_dir,
                                 keep_output=keep, stage_s=stage_s)
         results.append(result)
+        if result.status == "image_invalid":
+            invalid = result
         if on_result is not None:
             on_result(i, len(plans), result)
     return results

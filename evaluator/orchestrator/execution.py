@@ -13,6 +13,7 @@ or scoring trouble, anything unexpected: retried up to the job's ``max_attempts`
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,8 +32,8 @@ log = logging.getLogger(__name__)
 WORKER_LABEL = "org.sparedbench.worker"
 JOB_ID_LABEL = "org.sparedbench.job-id"
 
-MODEL_STATUSES = frozenset({"exit_nonzero", "timed_out", "out_of_memory", "output_missing",
-                            "output_invalid"})
+MODEL_STATUSES = frozenset({"image_invalid", "exit_nonzero", "timed_out", "out_of_memory",
+                            "output_missing", "output_invalid"})
 """Runner statuses that are the submission's own fault: never retried."""
 
 ReportKind = Literal["succeeded", "model", "infra"]
@@ -152,6 +153,17 @@ def execute_claim(
     return ExecutionReport(kind, result.status, message, score=result.score,
                            log_text=result.log_tail, timings=timings,
                            container_started_at=started.get("at"), model_card=card)
+
+
+def scrub_paths(message: str, home: Path) -> str:
+    """``message`` with host paths under the evaluator's home (staging, work, images, releases)
+    and the engine's data root cut to ``<host path>/<last part>``; container paths (/input,
+    /output, /tmp, an image's own paths) stay as they are."""
+    roots = sorted({str(home).rstrip("/"), str(Path(home).resolve()).rstrip("/")},
+                   key=len, reverse=True)
+    alternatives = [re.escape(r) for r in roots if r] + [re.escape("/var/lib/docker")]
+    pattern = rf"(?<![\w./])(?:{'|'.join(alternatives)})(?:/[^\s'\":,;)]+)*"
+    return re.sub(pattern, lambda m: "<host path>/" + m.group().rsplit("/", 1)[-1], message)
 
 
 def _engine_error(error: BaseException) -> bool:

@@ -38,12 +38,14 @@ from evaluator.orchestrator.images import (
     ImageFacts,
     archive_path,
     check_platform,
+    check_runnable,
     check_size,
     image_facts,
     load_archive,
     read_archive,
     receive_stream,
     save_archive,
+    strip_tags,
 )
 from evaluator.orchestrator.queue import JobQueue
 from evaluator.store import (
@@ -336,10 +338,13 @@ def submit_image_archive(bench: Bench, source: Path | BinaryIO | Iterable[bytes]
             received = receive_stream(handle, incoming_dir, bench.max_image_bytes)
     else:
         received = receive_stream(source, incoming_dir, bench.max_image_bytes)
+    placed: Path | None = None
     try:
-        facts = read_archive(received)
+        facts = read_archive(received, max_unpacked_bytes=bench.max_image_bytes)
         check_platform(facts.platform, "image archive")
-        check_size(facts.layers_bytes, bench.max_image_bytes, "image (unpacked layers)")
+        check_runnable(facts.problem, "image archive")
+        # docker load would apply the archive's own tags: a team could re-point any name.
+        strip_tags(received)
         with session_scope(bench.engine) as session:
             _check_new(session, _team_of(session, by, team), name, facts.image_id)
         loaded = facts.as_image()
@@ -357,11 +362,25 @@ def submit_image_archive(bench: Bench, source: Path | BinaryIO | Iterable[bytes]
         target = archive_path(bench.images_dir, loaded.image_id)
         if not target.exists():
             os.replace(received, target)
-        ref = facts.repo_tags[0] if facts.repo_tags else loaded.image_id
-        return _record(bench, by=by, team_name=team, name=name, description=description,
-                       image_ref=ref, facts=loaded, baseline=baseline)
+            placed = target
+        # Referred to by content id only: a tag names nothing the service relies on.
+        receipt = _record(bench, by=by, team_name=team, name=name, description=description,
+                          image_ref=loaded.image_id, facts=loaded, baseline=baseline)
+        placed = None
+        return receipt
     finally:
         received.unlink(missing_ok=True)
+        if placed is not None:
+            _drop_unreferenced_archive(bench, placed, facts.image_id)
+
+
+def _drop_unreferenced_archive(bench: Bench, archive: Path, image_id: str) -> None:
+    """Remove an archive this refused intake placed, unless a submission uses the image."""
+    with session_scope(bench.engine) as session:
+        used = session.exec(select(Submission.id).where(
+            Submission.image_digest == image_id)).first()
+    if used is None:
+        archive.unlink(missing_ok=True)
 
 
 def register_image(bench: Bench, ref: str, *, name: str, description: str = "",
@@ -376,15 +395,22 @@ def register_image(bench: Bench, ref: str, *, name: str, description: str = "",
     engine_client = _docker(client)
     facts = image_facts(engine_client, ref)
     check_platform(facts.platform, f"image {ref!r}")
+    check_runnable(facts.problem, f"image {ref!r}")
     check_size(facts.size_bytes, bench.max_image_bytes, f"image {ref!r}")
     with session_scope(bench.engine) as session:
         owner = _team_of(session, by, team)
         _check_daily_limit(session, bench, owner)
         _check_new(session, owner, name, facts.image_id)
-    if keep_archive:
-        save_archive(engine_client, facts.image_id, bench.images_dir)
-    return _record(bench, by=by, team_name=team, name=name, description=description,
-                   image_ref=ref, facts=facts, baseline=baseline)
+    placed = None
+    if keep_archive and not archive_path(bench.images_dir, facts.image_id).exists():
+        placed = save_archive(engine_client, facts.image_id, bench.images_dir)
+    try:
+        return _record(bench, by=by, team_name=team, name=name, description=description,
+                       image_ref=ref, facts=facts, baseline=baseline)
+    except BaseException:
+        if placed is not None:
+            _drop_unreferenced_archive(bench, placed, facts.image_id)
+        raise
 
 
 def _present(client: Any, image_id: str) -> bool:

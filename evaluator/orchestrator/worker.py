@@ -39,7 +39,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from evaluator.core.settings import Settings
 from evaluator.datasets.release import Release, load_release
 from evaluator.orchestrator.errors import QueueUnavailable
-from evaluator.orchestrator.execution import WORKER_LABEL, ExecutionReport, execute_claim
+from evaluator.orchestrator.execution import (
+    WORKER_LABEL,
+    ExecutionReport,
+    execute_claim,
+    scrub_paths,
+)
 from evaluator.orchestrator.images import ensure_image
 from evaluator.orchestrator.queue import JobQueue
 from evaluator.runners import RunLimits
@@ -263,6 +268,9 @@ class Worker:
                         claim, release, limits=self.options.limits,
                         staging_root=self.staging_root, work_dir=self.work_dir,
                         seed=self.settings.seed, client=client, on_container_started=started)
+        # The message reaches the author (and the public list of incomplete entries): no
+        # host paths of the staging, work or image folders.
+        report.message = scrub_paths(report.message, self.settings.home)
         report.timings["queue_wait_s"] = queue_wait_s
         report.timings["worker_s"] = time.perf_counter() - t0
         return report
@@ -332,6 +340,10 @@ class Worker:
                 log.warning("removing container %s left by a previous run of worker %s",
                             container.short_id, self.options.name)
                 container.remove(force=True, v=True)
+            # Their /output volumes (tmpfs: memory, not disk) carry the same labels.
+            for volume in client.volumes.list(
+                    filters={"label": f"{WORKER_LABEL}={self.options.name}"}):
+                volume.remove(force=True)
         except Exception as error:
             log.warning("could not remove leftover containers: %s", error)
 

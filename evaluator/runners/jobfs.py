@@ -6,6 +6,7 @@ plain file or folder (a symlink could point the evaluator at host files) makes i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Callable
@@ -78,26 +79,34 @@ def measure_output(output_dir: Path, *, stop_after_bytes: int | None = None) -> 
     """
     total = 0
     entries = 0
-    stack = [Path(output_dir)]
+    root = Path(output_dir)
+    stack = [root]
+
+    def shown(path: str | Path) -> str:
+        # the author's view: /output/..., never the host folder
+        relative = Path(path).relative_to(root).as_posix()
+        return "/output" if relative == "." else f"/output/{relative}"
+
     while stack:
         folder = stack.pop()
         try:
             children = list(os.scandir(folder))
         except OSError as error:
-            return OutputSize(total, entries, f"{folder}: unreadable ({error.strerror})")
+            return OutputSize(total, entries, f"{shown(folder)}: unreadable ({error.strerror})")
         for entry in children:
             entries += 1
             try:
                 info = entry.stat(follow_symlinks=False)
             except OSError as error:
-                return OutputSize(total, entries, f"{entry.path}: unreadable ({error.strerror})")
+                return OutputSize(total, entries,
+                                  f"{shown(entry.path)}: unreadable ({error.strerror})")
             if stat.S_ISDIR(info.st_mode):
                 stack.append(Path(entry.path))
             elif stat.S_ISREG(info.st_mode):
                 total += max(info.st_size, info.st_blocks * 512)
             else:
                 kind = "a symlink" if stat.S_ISLNK(info.st_mode) else "a special file"
-                return OutputSize(total, entries, f"{entry.path} is {kind}")
+                return OutputSize(total, entries, f"{shown(entry.path)} is {kind}")
             if entries > MAX_OUTPUT_ENTRIES:
                 return OutputSize(
                     total, entries, f"more than {MAX_OUTPUT_ENTRIES} files and folders"
@@ -153,3 +162,65 @@ def cap_log(data: bytes, max_bytes: int) -> tuple[str, bool]:
     if truncated:
         data = data[-max_bytes:]
     return data.decode("utf-8", errors="replace"), truncated
+
+
+_OPEN_DEPTH = 64
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a folder and everything under it, however deep; no recursion, no long paths.
+
+    Works through folder descriptors (``*at`` calls), so no path grows past PATH_MAX, and holds
+    at most ``_OPEN_DEPTH`` of them: a folder deeper than that is first moved up to the top
+    folder. Folders are made writable (``chmod 0700``) before they are entered, so a tree the
+    evaluator's own user wrote read-only goes too. A missing ``path`` is fine; a symlink is
+    removed, never followed. Raises ``OSError`` for what cannot be removed.
+    """
+    path = Path(path)
+    with contextlib.suppress(OSError):
+        if path.is_dir() and not path.is_symlink():
+            path.chmod(0o700)
+    try:
+        top = os.open(path, _DIR_FLAGS)
+    except FileNotFoundError:
+        return
+    except (NotADirectoryError, OSError) as error:
+        if isinstance(error, NotADirectoryError) or error.errno == 40:  # ELOOP: a symlink
+            path.unlink(missing_ok=True)
+            return
+        raise
+    stack = [top]
+    names: list[str] = [""]
+    moved = 0
+    try:
+        while stack:
+            fd = stack[-1]
+            descended = False
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    if not entry.is_dir(follow_symlinks=False):
+                        os.unlink(entry.name, dir_fd=fd)
+                        continue
+                    if len(stack) >= _OPEN_DEPTH:
+                        moved += 1
+                        os.rename(entry.name, f".removing-{os.getpid()}-{moved}", src_dir_fd=fd,
+                                  dst_dir_fd=top)
+                        continue
+                    with contextlib.suppress(OSError):
+                        os.chmod(entry.name, 0o700, dir_fd=fd)
+                    stack.append(os.open(entry.name, _DIR_FLAGS, dir_fd=fd))
+                    names.append(entry.name)
+                    descended = True
+                    break
+            if descended:
+                continue
+            stack.pop()
+            name = names.pop()
+            os.close(fd)
+            if stack:
+                os.rmdir(name, dir_fd=stack[-1])
+    finally:
+        for fd in stack:
+            os.close(fd)
+    os.rmdir(path)

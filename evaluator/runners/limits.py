@@ -11,8 +11,9 @@ class RunLimits(BaseModel):
     The docker runner maps them to the engine: ``timeout_s`` wall clock from start to kill,
     ``mem_limit_gb`` memory with no swap (memswap equal), ``cpus`` CFS quota (nano-CPUs),
     ``pids_limit`` processes and threads, ``tmp_size_mb`` the tmpfs /tmp (it counts against the
-    memory limit too), ``output_max_mb`` all of /output (checked while the job runs, the job is
-    killed past it), ``log_max_kb`` the log tail kept (and about the log bytes the engine stores).
+    memory limit too), ``output_max_mb`` all of /output (the docker runner's /output is a tmpfs of
+    that size: writes past it fail; the local runner checks while the job runs and kills it past
+    it), ``log_max_kb`` the log tail kept (and about the log bytes the engine stores).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -11,6 +11,7 @@ from evaluator.runners.errors import ContainerFailed, EngineUnavailable, ImageMi
 RunStatus = Literal[
     "succeeded",
     "image_missing",
+    "image_invalid",
     "exit_nonzero",
     "timed_out",
     "out_of_memory",

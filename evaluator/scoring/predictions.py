@@ -14,11 +14,33 @@ import numpy as np
 from evaluator.scoring.errors import PredictionError
 
 _NPY_MAGIC = b"\x93NUMPY"
+MAX_FOUND_CHARS = 200
+"""Author text quoted in a message (a header's text, a dtype) is cut to this many characters."""
+
+
+def _short(text: object) -> str:
+    """``text`` as a string of at most ``MAX_FOUND_CHARS`` (an .npy header can hold 64 KB)."""
+    text = str(text)
+    if len(text) <= MAX_FOUND_CHARS:
+        return text
+    return f"{text[:MAX_FOUND_CHARS]}... ({len(text)} characters)"
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a read failed, without the file's host path."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return _short(exc)
 
 
 def _read_header(path: Path) -> tuple[tuple[int, ...], bool, np.dtype]:
     """Return (shape, fortran_order, dtype) from an .npy header without reading the data."""
-    with open(path, "rb") as fh:
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 (closed by the with below)
+    except OSError as exc:
+        raise PredictionError(path, "file", "a file the evaluator can read",
+                              f"an unreadable one ({_reason(exc)})") from exc
+    with fh:
         if fh.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
             raise PredictionError(
                 path, "format", "a NumPy .npy file (written with np.save)",
@@ -33,7 +55,7 @@ def _read_header(path: Path) -> tuple[tuple[int, ...], bool, np.dtype]:
                 shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
         except ValueError as exc:
             raise PredictionError(
-                path, "format", "a readable .npy header", f"an unreadable one ({exc})"
+                path, "format", "a readable .npy header", f"an unreadable one ({_short(exc)})"
             ) from exc
     return tuple(int(x) for x in shape), bool(fortran), np.dtype(dtype)
 
@@ -51,8 +73,10 @@ def load_predictions(
     wrong number of dimensions or shape, NaN or ±inf values (with their count and first index).
     """
     path = Path(path)
-    if not path.is_file():
-        found = "a directory" if path.is_dir() else "no such file"
+    if path.is_symlink() or not path.is_file():
+        found = ("a symlink" if path.is_symlink() else "a directory" if path.is_dir()
+                 else "a special file (fifo, socket or device)" if path.exists()
+                 else "no such file")
         raise PredictionError(path, "file", "an existing predictions.npy file", found)
     size = path.stat().st_size
     if max_bytes is not None and size > max_bytes:
@@ -60,10 +84,11 @@ def load_predictions(
     shape, _fortran, dtype = _read_header(path)
     if dtype != np.float32:
         hint = " (save with preds.astype(np.float32))" if dtype.kind in "fiu" else ""
-        raise PredictionError(path, "dtype", "float32", f"{dtype}{hint}")
+        raise PredictionError(path, "dtype", "float32", f"{_short(dtype)}{hint}")
     if len(shape) != 2:
         raise PredictionError(
-            path, "shape", "a 2-D array (n_test_spots, n_genes)", f"{len(shape)}-D {shape}"
+            path, "shape", "a 2-D array (n_test_spots, n_genes)",
+            f"{len(shape)}-D {_short(shape)}"
         )
     if expected_shape is not None and shape != tuple(expected_shape):
         hint = ""
@@ -75,7 +100,8 @@ def load_predictions(
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as exc:
-        raise PredictionError(path, "data", "a complete .npy file", f"unreadable ({exc})") from exc
+        raise PredictionError(path, "data", "a complete .npy file",
+                              f"unreadable ({_reason(exc)})") from exc
     finite = np.isfinite(array)
     if not finite.all():
         bad = ~finite

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from evaluator.cli import main
+from tests.runners.conftest import leftover_volumes
 
 pytestmark = pytest.mark.docker
 
@@ -67,3 +69,55 @@ def test_missing_image_is_one_clear_error(bench_home: Path, monkeypatch: pytest.
     _, err = capsys.readouterr()
     assert err.strip() == ("error: image 'spared-bench-test/no-such-image:1': expected it present "
                            "on this machine's engine, found no such image")
+
+
+@pytest.fixture(scope="module")
+def unstartable_image(baseline_images: dict[str, str], tmp_path_factory) -> str:
+    """An image whose entrypoint does not exist: the engine cannot start it."""
+    context = tmp_path_factory.mktemp("unstartable")
+    (context / "Dockerfile").write_text(
+        "FROM spared-bench/base:1\nENTRYPOINT [\"/opt/model/run-predict\"]\n")
+    tag = "spared-bench-test/unstartable:1"
+    result = subprocess.run(["docker", "build", "--network", "none", "-q", "-t", tag,
+                             str(context)], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "DOCKER_BUILDKIT": "0"})
+    assert result.returncode == 0, result.stderr
+    yield tag
+    subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, timeout=120)
+
+
+@pytest.mark.parametrize("command", ["check", "evaluate"])
+def test_image_that_cannot_start_is_image_invalid_once(
+        unstartable_image: str, bench_home: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str) -> None:
+    monkeypatch.setenv("SPARED_BENCH_HOME", str(bench_home))
+    extra = ["--report", str(tmp_path / "report.json")] if command == "evaluate" else []
+    volumes_before = subprocess.run(["docker", "volume", "ls", "-q"], capture_output=True,
+                                    text=True, check=True).stdout.split()
+
+    code = main([command, unstartable_image, "--tracks", "raw", "--time-limit-s", "20",
+                 "--mem-limit-gb", "1", "--cpus", "1", *extra])
+
+    out, err = capsys.readouterr()
+    assert code == 1, err  # a failed job, not a configuration error (2)
+    lines = [x for x in out.splitlines() if x.startswith("FAIL")]
+    assert len(lines) == 3, out
+    assert "image_invalid: expected the image to start as a job" in lines[0]
+    assert "/opt/model/run-predict" in lines[0]
+    assert all("image_invalid: not run: the image is invalid" in x for x in lines[1:])
+    assert not any("/tmp/" in x for x in lines)  # no host path of the staging or job folders
+    assert err.count("staging and running") == 1  # one attempt, the rest not run
+    if command == "evaluate":
+        import json
+
+        report = json.loads((tmp_path / "report.json").read_text())
+        assert [r["status"] for r in report["results"]] == ["image_invalid"] * 3
+    # other sessions share the engine: only what this image left counts
+    leftovers = subprocess.run(["docker", "ps", "-aq", "--filter",
+                                f"ancestor={unstartable_image}"], capture_output=True,
+                               text=True, check=True).stdout.split()
+    assert leftovers == []
+    import docker
+
+    with contextlib.closing(docker.from_env()) as client:
+        assert leftover_volumes(client, set(volumes_before)) == []

@@ -42,7 +42,8 @@ def test_worker_engine_loads_a_kept_archive(tmp_path: Path, docker_engine: Any) 
 
 def test_an_archive_the_engine_refuses_is_rejected(published: BenchEnv, tmp_path: Path,
                                                    docker_engine: Any) -> None:
-    layer = b"this is not a tar layer" * 64
+    # a layer that is a tar (intake's own checks pass) whose digest is not its diff_id
+    layer = tar_bytes({"f.txt": b"the config lists another layer"})
     config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
                          "rootfs": {"type": "layers",
                                     "diff_ids": ["sha256:" + "0" * 64]}}).encode()
@@ -57,3 +58,19 @@ def test_an_archive_the_engine_refuses_is_rejected(published: BenchEnv, tmp_path
                              client=docker_engine)
     with session_scope(published.bench().engine) as session:
         assert session.exec(select(Submission)).all() == []
+    assert not any(p.is_file() for p in published.bench().images_dir.rglob("*"))
+
+
+def test_a_layer_that_is_not_a_tar_is_refused_before_the_engine(published: BenchEnv,
+                                                                tmp_path: Path) -> None:
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                         "rootfs": {"type": "layers",
+                                    "diff_ids": ["sha256:" + "0" * 64]}}).encode()
+    config_name = hashlib.sha256(config).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": config_name, "Layers": ["l/layer.tar"]}]).encode()
+    path = tmp_path / "broken.tar"
+    path.write_bytes(tar_bytes({config_name: config, "l/layer.tar": b"not a tar" * 64,
+                                "manifest.json": manifest}))
+    with pytest.raises(SubmissionRejected, match=r"image archive: layer l/layer\.tar: expected a "
+                                                 r"tar header at byte 0, found something else"):
+        submit_image_archive(published.bench(), path, name="broken", team="lab", load=False)

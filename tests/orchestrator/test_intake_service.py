@@ -90,7 +90,10 @@ def test_archive_submission_records_digest_and_queues_every_job(published: Bench
                                    description="first", team="lab", load=False)
     assert receipt.image_digest == image_id
     assert (receipt.team, receipt.platform, receipt.jobs_queued) == ("lab", "linux/amd64", 6)
-    assert archive_path(bench.images_dir, image_id).read_bytes() == data
+    kept = archive_path(bench.images_dir, image_id).read_bytes()
+    # the same archive, its tags blanked in place (never applied by a load)
+    assert len(kept) == len(data) and kept != data
+    assert b"handmade:1" in data and b"handmade:1" not in kept
     assert bench.queue.pending() == 6
     with session_scope(bench.engine) as session:
         jobs = session.exec(select(Job)).all()

@@ -10,6 +10,7 @@ import os
 import signal
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from evaluator.orchestrator import register_image, wait_for
 from evaluator.store import Job, JobAttempt, Result, attempts_of, session_scope
 from tests.orchestrator.conftest import BenchEnv, publish_small
 from tests.orchestrator.proxy import EngineProxy
+from tests.runners.conftest import leftover_volumes
 from tests.store.dbsupport import private_postgres, wait_until
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -114,10 +116,13 @@ def test_killed_worker_restarted_reruns_its_job_once(
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
     from evaluator.orchestrator.execution import WORKER_LABEL
+    from evaluator.runners.docker_runner import HOLDER_LABEL
 
     left = docker_engine.containers.list(all=True,
                                          filters={"label": f"{WORKER_LABEL}=w-kill"})
-    assert len(left) == 1, "the killed worker's container outlives it"
+    jobs_left = [c for c in left if HOLDER_LABEL not in c.labels]
+    assert len(jobs_left) == 1, "the killed worker's container outlives it"
+    assert len(left) == 2  # with the holder of its /output volume
     sqlite_bench_env.start_worker("w-kill", *slow_lease)
     status = _finish(bench, sqlite_bench_env, receipt.submission_id)
     assert status.counts == {"succeeded": 2}
@@ -127,6 +132,9 @@ def test_killed_worker_restarted_reruns_its_job_once(
     assert [a.outcome for a in attempts] == ["worker_lost", "succeeded"]
     assert "restarted while running it" in attempts[0].message
     assert "removing container" in sqlite_bench_env.worker_log("w-kill")
+    assert not docker_engine.containers.list(all=True,
+                                             filters={"label": f"{WORKER_LABEL}=w-kill"})
+    assert not docker_engine.volumes.list(filters={"label": f"{WORKER_LABEL}=w-kill"})
 
 
 def test_killed_worker_job_is_taken_over_after_its_lease(
@@ -260,3 +268,80 @@ def test_gpu_slots_hand_out_distinct_gpus(sqlite_bench_env: BenchEnv) -> None:
         assert none == ()
     worker.queue.close()
     cpu.queue.close()
+
+
+@pytest.mark.parametrize("bench_env", ["postgres+redis"], indirect=True)
+def test_image_that_cannot_start_fails_once_as_image_invalid(
+        bench_env: BenchEnv, small_release: Any, docker_engine: Any, tmp_path: Path,
+        remove_worker_containers: list[str]) -> None:
+    from evaluator.orchestrator import get_status
+
+    # intake cannot tell (the config names a program): only starting it shows it missing
+    context = tmp_path / "unstartable-image"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nENTRYPOINT [\"/opt/model/run-predict\"]\n")
+    from tests.orchestrator.conftest import BASE_IMAGE
+
+    # its own tag, removed after: an identical image built by another test keeps its tags
+    tag = f"spared-bench-test/{context.name}-{uuid.uuid4().hex[:8]}:1"
+    image, _ = docker_engine.images.build(path=str(context), tag=tag, network_mode="none",
+                                          rm=True, forcerm=True,
+                                          buildargs={"BASE_IMAGE": BASE_IMAGE})
+    volumes_before = {v.name for v in docker_engine.volumes.list()}
+    try:
+        bench = publish_small(bench_env, small_release)
+        receipt = register_image(bench, image.id, name="unstartable", team="lab")
+        remove_worker_containers.append("w-invalid")
+        bench_env.start_worker("w-invalid", *FAST)
+        _finish(bench, bench_env, receipt.submission_id)
+        status = get_status(bench, receipt.submission_id)
+        assert status.counts == {"failed": 2}
+        for job in status.jobs:
+            # the image's fault: final after one attempt, never retried as infrastructure
+            assert (job.attempts, job.failure_kind) == (1, "model"), job
+            assert "/opt/model/run-predict" in job.message
+            assert "no such file or directory" in job.message
+        with session_scope(bench.engine) as session:
+            outcomes = [a.outcome for a in session.exec(select(JobAttempt))]
+        assert outcomes == ["image_invalid", "image_invalid"]
+        assert leftover_volumes(docker_engine, volumes_before) == []
+    finally:
+        bench_env.stop_workers()
+        docker_engine.images.remove(tag)
+
+
+def test_terminal_controls_reach_no_terminal_through_worker_and_status(
+        sqlite_bench_env: BenchEnv, small_release: Any, docker_engine: Any,
+        remove_worker_containers: list[str], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from evaluator.cli import main
+    from tests.orchestrator.conftest import BASE_IMAGE
+
+    context = Path(__file__).parents[1] / "jobs" / "images" / "terminal_escapes"
+    # its own tag, removed after: an identical image built by another test keeps its tags
+    tag = f"spared-bench-test/{context.name}-{uuid.uuid4().hex[:8]}:1"
+    image, _ = docker_engine.images.build(path=str(context), tag=tag, network_mode="none",
+                                          rm=True, forcerm=True,
+                                          buildargs={"BASE_IMAGE": BASE_IMAGE})
+    env = sqlite_bench_env
+    try:
+        bench = publish_small(env, small_release)
+        receipt = register_image(bench, image.id, name="escapes", team="lab")
+        remove_worker_containers.append("w-escapes")
+        env.start_worker("w-escapes", *FAST)
+        _finish(bench, env, receipt.submission_id)
+        env.stop_workers()
+        for key in ("SPARED_BENCH_HOME", "DATABASE_URL", "QUEUE_URL"):
+            monkeypatch.setenv(key, env.env[key])
+        capsys.readouterr()
+        assert main(["status", str(receipt.submission_id)]) == 0
+        out, err = capsys.readouterr()
+    finally:
+        docker_engine.images.remove(tag)
+    worker_log = env.worker_log("w-escapes")
+    for text in (out + err, worker_log):
+        assert not any(c in text for c in ("\x1b", "\x07", "\r", "\x9b")), text[-2000:]
+    assert "expected /output/predictions.npy, found no such file" in out
+    assert "\\x1b]0;pwned title\\x07" in out  # the failed job's log, shown escaped
+    assert "\\x1b]0;named\\x07.txt" in worker_log  # the job's message, logged escaped

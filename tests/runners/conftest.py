@@ -92,12 +92,29 @@ def job_containers(client: docker.DockerClient) -> list[str]:
     return [c.id for c in client.containers.list(all=True, filters=filters)]
 
 
+def leftover_volumes(client: docker.DockerClient, before: set[str]) -> list[str]:
+    """Volumes made since ``before`` that no container uses: left behind.
+
+    Other sessions share the engine: their volumes in use by a container are theirs.
+    """
+    return sorted(v.name for v in client.volumes.list() if v.name not in before
+                  and not client.containers.list(all=True, filters={"volume": v.name}))
+
+
+def job_volumes(client: docker.DockerClient) -> list[str]:
+    """Names of this session's job volumes (/output tmpfs) on the engine."""
+    filters = {"label": [JOB_LABEL, f"{SESSION_LABEL}={SESSION_ID}"]}
+    return [v.name for v in client.volumes.list(filters=filters)]
+
+
 @pytest.fixture(autouse=True)
 def _no_leftover_containers(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After every docker test, no job container may remain on the engine."""
+    """After every docker test, no job container or volume may remain on the engine."""
     yield
     if request.node.get_closest_marker("docker") is None:
         return
     with contextlib.closing(docker_client()) as client:
         leftovers = job_containers(client)
+        volumes = job_volumes(client)
     assert leftovers == [], f"job containers left behind: {leftovers}"
+    assert volumes == [], f"job volumes left behind: {volumes}"
