@@ -152,3 +152,17 @@ def test_the_contracts_torch_example_runs_as_written(staged, tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr[-3000:]
     predictions = validate_output(out, staged.task)
     assert predictions.shape == staged.task.predictions_shape
+
+
+def test_write_model_card_writes_strict_json_the_evaluator_reads(tmp_path: Path) -> None:
+    from evaluator.contract import read_model_card
+
+    path = sdk.write_model_card("nan-card", {"lr": float("nan"), "cap": float("inf"),
+                                             "floor": -np.inf, "w": np.float32(0.5),
+                                             "grid": np.arange(3)}, folder=tmp_path)
+    text = path.read_text()
+    assert "NaN" not in text.replace('"NaN"', "")  # only as a string, never a bare token
+    json.loads(text, parse_constant=lambda name: pytest.fail(f"bare {name} in model.json"))
+    card = read_model_card(path)
+    assert card.parameters == {"lr": "NaN", "cap": "Infinity", "floor": "-Infinity", "w": 0.5,
+                               "grid": [0, 1, 2]}
