@@ -20,6 +20,7 @@ from evaluator.store.models import (
     JobAttempt,
     ReleaseRecord,
     Result,
+    StoreState,
     Submission,
     Team,
     utcnow,
@@ -267,3 +268,17 @@ def reproducibility(session: Session, release_id: str) -> dict[int, RunCompariso
             max((j.pcc_gene_max - j.pcc_gene_min for j in compared), default=0.0),
             tuple(compared))
     return out
+
+
+def bump_view_generation(session: Session) -> None:
+    """Count one more change to what the leaderboard shows (``StoreState.view_generation``).
+
+    Every web process keys its cache on the generation, so a hide served by one process is
+    seen by all of them at their next request.
+    """
+    updated = session.exec(update(StoreState).where(col(StoreState.id) == 1)
+                           .values(view_generation=col(StoreState.view_generation) + 1)
+                           .execution_options(synchronize_session=False))
+    if updated.rowcount != 1:
+        session.add(StoreState(id=1, view_generation=1))
+        session.flush()
