@@ -110,8 +110,16 @@ def _fork_workers(settings: Settings, host: str, port: int, workers: int, limits
 @click.option("--dev", is_flag=True, help="Flask's development server (no time limits).")
 def serve_command(host: str, port: int, workers: int, threads: int, header_timeout_s: float,
                   upload_timeout_s: float, idle_timeout_s: int, dev: bool) -> None:
-    """Serve the leaderboard web app: pages, figures, the JSON/CSV API and submissions."""
+    """Serve the leaderboard web app: pages, figures, the JSON/CSV API and submissions.
+
+    The address shown in the guide and the OpenAPI document is ``SPARED_BENCH_PUBLIC_URL``
+    (default: ``http://HOST:PORT`` unless HOST is a wildcard address).
+    """
     settings = Settings.from_env()
+    if settings.public_url is None and host not in ("0.0.0.0", "::", ""):
+        # Our own address, from our own options: the documents never echo a client's Host.
+        shown = f"[{host}]" if ":" in host else host
+        settings = settings.model_copy(update={"public_url": f"http://{shown}:{port}"})
     from evaluator.store import redact_url
 
     click.echo(f"leaderboard on http://{host}:{port}/ (database "

@@ -20,8 +20,10 @@ __all__ = [
     "JsonDepthError",
     "clean_json",
     "clean_text",
+    "csv_cell",
     "json_depth",
     "name_problem",
+    "xml_text",
 ]
 
 REPLACEMENT = "\ufffd"
@@ -31,6 +33,11 @@ MAX_JSON_DEPTH = 32
 """Deepest nesting of objects and arrays kept from an author's JSON (model.json)."""
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# Characters XML 1.0 does not allow anywhere (C0 controls but tab, newline and return; lone
+# surrogates; U+FFFE, U+FFFF); C1 controls and DEL are allowed but shown as nothing useful.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_XML_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&apos;", '"': "&quot;"}
+_XML_SPECIAL = re.compile("[&<>'\"]")
 
 # Bidirectional overrides and isolates, zero-width and invisible formatting characters: they
 # make a name display as something else ("gnp.exe" shown as "exe.png").
@@ -51,6 +58,31 @@ def clean_text(text: str) -> str:
     output (terminals are protected where text is printed, not here).
     """
     return _UNSTORABLE.sub(REPLACEMENT, text) if _UNSTORABLE.search(text) else text
+
+
+def xml_text(text: str) -> str:
+    """``text`` safe inside XML content and inside single- or double-quoted attributes.
+
+    Escapes ``& < > ' "``; characters XML cannot hold (controls, lone surrogates) become U+FFFD.
+    """
+    text = _NOT_XML.sub(REPLACEMENT, str(text))
+    return _XML_SPECIAL.sub(lambda m: _XML_ESCAPES[m.group(0)], text)
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: None as empty; a string starting with ``=``,
+    ``+``, ``-``, ``@``, tab or carriage return gets a leading ``'`` (OWASP's CSV injection
+    advice); numbers and other values as they are."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    if isinstance(value, list | tuple | dict):
+        return csv_cell(str(value))
+    return value
 
 
 def json_depth(value: Any, *, limit: int = MAX_JSON_DEPTH) -> int:

@@ -26,6 +26,9 @@ from evaluator.store.models import (
     utcnow,
 )
 
+MAX_ID = 2**63 - 1
+"""The largest id a row can have (a signed 64-bit integer on every store)."""
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -98,8 +101,10 @@ def get_submission(session: Session, ref: str | int) -> Submission:
     """A submission by id (``12`` or ``#12``) or by ``team/name``; ``NotFound`` when absent."""
     text = str(ref).lstrip("#")
     submission: Submission | None = None
-    if text.isdigit():
-        submission = session.get(Submission, int(text))
+    if text.isascii() and text.isdigit():
+        # Ids are 64-bit: a longer number names no submission (and no store could take it).
+        number = int(text)
+        submission = session.get(Submission, number) if number <= MAX_ID else None
     elif "/" in text:
         team_name, _, name = text.partition("/")
         submission = session.exec(
