@@ -34,12 +34,15 @@ def _rename(env: LeaderboardEnv, entry: str, name: str) -> int:
     return submission_id
 
 
-@pytest.mark.parametrize("figure", ["violin", "wins", "ranks", "params", "spackle"])
+@pytest.mark.parametrize("figure", ["violin", "wins", "ranks", "params", "spackle", "cd",
+                                    "entry"])
 def test_figures_escape_names_for_attributes_and_content(fresh_env: LeaderboardEnv,
                                                          figure: str) -> None:
-    _rename(fresh_env, "team-a/vit-delta", INJECTED)
+    target = _rename(fresh_env, "team-a/vit-delta", INJECTED)
     _rename(fresh_env, "team-a/stnet", CONTROL)
-    response = fresh_env.client().get(f"/plots/{figure}.svg")
+    path = (f"/plots/entries/{target}/spackle.svg" if figure == "entry"
+            else f"/plots/{figure}.svg")
+    response = fresh_env.client().get(path)
     assert response.status_code == 200
     root = ET.fromstring(response.get_data())  # well-formed XML whatever the names
     for element in root.iter():
