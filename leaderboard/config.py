@@ -2,8 +2,8 @@
 
 The store, the queue and the image size limit come from ``evaluator.core.settings.Settings``
 (``DATABASE_URL``, ``QUEUE_URL``, ``SPARED_BENCH_MAX_IMAGE_MB``); this adds what only the web app
-needs. Rate limits are token buckets held per process: under gunicorn with N workers a client
-gets up to N times the configured rate (each worker counts on its own).
+needs. Rate limits are token buckets held per process: with ``serve --workers N`` a client
+gets up to N times the configured rate (each process counts on its own).
 """
 
 from __future__ import annotations

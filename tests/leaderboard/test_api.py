@@ -229,7 +229,7 @@ def test_hiding_is_seen_by_every_process_whatever_ids_are_hidden(
     from evaluator.core.settings import Settings
     from leaderboard import LeaderboardConfig, create_app
 
-    # A second app on the same store: its own cache, as another gunicorn worker has.
+    # A second app on the same store: its own cache, as another server process has.
     other = create_app(Settings(home=fresh_env.home, database_url=fresh_env.url,
                                 queue_url=f"sqlite:///{fresh_env.home / 'queue.db'}"),
                        database_url=fresh_env.url,
