@@ -49,36 +49,39 @@ class ServerLimits(BaseModel):
 
 @dataclass
 class _Started:
+    """When the request ``parser`` is reading began to arrive."""
+
     at: float
-    headers_done: bool = False
+    parser: Any
 
 
 def _channel_class() -> Any:
     from waitress.channel import HTTPChannel
 
     class DeadlineChannel(HTTPChannel):  # type: ignore[misc]
-        """A channel that notes when its current request started arriving."""
+        """A channel that notes when its current (incomplete) request started arriving."""
 
         arriving: _Started | None = None
 
         def received(self, data: bytes) -> bool:
-            if data and self.request is None:
-                self.arriving = _Started(time.monotonic())
+            now = time.monotonic()
             done = bool(super().received(data))
-            if self.request is None:
-                self.arriving = None  # every request received so far is complete
-            elif self.arriving is not None and self.request.headers_finished:
-                self.arriving.headers_done = True
+            parser = self.request  # None once every request received so far is complete
+            if parser is None:
+                self.arriving = None
+            elif self.arriving is None or self.arriving.parser is not parser:
+                self.arriving = _Started(now, parser)
             return done
 
         def late(self, now: float, limits: ServerLimits) -> str | None:
             """Why this channel's request is too late to finish arriving (None if it is not)."""
             started = self.arriving
-            if started is None or self.request is None:
+            if started is None or started.parser is not self.request:
                 return None
-            if not started.headers_done and now - started.at > limits.header_timeout_s:
+            waited_s = now - started.at
+            if not started.parser.headers_finished and waited_s > limits.header_timeout_s:
                 return f"headers not complete after {limits.header_timeout_s:g} s"
-            if now - started.at > limits.upload_timeout_s:
+            if waited_s > limits.upload_timeout_s:
                 return f"request body not complete after {limits.upload_timeout_s:g} s"
             return None
 

@@ -172,3 +172,20 @@ def test_a_slow_honest_40_mb_upload_succeeds(fresh_env: LeaderboardEnv) -> None:
         assert response.status_code == 201, response.text[:500]
         assert response.json()["image_digest"] == image_id
         assert requests.get(f"{url}/healthz", timeout=5).status_code == 200
+
+
+@pytest.mark.slow
+def test_an_upload_past_its_time_limit_is_cut_off(fresh_env: LeaderboardEnv) -> None:
+    with served(fresh_env, "--upload-timeout-s", "4") as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(b"POST /api/submissions?name=slow HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Type: application/x-tar\r\nContent-Length: 100000\r\n\r\n")
+            started = time.monotonic()
+            while not _closed_by_server(sock) and time.monotonic() - started < 20:
+                with contextlib.suppress(OSError):
+                    sock.sendall(b"x" * 100)  # never idle, never done
+                time.sleep(0.4)
+            assert _closed_by_server(sock)
+            assert 3 < time.monotonic() - started < 12
+        assert requests.get(f"{url}/healthz", timeout=5).status_code == 200
