@@ -119,6 +119,8 @@ def make_server(app: Any, host: str, port: int, limits: ServerLimits, *,
         "connection_limit": limits.connection_limit,
         "max_request_body_size": limits.max_body_bytes, "ident": "spared-bench",
         "clear_untrusted_proxy_headers": False, "expose_tracebacks": False,
+        # poll(), not select(): no FD_SETSIZE ceiling with hundreds of connections.
+        "asyncore_use_poll": True,
     }
     adj = Adjustments(**adjustments)
     dispatcher = ThreadedTaskDispatcher()
