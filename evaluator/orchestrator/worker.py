@@ -50,6 +50,7 @@ from evaluator.store import (
     claim_job,
     complete_job,
     fail_job,
+    fail_unclaimable,
     heartbeat,
     mark_container_started,
     open_store,
@@ -218,9 +219,20 @@ class Worker:
             self._stop.wait(self.options.engine_backoff_s)
             return
         t_claim = time.perf_counter()
-        claim = with_retry(self.engine,
-                           lambda s: claim_job(s, job_id, self.options.name, gpus),
-                           wait_s=self.options.db_wait_s, what=f"claim job {job_id}")
+        try:
+            claim = with_retry(self.engine,
+                               lambda s: claim_job(s, job_id, self.options.name, gpus),
+                               wait_s=self.options.db_wait_s, what=f"claim job {job_id}")
+        except DatabaseUnavailable:
+            raise
+        except Exception as error:
+            # Not cured by waiting (a constraint, a bug): left queued, the job would be
+            # enqueued, refused and logged again forever. It fails once, loudly.
+            log.exception("job %s: the claim failed; failing the job", job_id)
+            reason = _short_error(error)
+            with_retry(self.engine, lambda s: fail_unclaimable(s, job_id, reason),
+                       wait_s=self.options.db_wait_s, what=f"fail unclaimable job {job_id}")
+            return
         claim_s = time.perf_counter() - t_claim
         if claim is None:
             log.info("job %s: not claimable (already taken or final); skipped", job_id)

@@ -388,6 +388,20 @@ def requeue_worker_jobs(session: Session, worker: str, keep_tokens: Iterable[str
     return done
 
 
+def fail_unclaimable(session: Session, job_id: int, reason: str, *,
+                     now: datetime | None = None) -> bool:
+    """Fail a queued job that cannot be claimed (the claim itself errs for good); True when it
+    was queued and is now failed (infrastructure), so no worker tries it again and again."""
+    result = session.exec(
+        update(Job)
+        .where(col(Job.id) == job_id, col(Job.status) == "queued")
+        .values(status="failed", failure_kind="infra", finished_at=now or utcnow(),
+                message=clean_text(f"the job could not be claimed: {reason}"), lease_token=None)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
 def cancel_jobs(session: Session, submission_id: int, *, now: datetime | None = None) -> int:
     """Cancel a submission's queued jobs (running ones finish); returns how many."""
     result = session.exec(

@@ -8,6 +8,7 @@ the job cleanly; a failed submission re-evaluated runs again (its old attempt ro
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -76,6 +77,8 @@ _REFUSE_SQLITE = {
               BEGIN SELECT RAISE(ABORT, 'log refused by policy'); END""",
     "result": """CREATE TRIGGER refuse_result BEFORE INSERT ON results
                  BEGIN SELECT RAISE(ABORT, 'result refused by policy'); END""",
+    "attempt": """CREATE TRIGGER refuse_attempt BEFORE INSERT ON job_attempts
+                  BEGIN SELECT RAISE(ABORT, 'attempt refused by policy'); END""",
 }
 _REFUSE_POSTGRES = {
     "log": ["""CREATE FUNCTION refuse_log() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -87,6 +90,10 @@ _REFUSE_POSTGRES = {
                   BEGIN RAISE EXCEPTION 'result refused by policy'; END $$""",
                """CREATE TRIGGER refuse_result BEFORE INSERT ON results
                   FOR EACH ROW EXECUTE FUNCTION refuse_result()"""],
+    "attempt": ["""CREATE FUNCTION refuse_attempt() RETURNS trigger LANGUAGE plpgsql AS $$
+                   BEGIN RAISE EXCEPTION 'attempt refused by policy'; END $$""",
+                """CREATE TRIGGER refuse_attempt BEFORE INSERT ON job_attempts
+                   FOR EACH ROW EXECUTE FUNCTION refuse_attempt()"""],
 }
 
 
@@ -126,6 +133,26 @@ def test_a_store_that_refuses_a_record_ends_the_job_cleanly(
         assert "result refused by policy" in job.message and len(job.message) < 400
         with session_scope(bench.engine) as session:
             assert [a.outcome for a in attempts_of(session, job.job_id)] == ["store_error"]
+
+
+def test_a_job_that_cannot_be_claimed_fails_once_instead_of_looping(
+        bench_env: BenchEnv, small_release: Any, build_image: Any,
+        remove_worker_containers: list[str]) -> None:
+    bench = publish_small(bench_env, small_release)
+    _refuse(bench, "attempt")
+    receipt = register_image(bench, build_image("ok", nonce="unclaimable"), name="stuck",
+                             team="lab")
+    remove_worker_containers.append("w-unclaimable")
+    bench_env.start_worker("w-unclaimable", *FAST)
+    status = _finish(bench, bench_env, receipt.submission_id, "w-unclaimable")
+    assert status.counts == {"failed": 2}
+    for job in status.jobs:
+        assert job.failure_kind == "infra" and job.attempts == 0
+        assert job.message.startswith("the job could not be claimed: ")
+        assert "attempt refused by policy" in job.message
+    time.sleep(3)  # several reap rounds: nothing claims the jobs again
+    log = bench_env.worker_log("w-unclaimable")
+    assert log.count("the claim failed") == 2
 
 
 def test_reevaluating_a_failed_submission_runs_its_jobs_again(
