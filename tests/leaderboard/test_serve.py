@@ -189,3 +189,16 @@ def test_an_upload_past_its_time_limit_is_cut_off(fresh_env: LeaderboardEnv) -> 
             assert _closed_by_server(sock)
             assert 3 < time.monotonic() - started < 12
         assert requests.get(f"{url}/healthz", timeout=5).status_code == 200
+
+
+@pytest.mark.slow
+def test_two_instances_share_nothing_on_disk(fresh_env: LeaderboardEnv, tmp_path: Path) -> None:
+    # gunicorn put a control socket at ~/.gunicorn/gunicorn.ctl for every instance: a second
+    # one took it over and removed it on exit. serve keeps no such file.
+    home = tmp_path / "user-home"
+    home.mkdir()
+    with served(fresh_env, "--workers", "2", HOME=str(home)) as first:
+        with served(fresh_env, HOME=str(home)) as second:
+            assert requests.get(f"{second}/healthz", timeout=5).status_code == 200
+        assert requests.get(f"{first}/healthz", timeout=5).status_code == 200
+        assert [p for p in home.rglob("*") if p.is_socket() or "gunicorn" in p.name] == []
