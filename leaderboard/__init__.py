@@ -2,8 +2,8 @@
 entry, dataset and significance pages, figures as SVG, the JSON/CSV API with its OpenAPI
 document, submissions over HTTP and admin actions.
 
-``create_app()`` builds it; ``spared-bench serve`` runs it (embedded default) and gunicorn
-serves ``leaderboard.wsgi:app`` in the scaled stack. Imports neither docker nor torch.
+``create_app()`` builds it; ``spared-bench serve`` runs it under waitress (``serving``), in the
+embedded default and in the scaled stack alike. Imports neither docker nor torch.
 """
 
 from leaderboard.app import create_app

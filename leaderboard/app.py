@@ -11,6 +11,7 @@ Imports neither docker nor torch.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, render_template, request
 from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from evaluator.core.errors import (
     BenchError,
@@ -40,6 +42,7 @@ from leaderboard.config import LeaderboardConfig
 from leaderboard.db import AppState
 from leaderboard.errors import RateLimited, WebError
 from leaderboard.ratelimit import TokenBucketLimiter
+from leaderboard.schemas import MAX_ID
 from leaderboard.views.api import api
 from leaderboard.views.downloads import downloads
 from leaderboard.views.pages import pages
@@ -52,19 +55,47 @@ CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src '
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
 
 
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in routes: a row id, 0 to 2**63 - 1 (what every store can hold)."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
+
+
 def wants_json() -> bool:
     """True for API and plot requests (errors answered as JSON rather than a page)."""
     return request.path.startswith(("/api/", "/plots/", "/healthz"))
 
 
 def client_key(config: LeaderboardConfig) -> str:
-    """The client a rate limit counts: the remote address (first forwarded hop behind a
-    trusted proxy)."""
-    if config.trust_proxy:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
-    return request.remote_addr or "unknown"
+    """The client a rate limit counts: the connection's address, or, on a connection from a
+    trusted proxy (``trusted_proxies``), the last ``X-Forwarded-For`` hop that is not one.
+
+    Hops are read right to left: each trusted proxy appends the address it saw, so the first
+    untrusted one from the right is the client; anything left of it is the client's to forge.
+    """
+    remote = request.remote_addr or "unknown"
+    networks = config.proxy_networks()
+    if not networks or not _within(remote, networks):
+        return remote
+    hops = [h.strip() for line in request.headers.getlist("X-Forwarded-For")
+            for h in line.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _within(hop, networks):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return remote  # not an address: no proxy of ours wrote it
+    return hops[0] if hops else remote
+
+
+def _within(address: str, networks: tuple[Any, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
 
 
 def _status_of(error: Exception) -> int:
@@ -221,6 +252,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         read_limiter=TokenBucketLimiter(config.read_rate_per_s, config.read_burst),
         write_limiter=TokenBucketLimiter(config.write_rate_per_min / 60.0, config.write_burst))
     app = Flask(__name__)
+    # Before any blueprint: every <int:...> of a route is a 64-bit id (larger: 404, not 500).
+    app.url_map.converters["int"] = IdConverter
     app.config.update(MAX_CONTENT_LENGTH=JSON_BODY_MAX_BYTES, JSON_SORT_KEYS=False,
                       SEND_FILE_MAX_AGE_DEFAULT=3600, TEMPLATES_AUTO_RELOAD=False)
     app.json.sort_keys = False  # type: ignore[attr-defined]

@@ -499,6 +499,10 @@ def _interval_columns(row: dict[str, Any]) -> dict[str, float | None]:
                                                   "pcc_gene_high")}
 
 
+FAILURE_KINDS = {"model": "the model's own failure", "infra": "infrastructure"}
+"""How a failed job's cause is shown in public (its message is not)."""
+
+
 def mean_baseline(meta: dict[int, EntryMeta]) -> str | None:
     """The label of the visible ``mean`` baseline (skill's reference), if there is one."""
     found = sorted(m.submission_id for m in meta.values()
@@ -507,14 +511,17 @@ def mean_baseline(meta: dict[int, EntryMeta]) -> str | None:
 
 
 def _with_job_notes(reason: str, jobs: list[dict[str, Any]]) -> str:
-    """Add what the missing datasets' jobs are doing (queued, running, failed and why)."""
+    """Add what the missing datasets' jobs are doing (queued, running, failed and whose fault).
+
+    Public: a job's message is not (it may quote the author's log, file names or the server's
+    paths); its owner reads it in the submission's status.
+    """
     notes = []
     for job in sorted(jobs, key=lambda j: j["dataset"]):
         if job["status"] == "succeeded":
             continue
         text = f"{job['dataset']}: {job['status']}"
-        if job["status"] == "failed" and job["message"]:
-            kind = f" ({job['failure_kind']})" if job["failure_kind"] else ""
-            text += f"{kind}: {job['message'].splitlines()[0][:160]}"
+        if job["status"] == "failed" and job["failure_kind"]:
+            text += f" ({FAILURE_KINDS.get(job['failure_kind'], 'unknown cause')})"
         notes.append(text)
     return f"{reason}; jobs: {'; '.join(notes)}" if notes else reason

@@ -2,15 +2,16 @@
 
 The store, the queue and the image size limit come from ``evaluator.core.settings.Settings``
 (``DATABASE_URL``, ``QUEUE_URL``, ``SPARED_BENCH_MAX_IMAGE_MB``); this adds what only the web app
-needs. Rate limits are token buckets held per process: under gunicorn with N workers a client
-gets up to N times the configured rate (each worker counts on its own).
+needs. Rate limits are token buckets held per process: with ``serve --workers N`` a client
+gets up to N times the configured rate (each process counts on its own).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from evaluator.core.errors import BenchError
 
@@ -22,7 +23,7 @@ _ENV_VARIABLES: dict[str, str] = {
     "max_upload_mb": "SPARED_LEADERBOARD_MAX_UPLOAD_MB",
     "log_cap_bytes": "SPARED_LEADERBOARD_LOG_CAP_BYTES",
     "cache_entries": "SPARED_LEADERBOARD_CACHE_ENTRIES",
-    "trust_proxy": "SPARED_LEADERBOARD_TRUST_PROXY",
+    "trusted_proxies": "SPARED_LEADERBOARD_TRUSTED_PROXIES",
 }
 
 
@@ -34,7 +35,11 @@ class LeaderboardConfig(BaseModel):
     - ``max_upload_mb``: largest submission upload; defaults to ``SPARED_BENCH_MAX_IMAGE_MB``.
     - ``log_cap_bytes``: the tail of a job's log shown to its owner.
     - ``cache_entries``: views, pages and plots kept per process (least recently used out).
-    - ``trust_proxy``: take the client address from ``X-Forwarded-For`` (behind a proxy only).
+    - ``trusted_proxies``: addresses or networks (``10.0.0.0/8``) of the reverse proxies in
+      front of the app, comma-separated in the variable. ``X-Forwarded-For`` is read only on
+      a connection from one of them, and the client is its last hop that is not a trusted
+      proxy (a client's own, forged hops come before it). Empty (the default): the header is
+      ignored and the client is the connection's address.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -46,7 +51,28 @@ class LeaderboardConfig(BaseModel):
     max_upload_mb: float | None = Field(default=None, gt=0)
     log_cap_bytes: int = Field(default=64 * 1024, ge=256)
     cache_entries: int = Field(default=512, ge=8)
-    trust_proxy: bool = False
+    trusted_proxies: tuple[str, ...] = ()
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as error:
+                raise ValueError(f"expected IP addresses or networks, found {item!r}") from error
+        return value
+
+    def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """``trusted_proxies`` as networks."""
+        return tuple(ipaddress.ip_network(v, strict=False) for v in self.trusted_proxies)
 
     @classmethod
     def from_env(cls) -> LeaderboardConfig:
@@ -55,8 +81,7 @@ class LeaderboardConfig(BaseModel):
         for key, variable in _ENV_VARIABLES.items():
             value = os.environ.get(variable)
             if value:
-                values[key] = value.strip().lower() in {"1", "true", "yes"} \
-                    if key == "trust_proxy" else value
+                values[key] = value
         try:
             return cls(**values)
         except ValidationError as exc:

@@ -22,6 +22,7 @@ from evaluator.store import (
     Result,
     Submission,
     Team,
+    bump_view_generation,
     entry_label,
     get_release_record,
     list_release_records,
@@ -115,14 +116,15 @@ def _release_info(record: ReleaseRecord) -> ReleaseInfo:
 _STORE_VERSION_SQL = text(
     "SELECT (SELECT count(*) FROM results), (SELECT max(id) FROM results), "
     "(SELECT count(*) FROM submissions), "
-    "(SELECT coalesce(sum(CASE WHEN hidden THEN id ELSE 0 END), 0) FROM submissions), "
+    "(SELECT view_generation FROM store_state WHERE id = 1), "
     "(SELECT count(*) FROM releases), "
     "(SELECT release_id FROM releases WHERE is_current LIMIT 1)")
 
 
 def store_version(session: Session) -> StoreVersion:
     """A value that changes whenever what the leaderboard shows may change: results added,
-    entries added or hidden, releases published or made current. One round trip."""
+    entries added, hidden or shown (the stored ``view_generation``, shared by every process),
+    releases published or made current. One round trip."""
     return tuple(session.connection().execute(_STORE_VERSION_SQL).one())
 
 
@@ -255,7 +257,9 @@ def set_hidden(session: Session, submission_id: int, hidden: bool) -> EntryMeta:
     if submission is None:
         raise NotFoundError(f"entry {submission_id}: expected an existing submission id, "
                             "found none")
-    submission.hidden = hidden
-    session.add(submission)
-    session.flush()
+    if submission.hidden != hidden:
+        submission.hidden = hidden
+        session.add(submission)
+        session.flush()
+        bump_view_generation(session)
     return get_entry(session, submission_id, include_hidden=True)

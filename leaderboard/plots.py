@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from xml.sax.saxutils import escape
 
 import numpy as np
 
+from evaluator.core.text import xml_text
 from leaderboard.schemas import EntryOut, LeaderboardOut
 
 FONT = "font-family='DejaVu Sans,Helvetica,Arial,sans-serif'"
@@ -60,18 +60,18 @@ def _fmt(value: float) -> str:
 
 def _svg_open(width: float, height: float, title: str) -> list[str]:
     return [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width:.0f}' height='{height:.0f}' "
-            f"viewBox='0 0 {width:.0f} {height:.0f}' role='img' aria-label='{escape(title)}' "
+            f"viewBox='0 0 {width:.0f} {height:.0f}' role='img' aria-label='{xml_text(title)}' "
             f"{FONT} font-size='12'>",
-            f"<title>{escape(title)}</title>",
+            f"<title>{xml_text(title)}</title>",
             "<rect width='100%' height='100%' fill='white'/>",
             f"<text x='{width / 2:.1f}' y='20' text-anchor='middle' font-size='14' "
-            f"font-weight='bold'>{escape(title)}</text>"]
+            f"font-weight='bold'>{xml_text(title)}</text>"]
 
 
 def message_svg(title: str, message: str, width: int = 640, height: int = 120) -> str:
     out = _svg_open(width, height, title)
     out.append(f"<text x='{width / 2}' y='{height / 2 + 10}' text-anchor='middle' "
-               f"fill='#555'>{escape(message)}</text>")
+               f"fill='#555'>{xml_text(message)}</text>")
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -86,7 +86,7 @@ def _y_axis(out: list[str], ticks: Sequence[float], y_of: object, x0: float, x1:
                    f"{_fmt(tick)}</text>")
     mid = (top + bottom) / 2
     out.append(f"<text transform='translate(16,{mid:.1f}) rotate(-90)' text-anchor='middle'>"
-               f"{escape(label)}</text>")
+               f"{xml_text(label)}</text>")
     out.append(f"<line x1='{x0:.1f}' y1='{top:.1f}' x2='{x0:.1f}' y2='{bottom:.1f}' "
                "stroke='#333'/>")
 
@@ -164,7 +164,7 @@ def violin_svg(board: LeaderboardOut) -> str:
                        f"font-size='10'>{mean:.2f}±{std:.2f}</text>")
         label = entry.entry + (" (baseline)" if entry.is_baseline else "")
         out.append(f"<text class='entry' transform='translate({cx - 4:.1f},{bottom + 14:.1f}) "
-                   f"rotate(40)' text-anchor='start' font-size='11'>{escape(label[:40])}</text>")
+                   f"rotate(40)' text-anchor='start' font-size='11'>{xml_text(label[:40])}</text>")
     out.append(f"<line x1='{left}' y1='{bottom:.1f}' x2='{left + slot * len(entries):.1f}' "
                f"y2='{bottom:.1f}' stroke='#333'/>")
     out.append("</svg>")
@@ -203,7 +203,7 @@ def wins_pie_svg(board: LeaderboardOut) -> str:
                           f"text-anchor='middle' font-size='11'>{100 * share:.0f}%</text>")
         if share >= 1.0 - 1e-9:
             out.append(f"<circle class='slice' cx='{cx}' cy='{cy}' r='{radius}' fill='{fill}' "
-                       f"stroke='#222'{dash}><title>{escape(label)}</title></circle>")
+                       f"stroke='#222'{dash}><title>{xml_text(label)}</title></circle>")
         else:
             end = angle + share * 2 * math.pi
             x0, y0 = cx + radius * math.cos(angle), cy + radius * math.sin(angle)
@@ -211,7 +211,7 @@ def wins_pie_svg(board: LeaderboardOut) -> str:
             large = 1 if share > 0.5 else 0
             out.append(f"<path class='slice' d='M{cx},{cy} L{x0:.2f},{y0:.2f} "
                        f"A{radius},{radius} 0 {large} 1 {x1:.2f},{y1:.2f} Z' fill='{fill}' "
-                       f"stroke='white' stroke-width='1.5'><title>{escape(label)}</title></path>")
+                       f"stroke='white' stroke-width='1.5'><title>{xml_text(label)}</title></path>")
             angle = end
     out.extend(labels)
     for row, label in enumerate(order[:14]):
@@ -220,7 +220,7 @@ def wins_pie_svg(board: LeaderboardOut) -> str:
         dash = " stroke='#222' stroke-dasharray='3 2'" if label in baseline else ""
         suffix = " (baseline)" if label in baseline else ""
         out.append(f"<rect x='330' y='{y - 10}' width='12' height='12' fill='{fill}'{dash}/>")
-        out.append(f"<text class='legend' x='348' y='{y}'>{escape(label[:36])}{suffix} "
+        out.append(f"<text class='legend' x='348' y='{y}'>{xml_text(label[:36])}{suffix} "
                    f"{100 * shares[label] / total:.0f}%</text>")
     if len(order) > 14:
         out.append(f"<text x='348' y='{70 + 14 * 19}' fill='#555'>… and {len(order) - 14} "
@@ -272,7 +272,7 @@ def params_svg(board: LeaderboardOut) -> str:
         near_right = x > width - right - 160
         out.append(f"<text x='{x - 9 if near_right else x + 9:.1f}' y='{y + 4:.1f}' "
                    f"text-anchor='{'end' if near_right else 'start'}' font-size='11'>"
-                   f"{escape(entry.entry[:30])}</text>")
+                   f"{xml_text(entry.entry[:30])}</text>")
     if missing:
         out.append(f"<text x='{left}' y='{height - 6}' fill='#555' font-size='11'>{missing} "
                    "ranked entr(y/ies) without a parameter count in model.json not shown</text>")
@@ -329,12 +329,12 @@ def ranks_svg(board: LeaderboardOut) -> str:
         dash = " stroke-dasharray='4 2'" if entry.is_baseline else ""
         label = entry.entry + (" (baseline)" if entry.is_baseline else "")
         out.append(f"<text class='entry' x='{label_w - 8:.1f}' y='{y + 4:.1f}' "
-                   f"text-anchor='end' font-size='11'>{escape(label[:34])}</text>")
+                   f"text-anchor='end' font-size='11'>{xml_text(label[:34])}</text>")
         low, high = x_rank(float(entry.rank_low or 1)), x_rank(float(entry.rank_high or 1))
         out.append(f"<rect class='rank-interval' x='{low - 5:.1f}' y='{y - 5:.1f}' "
                    f"width='{high - low + 10:.1f}' height='10' rx='5' fill='{fill}' "
                    f"fill-opacity='0.35' stroke='{fill}'{dash}>"
-                   f"<title>{escape(entry.entry)}: rank {entry.rank}, 95 % interval "
+                   f"<title>{xml_text(entry.entry)}: rank {entry.rank}, 95 % interval "
                    f"{entry.rank_low}–{entry.rank_high}</title></rect>")
         out.append(f"<circle class='rank' cx='{x_rank(float(entry.rank)):.1f}' cy='{y:.1f}' "
                    f"r='4.5' fill='{fill}' stroke='#111'/>")
@@ -359,7 +359,8 @@ def _dataset_axis(out: list[str], datasets: Sequence[str], left: float, slot: fl
     for i, dataset in enumerate(datasets):
         cx = left + slot * (i + 0.5)
         out.append(f"<text class='dataset' transform='translate({cx - 3:.1f},{bottom + 12}) "
-                   f"rotate(45)' text-anchor='start' font-size='10'>{escape(dataset[:34])}</text>")
+                   f"rotate(45)' text-anchor='start' font-size='10'>"
+                   f"{xml_text(dataset[:34])}</text>")
 
 
 def _legend(out: list[str], x: float, y: float) -> None:
@@ -407,7 +408,7 @@ def spackle_effect_svg(pcc: dict[str, dict[str, list[tuple[str, float]]]], *,
             if track in best:
                 out.append(f"<circle class='best-{track}' cx='{cx:.1f}' "
                            f"cy='{y_of(best[track]):.1f}' r='5' fill='{fill}'>"
-                           f"<title>{escape(dataset)} {track}: best PCC-Gene "
+                           f"<title>{xml_text(dataset)} {track}: best PCC-Gene "
                            f"{best[track]:.3f}</title></circle>")
     _dataset_axis(out, datasets, left, slot, bottom)
     _legend(out, left, 42)

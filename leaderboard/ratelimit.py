@@ -1,8 +1,8 @@
 """A token-bucket rate limiter per client and kind of request, held in this process's memory.
 
 Each (client, kind) has a bucket of ``burst`` tokens refilled at ``rate_per_s``; a request takes
-one token or is refused with the time until the next one. Under gunicorn every worker process
-keeps its own buckets, so N workers allow up to N times the rate (documented in ``config``).
+one token or is refused with the time until the next one. With ``serve --workers N`` every
+process keeps its own buckets, so N processes allow up to N times the rate (``config``).
 Idle buckets are dropped once the table grows past ``max_clients``.
 """
 

@@ -8,6 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+MAX_ID = 2**63 - 1
+"""The largest id a row can have (a signed 64-bit integer on every store)."""
+
 
 class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -409,7 +412,7 @@ class ReevaluateIn(_Out):
     """Body of ``POST /api/admin/reevaluate``: exactly one of submission, all, baselines."""
 
     release: str = Field(default="current", max_length=100)
-    submission: int | None = None
+    submission: int | None = Field(default=None, ge=1, le=MAX_ID)
     all: bool = False
     baselines: bool = False
     retry_failed: bool = True
@@ -418,7 +421,7 @@ class ReevaluateIn(_Out):
 class RerunIn(_Out):
     """Body of ``POST /api/admin/rerun``: re-run one entry's jobs on a release."""
 
-    submission: int
+    submission: int = Field(ge=1, le=MAX_ID)
     release: str = Field(default="current", max_length=100)
 
 

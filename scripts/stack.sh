@@ -47,7 +47,7 @@ SCRIPT_RECIPE=1
 # async-timeout: redis needs it under Python < 3.11.3 (the image's Debian 3.11.2), a marker pip
 # judges by the host's Python when downloading, so it is named here.
 EVALUATOR_REQUIREMENTS=(pydantic sqlmodel SQLAlchemy alembic huey redis async-timeout psycopg
-    psycopg-binary docker requests click tqdm scikit-posthocs flask gunicorn matplotlib)
+    psycopg-binary docker requests click tqdm scikit-posthocs flask waitress matplotlib)
 
 compose() { docker-compose -p "$PROJECT" -f "$ROOT/compose.yaml" "$@"; }
 

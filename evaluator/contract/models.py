@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator
 
 from evaluator.contract.errors import ContractError
+from evaluator.core.text import JsonDepthError, clean_json
 
 CONTRACT_VERSION: Literal[1] = 1
 """The contract version this evaluator writes and accepts; bump on any incompatible change."""
@@ -158,9 +159,17 @@ def _load_json(data: bytes | str, source: str) -> Any:
         raise ContractError(source, [f"expected at most {MAX_CONTRACT_JSON_BYTES} bytes, "
                                      f"found {len(data)}"])
     try:
-        return json.loads(data)
+        return json.loads(data, parse_constant=_refuse_constant)
+    except RecursionError as exc:
+        raise ContractError(source, ["expected JSON nested a few levels deep, found nesting "
+                                     "too deep to read"]) from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise ContractError(source, [f"expected valid JSON, found {exc}"]) from exc
+
+
+def _refuse_constant(name: str) -> Any:
+    """``json.loads`` hook: NaN and Infinity are Python's extension, not JSON."""
+    raise ValueError(f"{name} (not valid JSON: write null or a string for a non-finite number)")
 
 
 def _read(path: Path, source: str) -> bytes:
@@ -207,10 +216,19 @@ def task_json(task: TaskSpec) -> str:
 
 def parse_model_card(data: bytes | str | dict[str, Any], *,
                      source: str = MODEL_CARD_FILE) -> ModelCard:
-    """Validate model.json content; raise ``ContractError``."""
+    """Validate model.json content; raise ``ContractError``.
+
+    Refused: NaN or Infinity, nesting deeper than ``MAX_JSON_DEPTH``. NUL characters and lone
+    surrogates (``"\\ud800"``) in strings and keys become U+FFFD, so every store can keep the
+    card.
+    """
     obj = data if isinstance(data, dict) else _load_json(data, source)
     if not isinstance(obj, dict):
         raise ContractError(source, [f"expected a JSON object, found {type(obj).__name__}"])
+    try:
+        obj = clean_json(obj)
+    except JsonDepthError as exc:
+        raise ContractError(source, [str(exc)]) from exc
     try:
         return ModelCard.model_validate(obj)
     except ValidationError as exc:

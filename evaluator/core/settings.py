@@ -23,6 +23,7 @@ _ENV_VARIABLES: dict[str, str] = {
     "daily_submissions": "SPARED_BENCH_DAILY_SUBMISSIONS",
     "job_max_attempts": "SPARED_BENCH_JOB_MAX_ATTEMPTS",
     "spackle_max_steps": "SPARED_BENCH_SPACKLE_STEPS",
+    "public_url": "SPARED_BENCH_PUBLIC_URL",
 }
 
 
@@ -49,6 +50,11 @@ class Settings(BaseModel):
     - ``SPARED_BENCH_SPACKLE_STEPS``: training steps of the SpaCKLE models a release build trains
       for datasets without ``c_t_log1p`` (default: SpaCKLE's own budget, 30 epochs within
       200-400 steps); part of the release id.
+    - ``SPARED_BENCH_PUBLIC_URL``: the web app's address as its users reach it (e.g.
+      ``https://bench.example.org``), shown in the submission guide and the OpenAPI document's
+      ``servers``; never taken from a request's ``Host`` header. Unset: ``spared-bench serve``
+      uses its own ``http://HOST:PORT`` when that is a specific address, else the documents
+      show a placeholder.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -62,6 +68,8 @@ class Settings(BaseModel):
     daily_submissions: int = Field(default=5, ge=0)
     job_max_attempts: int = Field(default=3, ge=1)
     spackle_max_steps: int | None = Field(default=None, ge=1)
+    public_url: str | None = Field(default=None, max_length=300,
+                                   pattern=r"^https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/\-]*)?$")
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -31,6 +31,7 @@ from evaluator.contract import (
     read_model_card,
 )
 from evaluator.core.errors import BenchError
+from evaluator.core.text import clean_text
 from evaluator.datasets.release import Release, Track
 from evaluator.jobs.errors import JobError, OutputError
 from evaluator.jobs.staging import Purpose, StagedInputs, TaskSettings, stage_inputs
@@ -235,9 +236,10 @@ def run_staged_job(executor: Executor, staged: StagedInputs, limits: RunLimits, 
     """Run a submission on staged inputs, validate its output and score it.
 
     Job failures (image missing, exit code, time or memory limit, bad output, scoring) become
-    the result's status and message, never exceptions. The output folder is a fresh temporary
-    folder under ``work_dir`` (removed afterwards); with ``keep_output`` its predictions and
-    model card are copied there first.
+    the result's status and message, never exceptions. The message, notes and log tail are
+    author text: NUL and lone surrogates in them become U+FFFD (``clean_text``). The output
+    folder is a fresh temporary folder under ``work_dir`` (removed afterwards); with
+    ``keep_output`` its predictions and model card are copied there first.
     """
     t0 = time.perf_counter()
     check = _OutputCheck(staged.task)
@@ -262,9 +264,10 @@ def run_staged_job(executor: Executor, staged: StagedInputs, limits: RunLimits, 
     result = JobResult(
         submission=executor.submission, runner=executor.runner, purpose=staged.purpose,
         release_id=staged.release_id, dataset=staged.task.dataset, track=staged.task.track,
-        status=outcome.status, message=outcome.message, image_id=outcome.image_id,
-        exit_code=outcome.exit_code, log_tail=outcome.log_tail, holdout=staged.holdout,
-        model_card=check.model_card, notes=[*outcome.notes, *check.notes, *cleanup_notes],
+        status=outcome.status, message=clean_text(outcome.message), image_id=outcome.image_id,
+        exit_code=outcome.exit_code, log_tail=clean_text(outcome.log_tail),
+        holdout=staged.holdout, model_card=check.model_card,
+        notes=[clean_text(n) for n in [*outcome.notes, *check.notes, *cleanup_notes]],
         timings=timings,
     )
     if outcome.succeeded and check.predictions is not None:
@@ -275,7 +278,7 @@ def run_staged_job(executor: Executor, staged: StagedInputs, limits: RunLimits, 
                                              release_id=staged.release_id)
         except BenchError as exc:
             result.status = "scoring_failed"
-            result.message = f"the output was valid but could not be scored: {exc}"
+            result.message = clean_text(f"the output was valid but could not be scored: {exc}")
         timings.score_s = time.perf_counter() - t_score
     timings.total_s = stage_s + (time.perf_counter() - t0)
     return result

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from evaluator.contract import CONTRACT_VERSION
 from evaluator.core.fsio import atomic_write_bytes
+from evaluator.core.text import csv_cell
 from evaluator.core.vocabulary import METRIC_NAMES
 from evaluator.jobs.pipeline import JobResult
 from evaluator.jobs.staging import Purpose
@@ -76,7 +77,8 @@ class JobsReport(BaseModel):
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(CSV_COLUMNS), lineterminator="\n")
         writer.writeheader()
-        writer.writerows(self.rows())
+        # A spreadsheet runs a cell starting with = + - @ as a formula: messages quote authors.
+        writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in self.rows())
         return buffer.getvalue()
 
     def write(self, json_path: Path) -> tuple[Path, Path]:

@@ -11,6 +11,7 @@ import secrets
 
 from sqlmodel import Session, col, select
 
+from evaluator.core.text import name_problem
 from evaluator.orchestrator.errors import AuthError, OrchestratorError
 from evaluator.store import ApiToken, Team, get_team, utcnow
 
@@ -29,6 +30,9 @@ def create_team(session: Session, name: str, *, admin: bool = False,
     if not name or len(name) > 100 or "/" in name:
         raise OrchestratorError(f"team name {name!r}: expected 1-100 characters without '/', "
                                 "found otherwise")
+    problem = name_problem(name)
+    if problem is not None:
+        raise OrchestratorError(f"team name {name!r}: {problem}")
     if session.exec(select(Team).where(Team.name == name)).first() is not None:
         raise OrchestratorError(f"team {name!r} already exists: expected a new name")
     team = Team(name=name, is_admin=admin, daily_submission_limit=daily_limit)

@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 
 from evaluator.core.errors import BenchError
 from evaluator.core.settings import Settings
+from evaluator.core.text import clean_text, name_problem
 from evaluator.datasets.release import load_release
 from evaluator.orchestrator.auth import ensure_team, require_admin
 from evaluator.orchestrator.errors import (
@@ -247,14 +248,20 @@ def _check_new(session: Session, team: Team, name: str, image_id: str) -> None:
     if not name.strip() or len(name) > 100 or "/" in name:
         raise SubmissionRejected(f"submission name {name!r}: expected 1-100 characters without "
                                  "'/', found otherwise")
+    problem = name_problem(name)
+    if problem is not None:
+        raise SubmissionRejected(f"submission name {name!r}: {problem}")
     same = session.exec(select(Submission).where(Submission.image_digest == image_id)).first()
     if same is not None:
         owner = session.get(Team, same.team_id)
+        # Name the earlier entry only where the submitter may see it: its own, or a public one.
+        visible = same.team_id == team.id or team.is_admin or not same.hidden
+        which = (f"as #{same.id} ({owner.name if owner else '?'}/{same.name}) on "
+                 f"{same.created_at:%Y-%m-%d}" if visible else "by another team")
         raise SubmissionRejected(
-            f"image {image_id[:19]}: expected a new image, found it already submitted as "
-            f"#{same.id} ({owner.name if owner else '?'}/{same.name}) on "
-            f"{same.created_at:%Y-%m-%d}; an image is evaluated once per release "
-            "(maintainers re-evaluate it on new releases)")
+            f"image {image_id[:19]}: expected a new image, found it already submitted {which}; "
+            "an image is evaluated once per release (maintainers re-evaluate it on new "
+            "releases)")
     taken = session.exec(select(Submission).where(Submission.team_id == team.id,
                                                   Submission.name == name)).first()
     if taken is not None:
@@ -276,7 +283,8 @@ def _record(bench: Bench, *, by: Team | None, team_name: str | None, name: str,
                             f"found team {team.name!r}")
         _check_daily_limit(session, bench, team)
         _check_new(session, team, name, facts.image_id)
-        submission = Submission(team_id=team.id or 0, name=name, description=description,
+        submission = Submission(team_id=team.id or 0, name=name,
+                                description=clean_text(description),
                                 image_ref=image_ref[:300], image_digest=facts.image_id,
                                 image_size_bytes=facts.size_bytes, platform=facts.platform,
                                 is_baseline=baseline)
@@ -435,24 +443,32 @@ def _remove_image(client: Any, image_id: str) -> None:
 
 def get_status(bench: Bench, ref: str | int, *, by: Team | None = None,
                logs: bool = True) -> SubmissionStatus:
-    """A submission's jobs and results; logs only for its own team, admins and local use.
+    """A submission's status; what is shown depends on who asks.
 
-    Raises ``NotFound`` and, for another team's hidden or foreign logs, ``AuthError``.
+    - Anyone (another team's public entry): name, team, description, digest, the counts of
+      jobs by status and the results the leaderboard shows; no job list.
+    - Its own team: every job, with messages and log tails (``logs``).
+    - Admins and local use (``by`` None): that, plus the worker that ran each job.
+    Raises ``NotFound`` and, for another team's hidden entry, ``AuthError``.
     """
     with session_scope(bench.engine) as session:
         submission = get_submission(session, ref)
         team = session.get(Team, submission.team_id)
         own = by is None or by.is_admin or by.id == submission.team_id
+        operator = by is None or by.is_admin
         if submission.hidden and not own:
             raise AuthError(f"submission #{submission.id}: expected your own or a public entry, "
                             "found a hidden one of another team")
         jobs = []
-        for job in jobs_of(session, submission.id or 0):
+        for job in jobs_of(session, submission.id or 0) if own else []:
             tail = None
-            if logs and own:
+            if logs:
                 attempts = attempts_of(session, job.id or 0)
                 tail = attempts[-1].log_text if attempts else ""
-            jobs.append(_job_view(job, tail))
+            view = _job_view(job, tail)
+            if not operator:
+                view.worker = None
+            jobs.append(view)
         results = []
         for release_id in sorted({job.release_id for job in jobs}):
             for track in ("raw", "spackle"):

@@ -37,6 +37,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from evaluator.core.settings import Settings
+from evaluator.core.text import clean_text
 from evaluator.datasets.release import Release, load_release
 from evaluator.orchestrator.errors import QueueUnavailable
 from evaluator.orchestrator.execution import (
@@ -50,9 +51,11 @@ from evaluator.orchestrator.queue import JobQueue
 from evaluator.runners import RunLimits
 from evaluator.store import (
     Claim,
+    DatabaseUnavailable,
     claim_job,
     complete_job,
     fail_job,
+    fail_unclaimable,
     heartbeat,
     mark_container_started,
     open_store,
@@ -221,9 +224,20 @@ class Worker:
             self._stop.wait(self.options.engine_backoff_s)
             return
         t_claim = time.perf_counter()
-        claim = with_retry(self.engine,
-                           lambda s: claim_job(s, job_id, self.options.name, gpus),
-                           wait_s=self.options.db_wait_s, what=f"claim job {job_id}")
+        try:
+            claim = with_retry(self.engine,
+                               lambda s: claim_job(s, job_id, self.options.name, gpus),
+                               wait_s=self.options.db_wait_s, what=f"claim job {job_id}")
+        except DatabaseUnavailable:
+            raise
+        except Exception as error:
+            # Not cured by waiting (a constraint, a bug): left queued, the job would be
+            # enqueued, refused and logged again forever. It fails once, loudly.
+            log.exception("job %s: the claim failed; failing the job", job_id)
+            reason = _short_error(error)
+            with_retry(self.engine, lambda s: fail_unclaimable(s, job_id, reason),
+                       wait_s=self.options.db_wait_s, what=f"fail unclaimable job {job_id}")
+            return
         claim_s = time.perf_counter() - t_claim
         if claim is None:
             log.info("job %s: not claimable (already taken or final); skipped", job_id)
@@ -276,6 +290,48 @@ class Worker:
         return report
 
     def _finish(self, claim: Claim, report: ExecutionReport) -> None:
+        """Record the job's end; a store that refuses the record still gets a clean one.
+
+        A database that stays away (``DatabaseUnavailable``) propagates: the job stays
+        ``running`` and its lease expires. Any other store error (a value the store refuses, a
+        constraint) is not cured by waiting: the result is stored again without the author's
+        log and model card, and if the store refuses that too, the job fails for good with a
+        short message (never left ``running`` to be retried as an infrastructure failure).
+        """
+        try:
+            self._record(claim, report)
+        except DatabaseUnavailable:
+            raise
+        except Exception as error:
+            log.exception("job %s: the store refused its record", claim.job_id)
+            self._record_refused(claim, report, error)
+        self.jobs_done += 1
+
+    def _record_refused(self, claim: Claim, report: ExecutionReport,
+                        error: Exception) -> None:
+        reason = _short_error(error)
+        if report.kind == "succeeded" and report.score is not None:
+            stripped = ExecutionReport(
+                "succeeded", report.status,
+                f"stored without the submission's log and model card (the store refused "
+                f"them: {reason})", score=report.score, timings=report.timings)
+            try:
+                self._record(claim, stripped)
+                return
+            except DatabaseUnavailable:
+                raise
+            except Exception as again:
+                log.exception("job %s: the store refused its result again", claim.job_id)
+                reason = _short_error(again)
+        message = f"the job's record could not be stored: {reason}"
+        outcome = with_retry(
+            self.engine,
+            lambda s: fail_job(s, claim, "infra", message, outcome="store_error",
+                               timings=report.timings, final=True),
+            wait_s=self.options.db_wait_s, what=f"record failure of job {claim.job_id}")
+        log.info("job %s: store_error -> %s", claim.job_id, outcome.status)
+
+    def _record(self, claim: Claim, report: ExecutionReport) -> None:
         timings = report.timings
         if report.kind == "succeeded" and report.score is not None:
             score = report.score
@@ -298,7 +354,6 @@ class Worker:
                      report.message, outcome.status)
             if outcome.status == "queued":
                 self._enqueue([claim.job_id], delay_s=self.options.retry_delay_s)
-        self.jobs_done += 1
 
     def _enqueue(self, job_ids: list[int], *, delay_s: float = 0.0) -> None:
         if not job_ids:
@@ -398,3 +453,11 @@ class Worker:
         finally:
             self._stop.set()
             upkeep.join(timeout=5)
+
+
+def _short_error(error: BaseException, limit: int = 300) -> str:
+    """``Type: first line`` of an error, at most ``limit`` characters (never its parameters)."""
+    orig = getattr(error, "orig", None) or error
+    lines = str(orig).strip().splitlines()
+    text = f"{type(orig).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    return clean_text(text if len(text) <= limit else text[:limit - 1] + "…")

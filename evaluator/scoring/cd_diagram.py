@@ -8,8 +8,7 @@ the top; thick bars join each maximal run of entries whose average ranks differ 
 
 from __future__ import annotations
 
-from xml.sax.saxutils import escape
-
+from evaluator.core.text import xml_text
 from evaluator.scoring.stats import StatisticsReport
 
 _WIDTH = 720
@@ -58,7 +57,7 @@ def critical_difference_svg(
     ]
     if title:
         out.append(f"<text x='{_WIDTH / 2:.1f}' y='18' text-anchor='middle' {_FONT} "
-                   f"font-weight='bold'>{escape(title)}</text>")
+                   f"font-weight='bold'>{xml_text(title)}</text>")
     cd_y = top + 20
     out.append(f"<line x1='{x0:.1f}' y1='{cd_y}' x2='{x0 + cd / (k - 1) * (x1 - x0):.1f}' "
                f"y2='{cd_y}' stroke='black' stroke-width='2'/>")
@@ -86,7 +85,7 @@ def critical_difference_svg(
             out.append(f"<polyline points='{x:.1f},{axis_y} {x:.1f},{y} {end:.1f},{y}' "
                        "fill='none' stroke='black'/>")
             out.append(f"<text class='entry' x='{tx:.1f}' y='{y + 4}' text-anchor='{anchor}' "
-                       f"{_FONT}>{escape(name)} ({rank:.2f})</text>")
+                       f"{_FONT}>{xml_text(name)} ({rank:.2f})</text>")
     out.append("</svg>")
     return "\n".join(out) + "\n"
 

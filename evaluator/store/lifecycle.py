@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
+from evaluator.core.text import MAX_JSON_DEPTH, JsonDepthError, clean_json, clean_text
 from evaluator.scoring import JobScore
 from evaluator.store.errors import NotFound
 from evaluator.store.models import (
@@ -129,7 +130,8 @@ def claim_job(session: Session, job_id: int, worker: str, gpus: Sequence[int] = 
               *, now: datetime | None = None) -> Claim | None:
     """Take a queued job for ``worker``; None when it is not queued (taken, final or gone).
 
-    Increments ``attempts``, sets a fresh lease token and heartbeat, records a ``JobAttempt``.
+    Increments ``attempts`` (this round's count, compared with ``max_attempts``), sets a fresh
+    lease token and heartbeat, records a ``JobAttempt`` numbered after every earlier one.
     """
     now = now or utcnow()
     token = uuid.uuid4().hex
@@ -148,7 +150,11 @@ def claim_job(session: Session, job_id: int, worker: str, gpus: Sequence[int] = 
     submission = session.get(Submission, job.submission_id)
     if submission is None:
         raise NotFound("submission", job.submission_id, f"job {job_id} refers to it")
-    attempt = JobAttempt(job_id=job_id, attempt=job.attempts, worker=worker,
+    # Attempt rows number every run of the job, across re-evaluations (``create_jobs`` with
+    # ``retry_failed`` starts ``attempts`` again at 0 but keeps the earlier rows).
+    last = session.exec(select(func.max(JobAttempt.attempt))
+                        .where(JobAttempt.job_id == job_id)).one()
+    attempt = JobAttempt(job_id=job_id, attempt=int(last or 0) + 1, worker=worker,
                          gpus=_gpus_text(gpus), lease_token=token, started_at=now)
     session.add(attempt)
     session.flush()
@@ -192,15 +198,24 @@ def _finish_attempt(session: Session, claim: Claim, outcome: str, message: str, 
     session.exec(
         update(JobAttempt)
         .where(col(JobAttempt.id) == claim.attempt_id)
-        .values(finished_at=now, outcome=outcome, message=message, log_text=log_text,
-                timings={k: round(float(v), 6) for k, v in timings.items()})
+        .values(finished_at=now, outcome=outcome, message=clean_text(message),
+                log_text=clean_text(log_text), timings=clean_json(
+                    {k: round(float(v), 6) for k, v in timings.items()}))
         .execution_options(synchronize_session=False)
     )
 
 
 def result_values(claim: Claim, score: JobScore,
                   model_card: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The ``results`` row of a job's score; ``model_card`` is the job's /output/model.json."""
+    """The ``results`` row of a job's score; ``model_card`` is the job's /output/model.json.
+
+    The card is author JSON: its strings are cleaned, non-finite numbers become null, and a card
+    nested too deep to store is left out (``clean_json``).
+    """
+    try:
+        card = clean_json(model_card) if model_card else None
+    except JsonDepthError:
+        card = None
     metrics = score.metrics
     completed = score.completed_metrics
     interval = score.interval
@@ -224,8 +239,9 @@ def result_values(claim: Claim, score: JobScore,
         "scorer_version": score.provenance.scorer_version,
         "scored_at": score.provenance.scored_at_utc,
         "created_at": utcnow(),
-        "score": {**score.model_dump(mode="json"),
-                  **({"model_card": model_card} if model_card else {})},
+        "score": clean_json({**score.model_dump(mode="json"),
+                             **({"model_card": card} if card else {})},
+                            limit=2 * MAX_JSON_DEPTH),
     }
 
 
@@ -259,7 +275,8 @@ def complete_job(session: Session, claim: Claim, score: JobScore, *, message: st
     session.exec(
         update(Job)
         .where(col(Job.id) == claim.job_id, col(Job.status) != "succeeded")
-        .values(status="succeeded", failure_kind=None, message=message, finished_at=now,
+        .values(status="succeeded", failure_kind=None, message=clean_text(message),
+                finished_at=now,
                 lease_token=None)
         .execution_options(synchronize_session=False)
     )
@@ -271,23 +288,25 @@ def complete_job(session: Session, claim: Claim, score: JobScore, *, message: st
 
 def fail_job(session: Session, claim: Claim, kind: FailureKind, message: str, *,
              outcome: str, log_text: str = "", timings: dict[str, float] | None = None,
-             now: datetime | None = None) -> Requeued:
+             now: datetime | None = None, final: bool = False) -> Requeued:
     """Record a failed attempt: final for the model's fault, requeued for infrastructure's.
 
     An infrastructure failure goes back to ``queued`` while ``attempts < max_attempts`` (the
-    caller enqueues it again), else fails for good. Nothing changes when the lease was lost.
+    caller enqueues it again), else fails for good; ``final`` fails it at once (a failure that
+    another attempt would only repeat). Nothing changes when the lease was lost.
     """
     now = now or utcnow()
+    message = clean_text(message)
     _finish_attempt(session, claim, outcome, message, log_text, timings or {}, now)
     held = (col(Job.id) == claim.job_id, col(Job.lease_token) == claim.lease_token,
             col(Job.status) == "running")
-    if kind == "infra" and claim.attempt < claim.max_attempts:
+    if kind == "infra" and claim.attempt < claim.max_attempts and not final:
         note = (f"attempt {claim.attempt} of {claim.max_attempts} failed for an infrastructure "
                 f"reason ({message}); queued again")
         values: dict[str, Any] = {"status": "queued", "message": note, "lease_token": None,
                                   "worker": None, "queued_at": now, "heartbeat_at": None}
     else:
-        note = message if kind == "model" else (
+        note = message if kind == "model" or final else (
             f"gave up after {claim.attempt} attempts; last failure (infrastructure): {message}")
         values = {"status": "failed", "failure_kind": kind, "message": note,
                   "finished_at": now, "lease_token": None}
@@ -367,6 +386,20 @@ def requeue_worker_jobs(session: Session, worker: str, keep_tokens: Iterable[str
         if moved is not None:
             done.append(moved)
     return done
+
+
+def fail_unclaimable(session: Session, job_id: int, reason: str, *,
+                     now: datetime | None = None) -> bool:
+    """Fail a queued job that cannot be claimed (the claim itself errs for good); True when it
+    was queued and is now failed (infrastructure), so no worker tries it again and again."""
+    result = session.exec(
+        update(Job)
+        .where(col(Job.id) == job_id, col(Job.status) == "queued")
+        .values(status="failed", failure_kind="infra", finished_at=now or utcnow(),
+                message=clean_text(f"the job could not be claimed: {reason}"), lease_token=None)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
 
 
 def cancel_jobs(session: Session, submission_id: int, *, now: datetime | None = None) -> int:

@@ -211,5 +211,18 @@ class Result(SQLModel, table=True):
     score: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
+class StoreState(SQLModel, table=True):
+    """One row (id 1): counters every process reads to know what it has cached is stale.
+
+    ``view_generation`` is bumped by every change to what the leaderboard shows that no row
+    count reveals (an entry hidden or shown again); the web app's cache keys include it.
+    """
+
+    __tablename__ = "store_state"
+
+    id: int = Field(default=1, primary_key=True)
+    view_generation: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+
+
 TABLES: tuple[type[SQLModel], ...] = (Team, ApiToken, ReleaseRecord, Submission, Job, JobAttempt,
-                                      Result)
+                                      Result, StoreState)

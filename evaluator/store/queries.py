@@ -23,10 +23,14 @@ from evaluator.store.models import (
     JobAttempt,
     ReleaseRecord,
     Result,
+    StoreState,
     Submission,
     Team,
     utcnow,
 )
+
+MAX_ID = 2**63 - 1
+"""The largest id a row can have (a signed 64-bit integer on every store)."""
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -93,8 +97,10 @@ def get_submission(session: Session, ref: str | int) -> Submission:
     """A submission by id (``12`` or ``#12``) or by ``team/name``; ``NotFound`` when absent."""
     text = str(ref).lstrip("#")
     submission: Submission | None = None
-    if text.isdigit():
-        submission = session.get(Submission, int(text))
+    if text.isascii() and text.isdigit():
+        # Ids are 64-bit: a longer number names no submission (and no store could take it).
+        number = int(text)
+        submission = session.get(Submission, number) if number <= MAX_ID else None
     elif "/" in text:
         team_name, _, name = text.partition("/")
         submission = session.exec(
@@ -263,3 +269,17 @@ def reproducibility(session: Session, release_id: str) -> dict[int, RunCompariso
             max((j.pcc_gene_max - j.pcc_gene_min for j in compared), default=0.0),
             tuple(compared))
     return out
+
+
+def bump_view_generation(session: Session) -> None:
+    """Count one more change to what the leaderboard shows (``StoreState.view_generation``).
+
+    Every web process keys its cache on the generation, so a hide served by one process is
+    seen by all of them at their next request.
+    """
+    updated = session.exec(update(StoreState).where(col(StoreState.id) == 1)
+                           .values(view_generation=col(StoreState.view_generation) + 1)
+                           .execution_options(synchronize_session=False))
+    if updated.rowcount != 1:
+        session.add(StoreState(id=1, view_generation=1))
+        session.flush()

@@ -11,6 +11,7 @@ from typing import IO, Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from evaluator.core.text import clean_text, name_problem
 from evaluator.store import session_scope
 from leaderboard import data
 from leaderboard.board import release_out
@@ -34,6 +35,7 @@ from leaderboard.views.common import (
     current_view,
     model_json,
     output_format,
+    public_url,
 )
 
 api = Blueprint("api", __name__, url_prefix="/api")
@@ -76,8 +78,8 @@ def _json_or_csv(key: tuple[Any, ...], model: Any, rows: Any, columns: tuple[str
 @api.get("/openapi.json")
 def openapi() -> Response:
     """The OpenAPI 3.1 document of this API."""
-    return cached_response(("openapi", request.host_url),
-                           lambda: (_dumps(openapi_document(request.host_url)), JSON),
+    return cached_response(("openapi",),
+                           lambda: (_dumps(openapi_document(public_url() or "/")), JSON),
                            max_age_s=300)
 
 
@@ -249,10 +251,16 @@ def _submission_name() -> tuple[str, str]:
     name = (request.args.get("name") or "").strip()
     if not name or len(name) > 100 or "/" in name:
         raise BadParameter("name", "1-100 characters without '/'", name)
+    problem = name_problem(name)
+    if problem is not None:
+        raise BadParameter("name", problem.removeprefix("expected "), name)
     description = request.args.get("description") or ""
     if len(description) > 10_000:
         raise BadParameter("description", "at most 10000 characters",
                            f"{len(description)} characters")
+    if clean_text(description) != description:
+        raise BadParameter("description", "text without NUL characters or lone surrogates",
+                           "some")
     return name, description
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from flask import Response, request
 from pydantic import BaseModel, ValidationError
 
+from evaluator.core.text import csv_cell
 from evaluator.orchestrator.auth import authenticate
 from evaluator.orchestrator.errors import AuthError
 from evaluator.store import Team, session_scope
@@ -49,6 +50,13 @@ def current_view() -> View:
     return View(current_release(), track, filt)
 
 
+def public_url() -> str | None:
+    """The app's public address from the settings (``SPARED_BENCH_PUBLIC_URL``), never from
+    the request's ``Host`` header (which a client chooses, and a cache would keep)."""
+    url = state().settings.public_url
+    return url.rstrip("/") if url else None
+
+
 def output_format() -> str:
     """``json`` (default) or ``csv`` from ``?format=``."""
     value = request.args.get("format") or "json"
@@ -75,13 +83,14 @@ def model_json(model: BaseModel) -> bytes:
 
 
 def csv_bytes(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> bytes:
-    """Rows as CSV (header first); dicts and lists inside cells as their text."""
+    """Rows as CSV (header first); dicts and lists inside cells as their text; text that a
+    spreadsheet would run as a formula is quoted (``csv_cell``)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore",
                             lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+        writer.writerow({k: csv_cell(row.get(k)) for k in columns})
     return buffer.getvalue().encode()
 
 
@@ -125,7 +134,11 @@ def json_body(model: type[BaseModel]) -> Any:
     if not raw.strip():
         payload: Any = {}
     else:
-        payload = request.get_json(silent=True)
+        try:
+            payload = request.get_json(silent=True)
+        except RecursionError as error:
+            raise BadParameter("body", "a JSON object nested a few levels deep",
+                               "nesting too deep to read") from error
         if payload is None:
             raise BadParameter("body", "a JSON object", raw[:60].decode(errors="replace"))
     if not isinstance(payload, dict):

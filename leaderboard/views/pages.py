@@ -15,6 +15,7 @@ from leaderboard.views.common import (
     cached_response,
     current_release,
     current_view,
+    public_url,
     team_for_token,
 )
 
@@ -148,11 +149,11 @@ def guide() -> Response:
     """How to submit: the predict contract, then `check` and `submit`."""
     def build() -> dict[str, Any]:
         return {"contract": contract_html(), "page": "guide",
-                "server": request.host_url.rstrip("/"),
+                "server": public_url() or "SERVER_URL",
                 "max_upload_mb": state().max_upload_bytes / 2**20,
                 "count_keys": data.PARAMETER_COUNT_KEYS, **_common()}
 
-    return cached_response(("page", "guide", request.host_url, version()),
+    return cached_response(("page", "guide"),
                            lambda: (render_template("pages/guide.html", **build()).encode(),
                                     HTML), max_age_s=300)
 
@@ -163,9 +164,9 @@ def api_reference() -> Response:
     from leaderboard.openapi import openapi_document
 
     def build() -> dict[str, Any]:
-        return {"doc": openapi_document(request.host_url), "page": "api", **_common()}
+        return {"doc": openapi_document(public_url() or "/"), "page": "api", **_common()}
 
-    return cached_response(("page", "api", request.host_url),
+    return cached_response(("page", "api"),
                            lambda: (render_template("pages/api.html", **build()).encode(),
                                     HTML), max_age_s=300)
 

@@ -379,9 +379,33 @@ def write_predictions(predictions: Any, task: Task | None = None,
 
 def write_model_card(name: str, parameters: dict[str, Any] | None = None, notes: str = "",
                      folder: Path | str | None = None) -> Path:
-    """Write the optional model.json (name, parameters, notes) shown with the results."""
-    card = {"name": name, "parameters": parameters or {}, "notes": notes}
-    data = (json.dumps(card, indent=2, sort_keys=True) + "\n").encode()
+    """Write the optional model.json (name, parameters, notes) shown with the results.
+
+    The file is strict JSON: a non-finite float (``float('nan')``, ``inf``) is written as the
+    string ``"NaN"``, ``"Infinity"`` or ``"-Infinity"``; numpy scalars and arrays as numbers
+    and lists.
+    """
+    card = _json_ready({"name": name, "parameters": parameters or {}, "notes": notes})
+    data = (json.dumps(card, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
     path = Path(folder or output_dir()) / "model.json"
     _atomic_write(path, lambda fh: fh.write(data))
     return path
+
+
+def _json_ready(value: Any) -> Any:
+    """``value`` with non-finite floats as strings and numpy values as Python ones."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    elif isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        if value != value:
+            return "NaN"
+        if value in (float("inf"), float("-inf")):
+            return "Infinity" if value > 0 else "-Infinity"
+        return value
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    return value

@@ -1,5 +1,5 @@
 """The leaderboard under load: 100 entries x 26 datasets x 2 tracks in the store (SQLite),
-served by gunicorn (`spared-bench serve`, 2 workers x 8 threads), hit by wrk with 32 concurrent
+served by waitress (`spared-bench serve`, 2 processes x 8 threads), hit by wrk with 32 concurrent
 connections.
 
 Figures: median and p99 latency and requests/s of the cached leaderboard page and of the cached

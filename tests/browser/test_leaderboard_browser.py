@@ -205,3 +205,46 @@ def test_figures_tell_entries_apart_when_looked_at(site: tuple[str, LeaderboardE
     counts = look("09-ranks", "ranks.svg", [_rgb(c) for c in PALETTE[:n]])
     assert all(c > 20 for c in counts), counts  # each rank dot in its own colour
     page.close()
+
+
+def test_hostile_entry_names_run_nothing_in_the_browser(
+        tmp_path_factory: pytest.TempPathFactory, browser: Any) -> None:
+    """Names as the store may hold them (written before names were checked): every figure,
+    opened as a document of its own (where an SVG runs its handlers), and every page run no
+    script of theirs and stay well-formed."""
+    from werkzeug.serving import make_server
+
+    from evaluator.store import Submission, open_store, session_scope
+
+    env = make_env(tmp_path_factory.mktemp("browser-hostile"))
+    payload = "x' onload='alert(1)' y='<script>alert(2)</script>\x01"
+    target = env.seeded.ids["team-a/vit-delta"]
+    with session_scope(open_store(env.url)) as session:
+        row = session.get(Submission, target)
+        row.name = payload
+        session.add(row)
+    server = make_server("127.0.0.1", 0, env.app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    page = browser.new_page()
+    dialogs: list[str] = []
+    errors: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        for path in ("/plots/violin.svg", "/plots/ranks.svg", "/plots/wins.svg",
+                     "/plots/params.svg", "/plots/spackle.svg", "/plots/cd.svg",
+                     f"/plots/entries/{target}/spackle.svg"):
+            response = page.goto(base + path)
+            assert response is not None and response.status == 200, path
+            # Chromium renders a malformed SVG document as an error page with no <svg> root.
+            assert page.evaluate("document.documentElement.localName") == "svg", path
+        for path in ("/", f"/entries/{target}", "/significance"):
+            page.goto(base + path)
+            page.wait_for_load_state("load")
+        assert dialogs == [] and errors == []
+    finally:
+        page.close()
+        server.shutdown()
+        thread.join(timeout=10)

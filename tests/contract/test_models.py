@@ -115,3 +115,25 @@ def test_json_schemas_list_the_required_task_keys() -> None:
     schema = contract_json_schemas()["task.json"]
     assert set(schema["required"]) == set(VALID)
     assert set(TaskSpec.model_fields) == set(VALID)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('{"name": "m", "parameters": {"lr": NaN}}', "NaN (not valid JSON"),
+    ('{"name": "m", "parameters": {"lr": -Infinity}}', "-Infinity (not valid JSON"),
+    ('{"name": "m", "parameters": {"deep": ' + "[" * 20_000 + "]" * 20_000 + "}}",
+     "expected JSON nested a few levels deep"),
+    ('{"name": "m", "parameters": {"deep": ' + "[" * 40 + "]" * 40 + "}}",
+     "expected JSON nested at most 32 levels deep"),
+])
+def test_model_card_refuses_what_no_store_can_hold(text: str, expected: str) -> None:
+    with pytest.raises(ContractError) as info:
+        parse_model_card(text)
+    assert expected in str(info.value)
+
+
+def test_model_card_strings_are_made_storable() -> None:
+    card = parse_model_card('{"name": "m\\u0000x", "parameters": {"k\\ud800": "v\\udfff"},'
+                            ' "notes": "a\\u0000"}')
+    assert card.name == "m\ufffdx" and card.notes == "a\ufffd"
+    assert card.parameters == {"k\ufffd": "v\ufffd"}
+    card.model_dump_json()  # encodable as UTF-8

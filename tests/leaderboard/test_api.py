@@ -222,3 +222,33 @@ def test_hidden_entries_leave_every_view(fresh_env: LeaderboardEnv) -> None:
     assert shown.get_json()["hidden"] is False
     assert client.get("/api/leaderboard").get_json()["entries"][0]["entry"] == \
         "team-a/vit-delta"
+
+
+def test_hiding_is_seen_by_every_process_whatever_ids_are_hidden(
+        fresh_env: LeaderboardEnv) -> None:
+    from evaluator.core.settings import Settings
+    from leaderboard import LeaderboardConfig, create_app
+
+    # A second app on the same store: its own cache, as another server process has.
+    other = create_app(Settings(home=fresh_env.home, database_url=fresh_env.url,
+                                queue_url=f"sqlite:///{fresh_env.home / 'queue.db'}"),
+                       database_url=fresh_env.url,
+                       config=LeaderboardConfig(read_rate_per_s=0.0, write_rate_per_min=0.0))
+    admin, client, reader = fresh_env.token("baselines"), fresh_env.client(), other.test_client()
+    ids = sorted(fresh_env.seeded.ids.values())
+    a, b = ids[1], ids[2]
+    c = a + b
+    assert c in ids, "the test needs an id equal to the sum of two others"
+
+    def shown() -> set[int]:
+        board = reader.get("/api/leaderboard").get_json()
+        return {e["submission_id"] for e in board["entries"] + board["incomplete"]}
+
+    for target in (a, b):
+        assert client.post(f"/api/admin/entries/{target}/hide", json={"hidden": True},
+                           headers=admin).status_code == 200
+    assert a not in shown() and b not in shown() and c in shown()
+    for target, hidden in ((a, False), (b, False), (c, True)):
+        assert client.post(f"/api/admin/entries/{target}/hide", json={"hidden": hidden},
+                           headers=admin).status_code == 200
+    assert shown() >= {a, b} and c not in shown()

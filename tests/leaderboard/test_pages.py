@@ -278,7 +278,7 @@ def test_guide_renders_the_contract_and_the_commands(client: Any) -> None:
     assert f"<h1>{first_heading}</h1>".replace("(", "(") in html
     assert "<table>" in html.split('id="contract"')[1]
     assert "spared-bench check" in html and "spared-bench submit" in html
-    assert "--server http://localhost" in html
+    assert "--server SERVER_URL" in html  # no public URL configured; never the Host header
 
 
 def test_api_reference_page_lists_every_operation(client: Any) -> None:

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -81,6 +82,21 @@ def test_stack_evaluates_a_baseline_into_postgres(stack: Stack, tiny_release: An
 
     stack.run("up", "2")
     assert stack.health()["status"] == "ok"
+    # The web app as deployed: slow-loris connections hold no app thread.
+    from tests.leaderboard.test_serve import _slow_loris
+
+    loris = _slow_loris(f"http://127.0.0.1:{stack.env['SPARED_STACK_WEB_PORT']}", 10)
+    try:
+        for _ in range(3):
+            for sock in loris:
+                sock.sendall(b"X-Slow: 1\r\n")
+            t0 = time.monotonic()
+            assert stack.health()["status"] == "ok"
+            assert time.monotonic() - t0 < 2
+            time.sleep(1.5)
+    finally:
+        for sock in loris:
+            sock.close()
     target = stack.home / "releases" / tiny_release.release_id
     shutil.copytree(tiny_release.root, target)
     image = build_image("ok")

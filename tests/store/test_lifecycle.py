@@ -240,3 +240,73 @@ def test_cancel_and_queued_ids(engine) -> None:
         assert queued_job_ids(session, older_than=utcnow() - timedelta(hours=1)) == []
         assert cancel_jobs(session, submission_id) == 2
     assert [_job(engine, j).status for j in jobs] == ["running", "cancelled", "cancelled"]
+
+
+def test_a_retried_failed_job_is_claimed_again_after_its_earlier_attempts(engine) -> None:
+    add_release(engine)
+    submission = add_submission(engine)
+    job_id = add_jobs(engine, submission.id, max_attempts=2)[0]
+    for _ in range(2):
+        with session_scope(engine) as session:
+            claim = claim_job(session, job_id, "w1")
+            assert claim is not None
+            fail_job(session, claim, "infra", "engine gone", outcome="engine_unavailable")
+    assert _job(engine, job_id).status == "failed"
+    entries = [("villacampa_lung_organoid", "raw")]
+    with session_scope(engine) as session:
+        assert create_jobs(session, submission.id, RELEASE_A, entries, max_attempts=2,
+                           retry_failed=True).to_enqueue == [job_id]
+    # The earlier attempt rows stay; the next claim numbers its attempt after them.
+    with session_scope(engine) as session:
+        claim = claim_job(session, job_id, "w2")
+    assert claim is not None and claim.attempt == 1
+    with session_scope(engine) as session:
+        assert complete_job(session, claim, make_score(claim.dataset, claim.track))
+    with session_scope(engine) as session:
+        attempts = attempts_of(session, job_id)
+    assert [(a.attempt, a.outcome) for a in attempts] == [
+        (1, "engine_unavailable"), (2, "engine_unavailable"), (3, "succeeded")]
+    assert _job(engine, job_id).status == "succeeded"
+
+
+HOSTILE = "ok\x00nul \ud800 lone \udcff surrogate"
+
+
+def test_author_text_the_store_cannot_hold_is_cleaned_not_lost(engine) -> None:
+    add_release(engine)
+    job_ids = add_jobs(engine, add_submission(engine).id)
+    with session_scope(engine) as session:
+        claim = claim_job(session, job_ids[0], "w1")
+    assert claim is not None
+    deep: dict = {}
+    node = deep
+    for _ in range(200):
+        node["x"] = {}
+        node = node["x"]
+    card = {"name": HOSTILE, "parameters": {"lr": float("nan"), HOSTILE: [float("inf")]},
+            "notes": HOSTILE}
+    with session_scope(engine) as session:
+        assert complete_job(session, claim, make_score(claim.dataset, claim.track),
+                            message=HOSTILE, log_text=HOSTILE * 100, model_card=card)
+    with session_scope(engine) as session:
+        result = session.exec(select(Result)).one()
+        attempt = attempts_of(session, job_ids[0])[0]
+    cleaned = "ok\ufffdnul \ufffd lone \ufffd surrogate"
+    assert result.score["model_card"] == {"name": cleaned, "notes": cleaned, "parameters": {
+        "lr": None, cleaned: [None]}}
+    assert attempt.log_text == cleaned * 100 and attempt.message == cleaned
+    # A card nested too deep to store is left out; the result is kept.
+    with session_scope(engine) as session:
+        claim = claim_job(session, job_ids[1], "w1")
+        assert claim is not None
+        assert complete_job(session, claim, make_score(claim.dataset, claim.track),
+                            model_card={"name": "deep", "parameters": deep})
+    with session_scope(engine) as session:
+        stored = session.exec(select(Result).where(Result.job_id == job_ids[1])).one()
+    assert "model_card" not in stored.score
+    with session_scope(engine) as session:
+        claim = claim_job(session, job_ids[2], "w1")
+        assert claim is not None
+        fail_job(session, claim, "model", HOSTILE, outcome="output_invalid", log_text=HOSTILE)
+    job = _job(engine, job_ids[2])
+    assert job.status == "failed" and job.message == cleaned

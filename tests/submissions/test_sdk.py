@@ -188,3 +188,17 @@ def test_device_on_this_machines_torch_matches_torch() -> None:
     task = sdk.Task(contract_version=1, dataset="d", track="raw", genes=["g"], n_test_spots=1,
                     patch_shape=(8, 8, 3), time_limit_s=60.0, device="cuda", seed=0)
     assert sdk.device(task, warn=False) == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_write_model_card_writes_strict_json_the_evaluator_reads(tmp_path: Path) -> None:
+    from evaluator.contract import read_model_card
+
+    path = sdk.write_model_card("nan-card", {"lr": float("nan"), "cap": float("inf"),
+                                             "floor": -np.inf, "w": np.float32(0.5),
+                                             "grid": np.arange(3)}, folder=tmp_path)
+    text = path.read_text()
+    assert "NaN" not in text.replace('"NaN"', "")  # only as a string, never a bare token
+    json.loads(text, parse_constant=lambda name: pytest.fail(f"bare {name} in model.json"))
+    card = read_model_card(path)
+    assert card.parameters == {"lr": "NaN", "cap": "Infinity", "floor": "-Infinity", "w": 0.5,
+                               "grid": [0, 1, 2]}
