@@ -48,6 +48,8 @@ PINS=(
   "tqdm"
   # lightning 2.2 imports pkg_resources, gone from setuptools >= 80; torch 2.13 wants >= 77.0.3
   "setuptools==79.0.1"
+  # imported at the top of spared's modules (readers, plotting) that the reference loads
+  "plotly==5.22.0" "seaborn==0.13.2" "opencv-python-headless==4.9.0.80" "pyzipper==0.3.6" "requests"
   # squidpy 1.2.3's own dependencies (it is installed without them, see below)
   "aiohttp" "dask-image" "docrep" "leidenalg" "matplotlib-scalebar" "omnipath" "statsmodels"
   "tifffile" "validators" "networkx" "scikit-image<0.23" "fsspec" "cycler" "Pillow"

@@ -137,3 +137,37 @@ def get_dataset(name: str) -> DatasetInfo:
     close = difflib.get_close_matches(key, list(lowered), n=4, cutoff=0.6)
     close += [c for c in lowered if key and key in c and c not in close][: max(0, 4 - len(close))]
     raise DatasetNotFound(name, [lowered[c] for c in close])
+
+
+@lru_cache(maxsize=1)
+def _spared_configs() -> dict[str, dict[str, object]]:
+    text = resources.files("evaluator.datasets").joinpath("data/spared_configs.json").read_text()
+    return dict(json.loads(text)["datasets"])
+
+
+def spared_config(name: str) -> dict[str, object]:
+    """Return SpaRED's own processing configuration of a dataset (``spared/configs/<name>.json``).
+
+    The processing fields verbatim (``cell_min_counts`` ... ``hex_geometry``), packaged as
+    ``data/spared_configs.json``; the pipeline's defaults (``pipeline.config``).
+    """
+    return dict(_spared_configs()[get_dataset(name).name])
+
+
+@lru_cache(maxsize=2)
+def spared_gene_lengths(organism: str) -> dict[str, int]:
+    """Return SpaRED's gene lengths of ``organism`` (``human`` or ``mouse``): gene id -> bases.
+
+    From ``spared/data/annotations/gene_length*.txt`` (GENCODE v43 / vM33, column ``merged``),
+    ids without their version, first occurrence kept — what SpaRED's ``tpm_normalization``
+    divides by. Packaged as ``data/gene_length_<organism>.tsv.gz``.
+    """
+    import gzip
+
+    if organism not in ("human", "mouse"):
+        raise ValueError(f"organism: expected 'human' or 'mouse', found {organism!r}")
+    raw = resources.files("evaluator.datasets").joinpath(
+        f"data/gene_length_{organism}.tsv.gz").read_bytes()
+    lines = gzip.decompress(raw).decode().splitlines()
+    rows = (line.split("\t") for line in lines[2:] if line)
+    return {gene: int(length) for gene, length in rows}
