@@ -307,6 +307,12 @@ def _rank_genes(run: _Run, progress: bool) -> tuple[np.ndarray, np.ndarray, np.n
         lengths = lengths[has_length]
         scale = steps.tpm_scale(run.counts, lengths)
         counts_csc = run.counts.tocsc()
+    if config.gene_lengths == "spared" and run.genes.size < config.top_moran_genes:
+        raise PipelineError(
+            f"{config.dataset}: step tpm: expected at least {config.top_moran_genes} genes in "
+            f"SpaRED's {config.organism} gene-length table (Ensembl ids without version, as "
+            f"var['gene_ids'] or var_names), found {run.genes.size}; set gene_lengths 'input' "
+            "in the dataset's pipeline config to use the input's var['gene_length']")
     _too_few("genes with a length", run.genes.size, config.top_moran_genes, "tpm", config)
     tpm_before = (n, g, missing, int((~has_length).sum()))
 
