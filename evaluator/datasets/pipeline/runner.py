@@ -565,11 +565,14 @@ def process_file(
     *,
     cache_dir: Path,
     config_path: Path | str | None = None,
+    mode: str | None = None,
     progress: bool = False,
     on_step: Callable[[StepRecord], None] | None = None,
     completion: SpackleConfig | None = None,
 ) -> PipelineReport:
     """Read a raw input, process it with its config and write the dataset to ``out_path``.
+
+    ``mode`` (``spared`` or ``exact-hex``) overrides the configuration's.
 
     The patches move in chunks from the input (or from the images, through ``.npy`` files in
     a temporary folder beside ``out_path``) to the output. The written file is checked against
@@ -585,6 +588,8 @@ def process_file(
 
     info = get_dataset(dataset)
     config = load_config(config_path, info.name)
+    if mode is not None:
+        config = PipelineConfig(**{**config.model_dump(), "mode": mode}).resolved()
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".patches.", dir=out_path.parent) as work:
