@@ -4,7 +4,9 @@ Usage: ``python driver.py process RAW.h5ad OUT.h5ad DATASET [PARAMS_JSON]`` — 
 ``filter_dataset`` then ``process_dataset``'s steps 1-8 (TPM .. mask; SpaCKLE left out: it
 trains a model) and ``add_noisy_layer`` for ``c_d_log1p`` and ``c_d_deltas``, with SpaRED's own
 config of DATASET (``spared/configs``) updated by PARAMS_JSON. The output keeps every layer,
-``var`` column and ``uns['spared_graph']`` (the 1-hop connectivities of each slide).
+``var`` column and ``uns['spared_graph']`` (the 1-hop connectivities of each slide), and the
+processing's wall seconds and peak resident memory (``uns['seconds']``, ``['peak_rss_mb']``).
+Moran's permutations are skipped unless ``SPARED_REFERENCE_FULL_MORAN=1`` (benchmarks).
 ``python driver.py metrics IN.npz OUT.json`` — ``spared.metrics.get_metrics`` on gt/pred/mask.
 
 This file imports nothing of the project; the project's tests run it in a subprocess.
@@ -61,6 +63,19 @@ def _import_spared() -> dict:
             "layer_operations": layer_operations, "metrics": metrics}
 
 
+def _reset_peak_rss() -> None:
+    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+
+
+def _peak_rss_mb() -> float:
+    with contextlib.suppress(OSError), open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
 def _skip_moran_permutations(sq: object) -> None:
     """Make ``compute_moran``'s ``spatial_autocorr(n_perms=1000)`` skip its permutations.
 
@@ -77,7 +92,9 @@ def _skip_moran_permutations(sq: object) -> None:
 
 
 def process(raw_path: str, out_path: str, dataset: str, params_json: str | None) -> None:
+    import os
     import pathlib
+    import time
 
     import anndata as ad
     import numpy as np
@@ -87,7 +104,8 @@ def process(raw_path: str, out_path: str, dataset: str, params_json: str | None)
 
     mods = _import_spared()
     lo, filtering = mods["layer_operations"], mods["filtering"]
-    _skip_moran_permutations(sq)
+    if os.environ.get("SPARED_REFERENCE_FULL_MORAN") != "1":
+        _skip_moran_permutations(sq)
     config_path = pathlib.Path(spared.__file__).parent / "configs" / f"{dataset}.json"
     param_dict = json.loads(config_path.read_text())
     if params_json:
@@ -96,6 +114,8 @@ def process(raw_path: str, out_path: str, dataset: str, params_json: str | None)
     adata.X = sp.csr_matrix(adata.X)
     adata.uns["spatial"] = {str(s): {} for s in adata.obs["slide_id"].unique()}
     log = io.StringIO()
+    _reset_peak_rss()
+    started = time.perf_counter()
     with contextlib.redirect_stdout(log):
         adata = filtering.filter_dataset(adata, param_dict)
         # process_dataset, steps 1-8 and the noisy layers of c_d_* (no SpaCKLE).
@@ -125,6 +145,8 @@ def process(raw_path: str, out_path: str, dataset: str, params_json: str | None)
         for layer in ("c_d_log1p", "c_d_deltas"):
             if layer in adata.layers:
                 adata = lo.add_noisy_layer(adata=adata, prediction_layer=layer)
+    seconds = time.perf_counter() - started
+    peak_mb = _peak_rss_mb()
     out = ad.AnnData(X=np.asarray(adata.layers["counts"]), obs=adata.obs[
         ["slide_id", "split", "patient"]].astype(str).copy(), var=adata.var.copy())
     for name, layer in adata.layers.items():
@@ -141,6 +163,8 @@ def process(raw_path: str, out_path: str, dataset: str, params_json: str | None)
     out.uns["spared_graph"] = graphs
     out.uns["param_dict"] = json.dumps(param_dict)
     out.uns["squidpy_version"] = sq.__version__
+    out.uns["seconds"] = seconds
+    out.uns["peak_rss_mb"] = peak_mb
     out.write_h5ad(out_path)
 
 

@@ -27,20 +27,25 @@ def reference_python() -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def _run(python: str, *args: str) -> None:
-    env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": NO_SIMD_SORT, "PYTHONHASHSEED": "0"}
+def _run(python: str, *args: str, full_moran: bool = False) -> None:
+    env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": NO_SIMD_SORT, "PYTHONHASHSEED": "0",
+           "SPARED_REFERENCE_FULL_MORAN": "1" if full_moran else "0"}
     env.pop("PYTHONPATH", None)
     done = subprocess.run([python, str(DRIVER), *args], capture_output=True, text=True,
-                          env=env, check=False, timeout=600)
+                          env=env, check=False, timeout=3600)
     if done.returncode != 0:
         raise RuntimeError(f"SpaRED's library failed ({' '.join(args[:1])}):\n"
                            f"{done.stderr[-4000:]}")
 
 
 def spared_process(python: str, raw_path: Path, out_path: Path, dataset: str,
-                   params: dict[str, Any] | None = None) -> Path:
-    """Run SpaRED's filter_dataset + process_dataset (no SpaCKLE) on ``raw_path``."""
-    _run(python, "process", str(raw_path), str(out_path), dataset, json.dumps(params or {}))
+                   params: dict[str, Any] | None = None, *, full_moran: bool = False) -> Path:
+    """Run SpaRED's filter_dataset + process_dataset (no SpaCKLE) on ``raw_path``.
+
+    ``full_moran``: keep ``compute_moran``'s 1,000 permutations (SpaRED's own cost).
+    """
+    _run(python, "process", str(raw_path), str(out_path), dataset, json.dumps(params or {}),
+         full_moran=full_moran)
     return out_path
 
 
