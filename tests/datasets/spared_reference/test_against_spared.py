@@ -32,11 +32,17 @@ from tests.datasets.spared_reference.reference import (
 pytestmark = pytest.mark.slow
 
 DATASET = "villacampa_lung_organoid"
+SMALL_INTESTINE = "mirzazadeh_human_small_intestine"  # cell_min_counts 800, ComBat on patients
 LAYERS = ("counts", "tpm", "log1p", "d_log1p", "c_log1p", "c_d_log1p", "deltas", "d_deltas",
           "c_deltas", "c_d_deltas", "mask", "noisy_c_d_log1p", "noisy_c_d_deltas")
-# (case, parameters given to both sides): the default config, and one keeping every gene so
-# the genes emptied on a slide (exp_frac 0, last in the filter's order) reach Moran's I.
-CASES = {"default": {}, "all_genes": {"real_data_percentage": 0.0}}
+# case: (dataset, parameters given to both sides). The default config; one keeping every gene
+# so the genes emptied on a slide (exp_frac 0, last in the filter's order) reach Moran's I; and
+# a dataset whose SpaRED config differs (spots need 800 counts; ComBat on 2 patients).
+CASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "default": (DATASET, {}),
+    "all_genes": (DATASET, {"real_data_percentage": 0.0}),
+    "small_intestine": (SMALL_INTESTINE, {}),
+}
 
 
 def _plant_edge_cases(raw: Any) -> dict[str, Any]:
@@ -72,33 +78,39 @@ def spared_python() -> str:
     return reference_python()
 
 
-@pytest.fixture(scope="module")
-def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, dict[str, Any], Path]:
+_PLANTED: dict[str, tuple[Any, dict[str, Any], Path]] = {}
+
+
+def _planted(dataset: str, tmp_path_factory: pytest.TempPathFactory
+             ) -> tuple[Any, dict[str, Any], Path]:
     from evaluator.datasets.synthetic_raw import generate_raw_dataset
 
-    raw = generate_raw_dataset(DATASET, "tiny", seed=5, patch_size=4, max_spots=200)
-    edges = _plant_edge_cases(raw)
-    path = tmp_path_factory.mktemp("spared_raw") / "raw.h5ad"
-    raw.write_h5ad(path)
-    return raw, edges, path
+    if dataset not in _PLANTED:
+        raw = generate_raw_dataset(dataset, "tiny", seed=5, patch_size=4, max_spots=200)
+        edges = _plant_edge_cases(raw)
+        path = tmp_path_factory.mktemp("spared_raw") / f"{dataset}.h5ad"
+        raw.write_h5ad(path)
+        _PLANTED[dataset] = (raw, edges, path)
+    return _PLANTED[dataset]
 
 
 @pytest.fixture(scope="module", params=list(CASES))
-def both(request: pytest.FixtureRequest, planted: tuple[Any, dict[str, Any], Path],
-         spared_python: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def both(request: pytest.FixtureRequest, spared_python: str,
+         tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     import anndata as ad
 
-    raw, edges, path = planted
-    params = CASES[request.param]
+    dataset, params = CASES[request.param]
+    raw, edges, path = _planted(dataset, tmp_path_factory)
     work = tmp_path_factory.mktemp(f"spared_{request.param}")
-    config = default_config(DATASET).model_copy(update={"spackle": False, **params})
+    config = default_config(dataset).model_copy(update={"spackle": False, **params})
     ours, report = process_raw(raw_from_anndata(raw, "planted"), config, cache_dir=work)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        theirs = ad.read_h5ad(spared_process(spared_python, path, work / "ref.h5ad", DATASET,
+        theirs = ad.read_h5ad(spared_process(spared_python, path, work / "ref.h5ad", dataset,
                                              params))
-    return {"case": request.param, "ours": ours, "theirs": theirs, "report": report,
-            "raw": raw, "edges": edges, "config": config.resolved()}
+    return {"case": request.param, "dataset": dataset, "params": params, "ours": ours,
+            "theirs": theirs, "report": report, "raw": raw, "edges": edges,
+            "config": config.resolved()}
 
 
 def _aligned(both: dict[str, Any]) -> tuple[Any, Any]:
@@ -159,7 +171,14 @@ def test_graph_is_squidpy_1_2_3_transposed_knn(both: dict[str, Any]) -> None:
 def test_edge_cases_were_exercised(both: dict[str, Any]) -> None:
     ours, raw, edges = both["ours"], both["raw"], both["edges"]
     config = both["config"]
-    if both["case"] == "default":
+    if both["case"] == "small_intestine":
+        # SpaRED's own config of the dataset was applied on both sides: 800 counts per spot.
+        assert json.loads(both["theirs"].uns["param_dict"])["cell_min_counts"] == 800
+        assert both["config"].cell_min_counts == 800 and both["config"].combat_key == "patient"
+        totals = np.asarray(raw.X.sum(axis=1)).ravel()
+        assert ((totals > 10) & (totals <= 800)).any()  # spots only this config drops
+        assert set(ours.obs_names) == set(both["theirs"].obs_names)
+    elif both["case"] == "default":
         # Genes tied in exp_frac straddle the cut: the order of ties decides which are kept.
         from evaluator.datasets.pipeline.runner import _filter, _Run
 
@@ -209,9 +228,8 @@ def test_get_metrics_agrees_with_spared(both: dict[str, Any], spared_python: str
 def test_exact_hex_mode_differs_from_spared_as_documented(both: dict[str, Any],
                                                          tmp_path: Path) -> None:
     """Mode ``exact-hex`` (hexagonal rings, scanpy's ComBat) is not SpaRED's: say how much."""
-    params = CASES[both["case"]]
-    config = default_config(DATASET).model_copy(
-        update={"spackle": False, "mode": "exact-hex", **params})
+    config = default_config(both["dataset"]).model_copy(
+        update={"spackle": False, "mode": "exact-hex", **both["params"]})
     hexed, _ = process_raw(raw_from_anndata(both["raw"], "planted"), config, cache_dir=tmp_path)
     theirs = both["theirs"]
     common = [g for g in hexed.var_names if g in set(theirs.var_names)]
