@@ -15,8 +15,8 @@ processing up to the masks and the noisy layers (no SpaCKLE):
 
 Every case also checks that the outputs are identical to float32 rounding (same spots, genes
 in the same order, every layer): the note says ``identical`` or what differs.
-``quick``: two small sizes. Full: four sizes up to ~4,000 spots (SpaRED's Python loops make
-larger ones take many minutes).
+``quick``: two small sizes. Full: four sizes up to 6,000 spots (SpaRED's Python loops and
+Moran permutations make larger ones take many minutes).
 """
 
 from __future__ import annotations
