@@ -23,6 +23,9 @@ fi
 
 step "Postgres and Redis on loopback (store and queue tests)"; bash scripts/ensure_postgres.sh >/dev/null && bash scripts/ensure_redis.sh >/dev/null
 
+step "SpaRED's library in its own venv (the reference of tests/datasets/spared_reference)"
+bash scripts/ensure_spared_reference.sh >/dev/null
+
 step "Chromium and wrk (browser tests, leaderboard benchmark)"; bash scripts/ensure_chromium.sh
 
 step "tests (pytest)"

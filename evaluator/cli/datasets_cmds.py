@@ -33,17 +33,37 @@ def format_rows(header: list[str], rows: Sequence[Sequence[object]]) -> str:
 
 @click.command("datasets")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def datasets_command(as_json: bool) -> None:
-    """List the 26 SpaRED datasets of the registry."""
+@click.option("--splits", "show_splits", is_flag=True,
+              help="List the slide ids of each split (SpaRED's split table) per dataset.")
+def datasets_command(as_json: bool, show_splits: bool) -> None:
+    """List the 26 SpaRED datasets of the registry, with the slides of each split.
+
+    The table shows the number of slides per split (train/val/test); --splits lists their ids,
+    as SpaRED's readers define them. The hidden split is test where there is one, else val.
+    """
+    from evaluator.datasets.registry import split_table_source
+
     registry = load_registry()
-    records = [{**d.model_dump(), "hidden_split": d.hidden_split} for d in registry]
+    records = [{**d.model_dump(), "has_test_split": d.has_test_split,
+                "hidden_split": d.hidden_split} for d in registry]
     if as_json:
         click.echo(json.dumps(records, indent=2))
         return
-    rows = [[r[key] for _, key in _REGISTRY_COLUMNS] for r in records]
-    click.echo(format_rows([h for h, _ in _REGISTRY_COLUMNS], rows))
+    if show_splits:
+        for d in registry:
+            click.echo(f"{d.name} (hidden: {d.hidden_split})")
+            for split in ("train", "val", "test"):
+                slides = getattr(d.splits, split)
+                click.echo(f"  {split:<5} {', '.join(slides) if slides else '-'}")
+        click.echo(f"\nsource: {split_table_source()}")
+        return
+    rows = [[r[key] for _, key in _REGISTRY_COLUMNS]
+            + ["/".join(str(len(getattr(d.splits, s))) for s in ("train", "val", "test"))]
+            for r, d in zip(records, registry, strict=True)]
+    click.echo(format_rows([h for h, _ in _REGISTRY_COLUMNS] + ["train/val/test"], rows))
     click.echo(f"\n{len(registry)} datasets, {sum(d.slides for d in registry)} slides, "
-               f"{sum(d.spots for d in registry):,} spots")
+               f"{sum(d.spots for d in registry):,} spots; slide ids per split: "
+               "`spared-bench datasets --splits`")
 
 
 @click.group("data")
@@ -94,11 +114,19 @@ def synth_command(size: str, out_dir: Path | None, seed: int | None, names: str 
 @data_group.command("import")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--dataset", required=True, help="Registry name or abbreviation of the dataset.")
-def import_command(file: Path, dataset: str) -> None:
-    """Validate a SpaRED-processed .h5ad and add it, unchanged, to the store."""
+@click.option("--allow-other-splits", is_flag=True,
+              help="Accept slides and splits other than SpaRED's split table (data that are "
+                   "not SpaRED's); the hidden split is then test if present, else val.")
+def import_command(file: Path, dataset: str, allow_other_splits: bool) -> None:
+    """Validate a SpaRED-processed .h5ad and add it, unchanged, to the store.
+
+    Its obs['slide_id'] and obs['split'] must match SpaRED's split table (`spared-bench
+    datasets --splits`), unless --allow-other-splits.
+    """
     from evaluator.datasets.store import import_processed
 
-    target = import_processed(file, dataset, Settings.from_env().processed_dir)
+    target = import_processed(file, dataset, Settings.from_env().processed_dir,
+                              other_splits=allow_other_splits)
     click.echo(f"imported {file} as {target}")
 
 

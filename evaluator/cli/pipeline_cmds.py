@@ -34,12 +34,16 @@ def _step_line(dataset: str, record: Any) -> str:
 @click.argument("raw", type=click.Path(path_type=Path))
 @click.option("--dataset", required=True, help="Registry name or abbreviation of the dataset.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="Pipeline configuration (.json/.toml) [default: the registry's values].")
+              help="Pipeline configuration (.json/.toml) [default: SpaRED's own configuration "
+                   "of the dataset].")
+@click.option("--mode", type=click.Choice(["spared", "exact-hex"]), default=None,
+              help="spared: as SpaRED's library (kNN graph, pyComBat); exact-hex: hexagonal "
+                   "rings and scanpy's ComBat [default: the config's, spared].")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Output .h5ad [default: the store's processed folder].")
 @click.option("--json", "as_json", is_flag=True, help="Print the step report as JSON.")
-def process_command(raw: Path, dataset: str, config_path: Path | None, out_path: Path | None,
-                    as_json: bool) -> None:
+def process_command(raw: Path, dataset: str, config_path: Path | None, mode: str | None,
+                    out_path: Path | None, as_json: bool) -> None:
     """Process RAW counts into a SpaRED dataset: filters, TPM, log2, median filter, Moran's I,
     top genes, ComBat, deltas, mask, SpaCKLE.
 
@@ -57,7 +61,7 @@ def process_command(raw: Path, dataset: str, config_path: Path | None, out_path:
     progress = settings.show_progress()
     # With progress bars the steps show in the bar; without, one line each as they finish.
     report = process_file(raw, info.name, target, cache_dir=settings.cache_dir,
-                          config_path=config_path, progress=progress,
+                          config_path=config_path, mode=mode, progress=progress,
                           completion=completion_config(settings.spackle_max_steps),
                           on_step=None if progress else
                           lambda r: click.echo(_step_line(info.name, r), err=True))

@@ -26,6 +26,7 @@ def adaptive_median_filter(
     array_col: np.ndarray,
     slide_ids: np.ndarray,
     n_hops: int = 4,
+    adjacency: sp.spmatrix | None = None,
 ) -> np.ndarray:
     """Complete every missing (mask-False) entry with SpaRED's adaptive median filter.
 
@@ -35,11 +36,12 @@ def adaptive_median_filter(
       runs the filter on ``log1p``, where a missing entry *is* a zero, so a missing entry
       counts as 0 in every window whatever ``expression`` holds there.
     - Windows. Window ``k`` (``k = 1 .. n_hops``) of a spot is the spot itself plus every spot
-      of its slide within ``k`` hops on the Visium hexagonal graph
+      of its slide within ``k`` hops on the graph: by default the Visium hexagonal graph
       (``evaluator.core.visium.hex_neighbors``): a disk of 1 + 6 + 12 + ... spots in the
-      interior, fewer at borders, only the spot itself for an isolated spot. (SpaRED builds
-      the 1-hop graph with squidpy's 6 nearest neighbours; the exact hexagonal graph is used
-      here so border spots get their true neighbours.)
+      interior, fewer at borders, only the spot itself for an isolated spot. SpaRED builds
+      the 1-hop graph with squidpy's 6 nearest neighbours (pass it as ``adjacency``, e.g.
+      ``pipeline.steps.spared_knn_graph``; directed: spot ``i``'s window is ``i`` and the
+      spots reached from row ``i`` in at most ``k`` steps, as SpaRED's sum of matrix powers).
     - Stage A. ``z_med`` = median (``np.median``: mean of the two middle values for an even
       count) of ``E`` over window ``k``, *zeros included*. If ``z_med == 0`` grow the window
       (``k + 1``) and repeat; otherwise go to stage B.
@@ -72,8 +74,13 @@ def adaptive_median_filter(
     is_zero = (values == 0.0).astype(np.float32)
     has_negative = bool((values < 0.0).any())
     is_negative = (values < 0.0).astype(np.float32)
-    adjacency = hex_neighbors(rows, cols, groups)
-    step = (adjacency + sp.identity(n_spots, dtype=np.float32, format="csr")).tocsr()
+    if adjacency is None:
+        adjacency = hex_neighbors(rows, cols, groups)
+    elif adjacency.shape != (n_spots, n_spots):
+        raise CompletionInputError(f"adjacency: expected shape {(n_spots, n_spots)}, found "
+                                   f"{adjacency.shape}")
+    step = (sp.csr_matrix(adjacency, dtype=np.float32)
+            + sp.identity(n_spots, dtype=np.float32, format="csr")).tocsr()
     step.data[:] = 1.0
     window = step
     for hop in range(1, n_hops + 1):

@@ -20,6 +20,12 @@ Differences from the SpaRED code, on purpose: neighbourhoods are the exact hexag
 rings (not squidpy's k nearest), short by padding tokens that attention ignores at borders;
 ``rho`` is one probability for all genes; the loss is on hidden entries and training is a few
 hundred steps on 6 neighbours by default, for CPUs (``SpackleConfig`` says why).
+
+Attention runs over the spot's neighbourhood, as the paper describes. SpaRED's own code
+(``spared/spackle/model.py``, spared==2.2.1) builds ``nn.TransformerEncoderLayer`` without
+``batch_first`` and feeds it ``(batch, spots, genes)``, so there attention runs across the
+batch (each position is another spot's neighbourhood) and the neighbourhood's spots are
+PyTorch's batch; this module keeps the paper's design instead.
 """
 
 from __future__ import annotations

@@ -4,9 +4,13 @@ from evaluator.core.vocabulary import TRACKS
 from evaluator.datasets.registry import (
     TEST_SPLIT_DATASETS,
     DatasetInfo,
+    SplitTable,
     dataset_names,
     get_dataset,
     load_registry,
+    load_split_tables,
+    spared_config,
+    spared_gene_lengths,
 )
 from evaluator.datasets.release import (
     Release,
@@ -18,7 +22,7 @@ from evaluator.datasets.release import (
     load_release,
 )
 from evaluator.datasets.schema import check_dataset, read_h5ad, validate_dataset
-from evaluator.datasets.splits import hidden_mask, hidden_split_name
+from evaluator.datasets.splits import hidden_mask, hidden_split_name, split_table_problems
 from evaluator.datasets.store import import_processed, write_h5ad
 from evaluator.datasets.synthetic import SIZE_PRESETS, generate, generate_dataset
 
@@ -30,6 +34,7 @@ __all__ = [
     "Release",
     "ReleaseDataset",
     "ReleaseManifest",
+    "SplitTable",
     "Track",
     "build_release",
     "check_dataset",
@@ -43,7 +48,11 @@ __all__ = [
     "list_releases",
     "load_registry",
     "load_release",
+    "load_split_tables",
     "read_h5ad",
+    "spared_config",
+    "spared_gene_lengths",
+    "split_table_problems",
     "validate_dataset",
     "write_h5ad",
 ]

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     import anndata as ad
     import h5py
 
+    from evaluator.datasets.registry import SplitTable
+
 PATCH_CHUNK_BYTES = 64 * 1024 * 1024
 """Byte budget of one chunk of patch rows held in memory (about 445 patches at 224 px)."""
 
@@ -77,6 +79,7 @@ def open_processed(path: Path | str) -> Iterator[tuple[ad.AnnData, h5py.Dataset 
     """
     import anndata as ad
     import h5py
+
 
     path = Path(path)
     if not path.is_file():
@@ -225,6 +228,7 @@ def link_external_patches(h5ad_path: Path | str, npy_name: str, npy_path: Path |
     """
     import h5py
 
+
     offset, shape, dtype = npy_data_offset(npy_path)
     n = int(shape[0])
     row = int(np.prod(shape[1:]))
@@ -247,6 +251,7 @@ def write_h5ad_with_patches(adata: ad.AnnData, path: Path | str, n_rows: int, ro
     """
     import h5py
 
+
     if PATCHES_KEY in adata.obsm:
         raise ValueError(f"expected an AnnData without obsm['{PATCHES_KEY}'], found it present")
     adata.write_h5ad(path)
@@ -264,16 +269,27 @@ def write_h5ad_with_patches(adata: ad.AnnData, path: Path | str, n_rows: int, ro
 
 
 def check_processed_file(path: Path | str, *, expected_genes: int | None = None,
-                         require_completed: bool = False) -> None:
+                         require_completed: bool = False,
+                         split_table: tuple[str, SplitTable] | None = None) -> None:
     """Validate a processed ``.h5ad`` against the schema without loading its patches.
 
-    Raises ``InputFileError`` (unreadable) or ``SchemaError`` (every problem listed).
+    ``split_table`` (dataset name, its table) also requires the file's slides and splits to be
+    SpaRED's (``split_table_problems``). Raises ``InputFileError`` (unreadable) or
+    ``SchemaError`` (every problem listed).
     """
-    from evaluator.datasets.schema import check_dataset
+    from evaluator.core.errors import SchemaError
+    from evaluator.datasets.schema import validate_dataset
+    from evaluator.datasets.splits import split_table_problems
 
     with open_processed(path) as (adata, patches):
-        check_dataset(adata, str(path), expected_genes=expected_genes,
-                      require_completed=require_completed, patches=patches)
+        problems = validate_dataset(adata, expected_genes=expected_genes,
+                                    require_completed=require_completed, patches=patches)
+        if split_table is not None and not problems:
+            name, table = split_table
+            problems = split_table_problems(adata.obs["split"].to_numpy(),
+                                            adata.obs["slide_id"].to_numpy(), table, name)
+        if problems:
+            raise SchemaError(str(path), problems)
 
 
 class PatchRows:

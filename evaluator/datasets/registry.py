@@ -1,16 +1,17 @@
-"""Registry of the 26 SpaRED datasets, read from the packaged ``data/spared_datasets.csv``.
+"""Registry of the 26 SpaRED datasets, read from the packaged data files.
 
-The CSV is a verbatim copy of the project's source of facts (SpaRED paper, Table 1). The one
-fact it does not carry — which datasets define a separate test split — comes from the paper's
-text ("in 11 out of 26 cases, a separate test set is defined"); ``TEST_SPLIT_DATASETS`` names
-them, chosen as the datasets with enough slides (and patients, for inter-patient ones) to hold
-train, validation and test apart.
+- ``data/spared_datasets.csv``: a verbatim copy of the project's source of facts (SpaRED paper,
+  Table 1).
+- ``data/spared_splits.json``: the slide ids of each split (train, val, test) of every dataset
+  as SpaRED's readers define them (``spared==2.2.1``, ``spared/readers/*Reader.py``); 11 of the
+  26 define a test split. ``TEST_SPLIT_DATASETS`` is read from it.
 """
 
 from __future__ import annotations
 
 import csv
 import difflib
+import json
 from functools import lru_cache
 from importlib import resources
 from typing import Literal
@@ -22,21 +23,44 @@ from evaluator.core.errors import DatasetNotFound
 Generalization = Literal["intra-patient", "inter-patient"]
 CombatKey = Literal["patient", "slide_id"]
 
+SplitName = Literal["train", "val", "test"]
+
+
+class SplitTable(BaseModel):
+    """Slide ids of each split of one dataset, as SpaRED's reader defines them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    train: tuple[str, ...] = Field(min_length=1)
+    val: tuple[str, ...] = Field(min_length=1)
+    test: tuple[str, ...] = ()
+
+    def split_of(self) -> dict[str, SplitName]:
+        """Return slide id -> split name."""
+        return {slide: name for name in ("train", "val", "test")
+                for slide in getattr(self, name)}
+
+    @property
+    def slide_ids(self) -> tuple[str, ...]:
+        """All slide ids, train then val then test."""
+        return self.train + self.val + self.test
+
+
+@lru_cache(maxsize=1)
+def load_split_tables() -> dict[str, SplitTable]:
+    """Return the packaged split table of every dataset (``data/spared_splits.json``)."""
+    text = resources.files("evaluator.datasets").joinpath("data/spared_splits.json").read_text()
+    return {name: SplitTable(**splits) for name, splits in json.loads(text)["datasets"].items()}
+
+
+def split_table_source() -> str:
+    """Return where the packaged split table was copied from."""
+    text = resources.files("evaluator.datasets").joinpath("data/spared_splits.json").read_text()
+    return str(json.loads(text)["source"])
+
+
 TEST_SPLIT_DATASETS: frozenset[str] = frozenset(
-    {
-        "vicari_mouse_brain",
-        "mirzazadeh_mouse_brain",
-        "erickson_human_prostate_cancer_p2",
-        "erickson_human_prostate_cancer_p1",
-        "mirzazadeh_mouse_brain_p2",
-        "mirzazadeh_mouse_brain_p1",
-        "abalo_human_squamous_cell_carcinoma",
-        "mirzazadeh_mouse_bone",
-        "mirzazadeh_human_pediatric_brain_tumor_p1",
-        "villacampa_lung_organoid",
-        "vicari_human_striatium",
-    }
-)
+    name for name, table in load_split_tables().items() if table.test)
 
 
 class DatasetInfo(BaseModel):
@@ -56,7 +80,12 @@ class DatasetInfo(BaseModel):
     spots: int = Field(gt=0)
     missing_before_pct: float = Field(ge=0, le=100)
     missing_after_pct: float = Field(ge=0, le=100)
-    has_test_split: bool
+    splits: SplitTable
+
+    @property
+    def has_test_split(self) -> bool:
+        """Whether SpaRED's reader defines a test split for the dataset."""
+        return bool(self.splits.test)
 
     @property
     def hidden_split(self) -> Literal["test", "val"]:
@@ -83,7 +112,7 @@ def load_registry() -> tuple[DatasetInfo, ...]:
             spots=int(row["spots"]),
             missing_before_pct=float(row["missing_before_pct"]),
             missing_after_pct=float(row["missing_after_pct"]),
-            has_test_split=row["name"] in TEST_SPLIT_DATASETS,
+            splits=load_split_tables()[row["name"]],
         )
         for row in rows
     )
@@ -108,3 +137,37 @@ def get_dataset(name: str) -> DatasetInfo:
     close = difflib.get_close_matches(key, list(lowered), n=4, cutoff=0.6)
     close += [c for c in lowered if key and key in c and c not in close][: max(0, 4 - len(close))]
     raise DatasetNotFound(name, [lowered[c] for c in close])
+
+
+@lru_cache(maxsize=1)
+def _spared_configs() -> dict[str, dict[str, object]]:
+    text = resources.files("evaluator.datasets").joinpath("data/spared_configs.json").read_text()
+    return dict(json.loads(text)["datasets"])
+
+
+def spared_config(name: str) -> dict[str, object]:
+    """Return SpaRED's own processing configuration of a dataset (``spared/configs/<name>.json``).
+
+    The processing fields verbatim (``cell_min_counts`` ... ``hex_geometry``), packaged as
+    ``data/spared_configs.json``; the pipeline's defaults (``pipeline.config``).
+    """
+    return dict(_spared_configs()[get_dataset(name).name])
+
+
+@lru_cache(maxsize=2)
+def spared_gene_lengths(organism: str) -> dict[str, int]:
+    """Return SpaRED's gene lengths of ``organism`` (``human`` or ``mouse``): gene id -> bases.
+
+    From ``spared/data/annotations/gene_length*.txt`` (GENCODE v43 / vM33, column ``merged``),
+    ids without their version, first occurrence kept — what SpaRED's ``tpm_normalization``
+    divides by. Packaged as ``data/gene_length_<organism>.tsv.gz``.
+    """
+    import gzip
+
+    if organism not in ("human", "mouse"):
+        raise ValueError(f"organism: expected 'human' or 'mouse', found {organism!r}")
+    raw = resources.files("evaluator.datasets").joinpath(
+        f"data/gene_length_{organism}.tsv.gz").read_bytes()
+    lines = gzip.decompress(raw).decode().splitlines()
+    rows = (line.split("\t") for line in lines[2:] if line)
+    return {gene: int(length) for gene, length in rows}

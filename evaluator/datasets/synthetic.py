@@ -4,8 +4,8 @@ Real SpaRED data cannot be downloaded here, so tests, the demo and the benchmark
 generated to look like it (same schema, realistic structure):
 
 - each slide is a blob-shaped tissue region on the Visium hexagonal grid (``array_row``,
-  ``array_col``, pixel ``spatial``); slides belong to patients and to train/val/test splits the
-  way the imitated dataset's are assigned (see ``assign_splits``);
+  ``array_col``, pixel ``spatial``); slides carry SpaRED's real slide ids and splits (the
+  registry's split table) and belong to patients (see ``assign_splits``);
 - a latent tissue state per spot — smooth Gaussian random fields (random Fourier features)
   plus discrete tissue domains — drives both the gene expression and the histology patches, so
   an image model can learn expression and a constant predictor is clearly worse;
@@ -110,39 +110,32 @@ def dataset_rng(name: str, seed: int) -> np.random.Generator:
 def assign_splits(info: DatasetInfo) -> list[tuple[str, str, str]]:
     """Return (slide_id, patient, split) for every slide of the dataset.
 
-    Slides are spread over patients as evenly as possible. Inter-patient datasets hold whole
-    patients out (the last patient is hidden; with a test split and only two patients, the second
-    patient's slides are halved into val and test). Intra-patient datasets hold out the last
-    slide(s): one test and one validation slide when the dataset has a test split, else one
-    validation slide.
+    Slide ids and their splits are SpaRED's (the registry's split table, ``info.splits``), in
+    the table's order: train, val, test. Patients are not in the table; they are named
+    ``<abbreviation>_P<k>`` and spread so a patient stays within one split where the dataset
+    has enough of them (every split gets one patient, the rest go to train), slides spread over
+    a split's patients evenly; with fewer patients than splits, patients are spread over all
+    slides in order.
     """
+    table = info.splits
+    groups = [(name, getattr(table, name)) for name in ("train", "val", "test")
+              if getattr(table, name)]
     patients = [f"{info.abbreviation}_P{p + 1}" for p in range(info.patients)]
-    slide_patient = [patients[i * info.patients // info.slides] for i in range(info.slides)]
-    slides = [f"{info.abbreviation}_S{i + 1:02d}" for i in range(info.slides)]
-    splits = ["train"] * info.slides
-    if info.generalization == "inter-patient":
-        last, second = patients[-1], patients[-2] if len(patients) > 1 else None
-        own = [i for i, p in enumerate(slide_patient) if p == last]
-        if info.has_test_split and len(patients) >= 3:
-            for i in own:
-                splits[i] = "test"
-            for i, p in enumerate(slide_patient):
-                if p == second:
-                    splits[i] = "val"
-        elif info.has_test_split:
-            half = max(1, len(own) // 2)
-            for i in own[:half]:
-                splits[i] = "val"
-            for i in own[half:]:
-                splits[i] = "test"
-        else:
-            for i in own:
-                splits[i] = "val"
+    plan: list[tuple[str, str, str]] = []
+    if len(patients) >= len(groups):
+        shares = [1] * len(groups)
+        shares[0] += len(patients) - len(groups)
+        first = 0
+        for (name, slides), share in zip(groups, shares, strict=True):
+            own = patients[first: first + share]
+            first += share
+            plan += [(slide, own[i * len(own) // len(slides)], name)
+                     for i, slide in enumerate(slides)]
     else:
-        splits[-1] = "test" if info.has_test_split else "val"
-        if info.has_test_split:
-            splits[-2] = "val"
-    return list(zip(slides, slide_patient, splits, strict=True))
+        ordered = [(slide, name) for name, slides in groups for slide in slides]
+        plan = [(slide, patients[i * len(patients) // len(ordered)], name)
+                for i, (slide, name) in enumerate(ordered)]
+    return plan
 
 
 def spots_per_slide(total: int, n_slides: int, rng: np.random.Generator) -> np.ndarray:

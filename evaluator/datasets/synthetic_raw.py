@@ -18,7 +18,9 @@
 - negative-binomial counts with patient/slide batch effects and technical dropout calibrated
   to ``missing_after_pct`` on the expressed genes.
 
-Counts are stored as CSR ``X`` (float32 integers), with ``var['gene_length']`` for TPM.
+Counts are stored as CSR ``X`` (float32 integers). Genes carry real Ensembl ids of the
+dataset's organism (``var_names`` = ``var['gene_ids']``) with SpaRED's gene lengths
+(``var['gene_length']``, ``real_genes``), so SpaRED's own TPM step keeps them.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from evaluator.datasets.registry import get_dataset
+from evaluator.datasets.registry import get_dataset, spared_gene_lengths
 from evaluator.datasets.synthetic import (
     N_DOMAINS,
     N_FIELDS,
@@ -53,7 +55,7 @@ from evaluator.datasets.synthetic import (
 if TYPE_CHECKING:
     import anndata as ad
 
-RAW_GENERATOR_VERSION = "1"
+RAW_GENERATOR_VERSION = "2"
 STRUCTURED_PER_GENE = 2  # structured genes per gene the registry keeps
 FLAT_PER_GENE = 1
 SPARSE_DETECTION = 0.02  # chance a sparse gene is detected in a spot
@@ -99,6 +101,34 @@ def _dead_block(n_spots: int, n_genes: int, rng: np.random.Generator) -> sp.csc_
     block = sp.csc_matrix((values, (row, col)), shape=(n_spots, n_genes))
     block.sum_duplicates()
     return block
+
+
+def real_genes(lengths: np.ndarray, organism: str) -> tuple[list[str], np.ndarray]:
+    """Return real gene ids of ``organism`` with the lengths nearest to ``lengths``, and theirs.
+
+    Ids and lengths come from SpaRED's gene-length table (``registry.spared_gene_lengths``),
+    so SpaRED's own TPM step finds every synthetic gene. Each id is used once; for each length
+    in turn the unused gene of nearest length is taken (smallest id among equals).
+    """
+    table = spared_gene_lengths(organism)
+    ids = np.array(sorted(table), dtype=object)
+    sizes = np.array([table[g] for g in ids], dtype=np.int64)
+    order = np.lexsort((np.arange(ids.size), sizes))
+    ids, sizes = ids[order], sizes[order]
+    used = np.zeros(ids.size, dtype=bool)
+    chosen = np.empty(len(lengths), dtype=np.int64)
+    for i, length in enumerate(np.asarray(lengths, dtype=np.float64)):
+        at = int(np.searchsorted(sizes, length))
+        left, right = at - 1, at
+        while left >= 0 and used[left]:
+            left -= 1
+        while right < ids.size and used[right]:
+            right += 1
+        pick = right if left < 0 or (right < ids.size
+                                     and sizes[right] - length <= length - sizes[left]) else left
+        used[pick] = True
+        chosen[i] = pick
+    return [str(g) for g in ids[chosen]], sizes[chosen]
 
 
 def generate_raw_dataset(
@@ -187,11 +217,12 @@ def synthesize_raw_dataset(
     order = rng.permutation(counts.shape[1])
     counts = counts[:, order].tocsr()
     counts.eliminate_zeros()
+    gene_ids, gene_lengths = real_genes(lengths[order], info.organism)
     var = pd.DataFrame(
-        {"gene_ids": [f"SYN{info.abbreviation}R{g:05d}" for g in range(order.size)],
-         "gene_length": lengths[order].astype(np.int64),
+        {"gene_ids": gene_ids,
+         "gene_length": gene_lengths,
          "synthetic_kind": pd.Categorical(kinds[order])},
-        index=[f"{info.abbreviation}-R{g:04d}" for g in range(order.size)],
+        index=gene_ids,
     )
     chunks = iter_patches(latent, model.appearance, model.tint, tissue.stain, side, rng)
     adata = ad.AnnData(X=counts, obs=obs, var=var)

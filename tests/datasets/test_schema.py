@@ -7,6 +7,7 @@ from pathlib import Path
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 from click.testing import CliRunner
@@ -185,3 +186,44 @@ def test_cli_validate_and_import_report_problems(
     assert not (tmp_path / "home" / "processed" / "mirzazadeh_human_colon_p1.h5ad").exists()
     assert main(["data", "import", str(source), "--dataset", "nope_dataset"]) == 2
     assert "unknown dataset 'nope_dataset'" in capsys.readouterr().err
+
+
+def test_import_refuses_slides_or_splits_other_than_spared_table(good: ad.AnnData,
+                                                                  tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    moved = good.copy()
+    splits = moved.obs["split"].astype(str).to_numpy().copy()
+    splits[moved.obs["split"].astype(str).to_numpy() == "val"] = "test"
+    moved.obs["split"] = pd.Categorical(splits)
+    source = write_h5ad(moved, tmp_path / "moved.h5ad")
+    with pytest.raises(SchemaError) as err:
+        import_processed(source, "MHCP1", store)
+    assert ("obs['split'] of slide V11M22-349_A1: expected 'val' (SpaRED's split table of "
+            "mirzazadeh_human_colon_p1), found 'test'") in str(err.value)
+    assert not store.exists() or not any(store.iterdir())
+    renamed = good.copy()
+    renamed.obs["slide_id"] = pd.Categorical(
+        renamed.obs["slide_id"].astype(str).str.replace("V11M22-349_A1", "MY_SLIDE"))
+    other = write_h5ad(renamed, tmp_path / "renamed.h5ad")
+    with pytest.raises(SchemaError, match=r"found other slides: MY_SLIDE") as err:
+        import_processed(other, "MHCP1", store)
+    assert "missing: V11M22-349_A1" in str(err.value)
+    # The explicit override takes data that are not SpaRED's.
+    target = import_processed(other, "MHCP1", store, other_splits=True)
+    assert sha256_file(target) == sha256_file(other)
+
+
+def test_cli_import_has_an_override_for_other_splits(
+    good: ad.AnnData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("SPARED_BENCH_HOME", str(tmp_path / "home"))
+    renamed = good.copy()
+    renamed.obs["slide_id"] = pd.Categorical(
+        renamed.obs["slide_id"].astype(str).str.replace("V11M22-349_B1", "MINE"))
+    source = write_h5ad(renamed, tmp_path / "mine.h5ad")
+    assert main(["data", "import", str(source), "--dataset", "MHCP1"]) == 2
+    assert "found other slides: MINE" in capsys.readouterr().err
+    assert main(["data", "import", str(source), "--dataset", "MHCP1",
+                 "--allow-other-splits"]) == 0
+    assert "imported" in capsys.readouterr().out

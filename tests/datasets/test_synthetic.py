@@ -67,6 +67,8 @@ def test_spots_lie_on_a_visium_grid(tiny: dict[str, ad.AnnData], name: str) -> N
 def test_split_plan_imitates_the_dataset(info) -> None:
     plan = assign_splits(info)
     assert len(plan) == info.slides
+    # SpaRED's slide ids, each in its split of the registry's table.
+    assert {slide: split for slide, _, split in plan} == info.splits.split_of()
     assert len({p for _, p, _ in plan}) == info.patients
     splits = [s for _, _, s in plan]
     assert "train" in splits

@@ -48,9 +48,9 @@ def test_baseline_passes_check(name: str, baseline_images: dict[str, str], home_
     assert code == 0, out + err
     assert out.count("PASS  ") == 3 and "FAIL" not in out
     assert "check passed: 3/3 job(s)" in out
-    assert "held out: the val split (VLO_S03)" in out
-    assert "held out: the last training slide (MHPC_S02)" in out
-    assert "held out: a random 30% of the spots of the only training slide (MHCP1_S01" in out
+    assert "held out: the val split (V19D02-088_C1)" in out
+    assert "held out: the last training slide (V11A20-405_D1)" in out
+    assert "held out: a random 30% of the spots of the only training slide (V11M22-349_B1" in out
     assert "[3/3] villacampa_lung_organoid/raw: ok" in err  # progress per job
 
 

@@ -1,10 +1,23 @@
 """Per-dataset pipeline configuration: SpaRED's processing parameters, validated by pydantic.
 
 A configuration file is JSON (``.json``) or TOML (``.toml``) with any of the fields of
-``PipelineConfig``; every field left out takes its default, and the defaults are SpaRED's
-published per-dataset configurations (``spared/configs/<dataset>.json``: counts in
-``(10, 1,000,000)`` for spots and genes, the expression-fraction thresholds off, 70% real data,
-a 4-hop median filter) with the gene count and the ComBat key from the registry.
+``PipelineConfig``; every field left out takes its default, and the defaults are SpaRED's own
+per-dataset configurations (``spared/configs/<dataset>.json`` of ``spared==2.2.1``, packaged as
+``evaluator/datasets/data/spared_configs.json``, ``registry.spared_config``): count and
+fraction thresholds (e.g. ``cell_min_counts`` 800 for mirzazadeh_human_small_intestine, 10
+elsewhere), ``real_data_percentage``, ``top_moran_genes``, ``combat_key``, ``organism``,
+``hex_geometry``; the median filter's 4 hops are ``process_dataset``'s.
+
+``mode`` names how neighbourhoods and ComBat are computed:
+
+- ``spared`` (default): as SpaRED's library — squidpy 1.2.3's 6-nearest-neighbour graph on
+  pixel coordinates (stored transposed: row ``j`` lists the spots that have ``j`` among their 6
+  nearest) for the median filter's windows and Moran's I, pyComBat (``combat==0.3.3``), genes
+  tied in expression fraction ordered by pandas' default sort, SpaRED's gene lengths.
+- ``exact-hex``: the project's earlier choices — exact hexagonal rings on ``array_row`` /
+  ``array_col`` (border spots get their true neighbours; the kNN graph gives them farther spots
+  and a directed graph), scanpy's ComBat, ties in input order. Numbers differ from SpaRED's:
+  about a quarter of the median-completed entries and a few of the top Moran genes.
 """
 
 from __future__ import annotations
@@ -22,7 +35,15 @@ from evaluator.datasets.registry import get_dataset
 
 # Bump when a step's computation changes: it is part of every processed dataset's fingerprint,
 # so `data update` re-processes what an older pipeline produced.
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"
+
+
+SPARED_FIELDS: tuple[str, ...] = (
+    "cell_min_counts", "cell_max_counts", "gene_min_counts", "gene_max_counts", "min_exp_frac",
+    "min_glob_exp_frac", "real_data_percentage", "top_moran_genes", "combat_key", "organism",
+    "hex_geometry",
+)
+"""Fields whose defaults are SpaRED's own per-dataset configuration (``spared_config``)."""
 
 
 class PipelineConfig(BaseModel):
@@ -39,6 +60,15 @@ class PipelineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     dataset: str = Field(description="registry name of the dataset")
+    mode: Literal["spared", "exact-hex"] = Field(
+        "spared", description="spared: SpaRED's library (kNN graph, pyComBat); exact-hex: "
+                              "hexagonal rings and scanpy's ComBat")
+    organism: Literal["human", "mouse"] | None = Field(
+        None, description="gene-length table of SpaRED's TPM; None = SpaRED's config")
+    hex_geometry: bool = Field(True, description="Visium hexagonal grid (SpaRED: all 26)")
+    gene_lengths: Literal["spared", "input"] = Field(
+        "spared", description="spared: SpaRED's table of the organism by gene id (genes not "
+                              "in it dropped, as SpaRED); input: the raw input's gene_length")
     cell_min_counts: float = Field(10, ge=0, description="a spot needs total counts above this")
     cell_max_counts: float = Field(1_000_000, gt=0, description="... and below this")
     gene_min_counts: float = Field(10, ge=0, description="a gene needs total counts above this")
@@ -59,6 +89,22 @@ class PipelineConfig(BaseModel):
     spackle: bool = Field(True, description="add the SpaCKLE-completed layer c_t_log1p")
     chunk_mb: float = Field(256.0, gt=0,
                             description="memory for the median filter and Moran's I per chunk")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _spared_defaults(cls, data: Any) -> Any:
+        """Fill the fields left out from SpaRED's own configuration of the dataset."""
+        if not isinstance(data, dict) or "dataset" not in data:
+            return data
+        from evaluator.core.errors import DatasetNotFound
+        from evaluator.datasets.registry import spared_config
+
+        try:
+            spared = spared_config(str(data["dataset"]))
+        except DatasetNotFound:
+            return data
+        defaults = {key: spared[key] for key in SPARED_FIELDS}
+        return {**defaults, **data}
 
     @model_validator(mode="after")
     def _ranges(self) -> PipelineConfig:
@@ -83,8 +129,13 @@ class PipelineConfig(BaseModel):
                 f"top_moran_genes: expected {info.genes} (the registry's gene count), "
                 f"found {self.top_moran_genes}")
         key = info.combat_key if self.combat_key == "registry" else self.combat_key
+        if self.mode == "spared" and not self.hex_geometry:
+            raise PipelineConfigError(
+                f"config of {info.name}", "hex_geometry: expected true in mode 'spared' (all "
+                "26 SpaRED datasets are Visium), found false")
         return self.model_copy(update={"dataset": info.name, "top_moran_genes": genes,
-                                       "combat_key": key})
+                                       "combat_key": key,
+                                       "organism": self.organism or info.organism})
 
     def fingerprint(self, extra: str = "") -> str:
         """Return the sha256 of the resolved configuration, the pipeline version and ``extra``.

@@ -7,14 +7,19 @@
 4. ``tpm``: counts / gene length, each spot to 1e6 (genes without a length are dropped);
 5. ``log1p``: log2(TPM + 1);
 6. ``median_filter``: SpaRED's adaptive median filter (``d_log1p``);
-7. ``moran``: Moran's I of ``d_log1p`` per gene per slide (squidpy, hexagonal 1-hop graph),
-   averaged over slides;
+7. ``moran``: Moran's I of ``d_log1p`` per gene per slide, averaged over slides;
 8. ``top_genes``: the registry's 128 or 32 genes of highest Moran's I, highest first;
 9. ``combat``: ComBat on the configured key (``c_log1p``, ``c_d_log1p``);
 10. ``deltas``: each layer minus its training mean (``deltas``, ``d_deltas``, ``c_deltas``,
     ``c_d_deltas``; the means in ``var['<layer>_avg_exp']``);
 11. ``mask``: ``tpm != 0``;
-12. ``spackle``: SpaCKLE completion of ``c_d_log1p`` (``c_t_log1p``, ``c_t_deltas``).
+12. ``spackle``: SpaCKLE completion of ``c_d_log1p`` (``c_t_log1p``, ``c_t_deltas``);
+then SpaRED's ``noisy_*`` layers (``add_noisy_layers``).
+
+``config.mode`` (``pipeline.config``) picks the neighbourhoods of steps 6-7 and the ComBat of
+step 9: ``spared`` reproduces SpaRED's library (squidpy 1.2.3's directed 6-nearest-neighbour
+graph on pixel coordinates, scanpy's Moran formula, pyComBat, pandas' tie order in step 2);
+``exact-hex`` uses the exact hexagonal rings and scanpy's ComBat.
 
 Steps 4-8 run over blocks of genes so memory stays bounded (``chunk_mb``) whatever the number
 of genes surviving the filters: each block's ``d_log1p`` is scored and only the best
@@ -244,7 +249,8 @@ def _filter(run: _Run) -> tuple[np.ndarray, np.ndarray]:
         if config.real_data_percentage > 0:
             positions = np.flatnonzero(by_fraction)
             rule = steps.real_data_rule(exp_frac[positions], glob_exp_frac[positions],
-                                        config.real_data_percentage)
+                                        config.real_data_percentage,
+                                        ties="pandas" if config.mode == "spared" else "stable")
             keep[:] = False
             keep[positions[rule]] = True
         run.keep_genes(keep)
@@ -295,12 +301,18 @@ def _rank_genes(run: _Run, progress: bool) -> tuple[np.ndarray, np.ndarray, np.n
     config = run.config
     n, g, missing = run.shape()
     with run.clock.measure("tpm"):
-        lengths = run.raw.var["gene_length"].to_numpy(dtype=np.float64)[run.genes]
+        lengths = gene_lengths(run.raw, config)[run.genes]
         has_length = np.isfinite(lengths) & (lengths > 0)
         run.keep_genes(has_length)
         lengths = lengths[has_length]
         scale = steps.tpm_scale(run.counts, lengths)
         counts_csc = run.counts.tocsc()
+    if config.gene_lengths == "spared" and run.genes.size < config.top_moran_genes:
+        raise PipelineError(
+            f"{config.dataset}: step tpm: expected at least {config.top_moran_genes} genes in "
+            f"SpaRED's {config.organism} gene-length table (Ensembl ids without version, as "
+            f"var['gene_ids'] or var_names), found {run.genes.size}; set gene_lengths 'input' "
+            "in the dataset's pipeline config to use the input's var['gene_length']")
     _too_few("genes with a length", run.genes.size, config.top_moran_genes, "tpm", config)
     tpm_before = (n, g, missing, int((~has_length).sum()))
 
@@ -309,10 +321,19 @@ def _rank_genes(run: _Run, progress: bool) -> tuple[np.ndarray, np.ndarray, np.n
     rows = obs["array_row"].to_numpy(np.int64)
     cols = obs["array_col"].to_numpy(np.int64)
     slides = obs["slide_id"].to_numpy().astype(str)
+    graph = None
+    if config.mode == "spared":
+        codes, _ = pd.factorize(slides)
+        try:
+            graph = steps.spared_knn_graph(run.raw.spatial[run.spots], codes)
+        except ValueError as exc:
+            raise PipelineError(f"{config.dataset}: step median_filter: {exc}") from exc
     groups = []
     for slide in pd.unique(slides):
         index = np.flatnonzero(slides == slide)
-        groups.append((index, hex_neighbors(rows[index], cols[index])))
+        groups.append((index, hex_neighbors(rows[index], cols[index]) if graph is None
+                       else graph[index][:, index]))
+    moran_backend = "spared" if config.mode == "spared" else config.moran_backend
     # ~6 float32 spots x chunk arrays are alive at once (counts, tpm, log1p, mask, d_log1p,
     # the median filter's own blocks).
     chunk = int(max(1, min(n_genes, config.chunk_mb * 1e6 // (n_spots * 4 * 6))))
@@ -330,11 +351,11 @@ def _rank_genes(run: _Run, progress: bool) -> tuple[np.ndarray, np.ndarray, np.n
         with run.clock.measure("median_filter"):
             mask = values != 0
             completed = adaptive_median_filter(values, mask, rows, cols, slides,
-                                               n_hops=config.n_hops)
+                                               n_hops=config.n_hops, adjacency=graph)
             missing_entries += int((~mask).sum())
             filled_entries += int(np.count_nonzero(completed[~mask]))
         with run.clock.measure("moran"):
-            scores = steps.mean_morans_i(completed, groups, config.moran_backend)
+            scores = steps.mean_morans_i(completed, groups, moran_backend)
             all_scores[block] = scores
         with run.clock.measure("top_genes"):
             best.offer(scores, np.arange(block.start, block.stop), completed)
@@ -350,7 +371,7 @@ def _rank_genes(run: _Run, progress: bool) -> tuple[np.ndarray, np.ndarray, np.n
                     f"{missing_entries:,} missing entries in blocks of {chunk} genes")
     n_scored = int(np.isfinite(all_scores).sum())
     run.record("moran", spots_in=n_spots, genes_in=n_genes, missing_before=missing,
-               note=f"{config.moran_backend}; {len(groups)} slides; {n_genes - n_scored} genes "
+               note=f"{moran_backend}; {len(groups)} slides; {n_genes - n_scored} genes "
                     "without a score")
     return best.genes, best.scores, all_scores, best.columns, scale
 
@@ -379,7 +400,7 @@ def process_raw(
     """
     import anndata as ad
 
-    from evaluator.datasets.combat import combat_correct
+    from evaluator.datasets.combat import combat_correct, pycombat_correct
 
     started = time.perf_counter()
     config = config.resolved()
@@ -392,7 +413,7 @@ def process_raw(
     with run.clock.measure("top_genes"):
         genes_kept = run.genes
         counts = run.counts[:, selected].toarray().astype(np.float32)
-        lengths = raw.var["gene_length"].to_numpy(np.float64)[genes_kept[selected]]
+        lengths = gene_lengths(raw, config)[genes_kept[selected]]
         tpm = steps.tpm(counts, lengths, scale)
         log1p = steps.log2_1p(tpm)
         run.genes = genes_kept[selected]
@@ -409,8 +430,9 @@ def process_raw(
             c_log1p, c_d_log1p = log1p.copy(), d_log1p.copy()
         else:
             batches = obs[config.combat_key].astype(str).to_numpy()
-            c_log1p = combat_correct(log1p, batches)
-            c_d_log1p = combat_correct(d_log1p, batches)
+            correct = pycombat_correct if config.mode == "spared" else combat_correct
+            c_log1p = correct(log1p, batches)
+            c_d_log1p = correct(d_log1p, batches)
     n_batches = obs[config.combat_key].nunique() if config.combat_key else 1
     run.record("combat", spots_in=n, genes_in=g, missing_before=missing,
                note=(f"{n_batches} batches of {config.combat_key}" if config.combat_key
@@ -449,6 +471,7 @@ def process_raw(
     if config.spackle:
         _spackle(run, adata, cache_dir, data_hash, progress, train,
                  completion or completion_config())
+    add_noisy_layers(adata)
 
     report = PipelineReport(
         dataset=config.dataset, source=raw.source, steps=run.records, spots=adata.n_obs,
@@ -465,6 +488,46 @@ def process_raw(
     del all_scores
     run.bar.close()
     return adata, report
+
+
+def gene_lengths(raw: RawData, config: PipelineConfig) -> np.ndarray:
+    """Return the length of every raw gene for TPM (float64, NaN where unknown).
+
+    ``gene_lengths='spared'``: SpaRED's table of the organism (``spared_gene_lengths``) looked
+    up by gene id (``var['gene_ids']``, else ``var_names``), as SpaRED's ``tpm_normalization``
+    does with ``adata.var_names``; ``input``: the raw input's ``var['gene_length']``.
+    """
+    if config.gene_lengths == "input":
+        return raw.var["gene_length"].to_numpy(dtype=np.float64)
+    from evaluator.datasets.registry import spared_gene_lengths
+
+    table = spared_gene_lengths(config.organism or get_dataset(config.dataset).organism)
+    ids = (raw.var["gene_ids"] if "gene_ids" in raw.var.columns else raw.var.index).astype(str)
+    return np.array([table.get(g, np.nan) for g in ids], dtype=np.float64)
+
+
+NOISY_LAYERS: tuple[str, ...] = ("c_d_log1p", "c_t_log1p", "c_d_deltas", "c_t_deltas")
+"""Layers SpaRED's ``process_dataset`` corrupts back into ``noisy_<layer>`` (those present)."""
+
+
+def add_noisy_layers(adata: ad.AnnData) -> None:
+    """Add SpaRED's ``noisy_<layer>`` layers (``add_noisy_layer``) for ``NOISY_LAYERS`` present.
+
+    Missing (mask-False) entries are set back to 0 in a ``log1p`` layer and to minus the gene's
+    training mean in a ``deltas`` layer (``var['used_mean_<layer>']`` records that mean, as
+    SpaRED does).
+    """
+    mask = np.asarray(adata.layers["mask"], dtype=bool)
+    for layer in NOISY_LAYERS:
+        if layer not in adata.layers:
+            continue
+        values = np.asarray(adata.layers[layer], dtype=np.float32)
+        if "delta" in layer:
+            mean = adata.var[f"{layer.replace('deltas', 'log1p')}_avg_exp"].to_numpy(np.float64)
+            adata.layers[f"noisy_{layer}"] = steps.noisy(values, mask, -mean[None, :])
+            adata.var[f"used_mean_{layer}"] = mean
+        else:
+            adata.layers[f"noisy_{layer}"] = steps.noisy(values, mask)
 
 
 def _spackle(run: _Run, adata: ad.AnnData, cache_dir: Path, data_hash: str | None,
@@ -502,11 +565,14 @@ def process_file(
     *,
     cache_dir: Path,
     config_path: Path | str | None = None,
+    mode: str | None = None,
     progress: bool = False,
     on_step: Callable[[StepRecord], None] | None = None,
     completion: SpackleConfig | None = None,
 ) -> PipelineReport:
     """Read a raw input, process it with its config and write the dataset to ``out_path``.
+
+    ``mode`` (``spared`` or ``exact-hex``) overrides the configuration's.
 
     The patches move in chunks from the input (or from the images, through ``.npy`` files in
     a temporary folder beside ``out_path``) to the output. The written file is checked against
@@ -522,6 +588,8 @@ def process_file(
 
     info = get_dataset(dataset)
     config = load_config(config_path, info.name)
+    if mode is not None:
+        config = PipelineConfig(**{**config.model_dump(), "mode": mode}).resolved()
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".patches.", dir=out_path.parent) as work:

@@ -13,7 +13,10 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import scipy.sparse as sp
+
+from evaluator.datasets.pipeline.numpy_sort import pandas_descending_order
 
 
 def inside(values: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -60,19 +63,25 @@ def expression_fractions(counts: sp.spmatrix, slide_codes: npt.ArrayLike
     return exp_frac, glob_exp_frac
 
 
-def real_data_rule(exp_frac: np.ndarray, glob_exp_frac: np.ndarray, percentage: float
-                   ) -> np.ndarray:
+def real_data_rule(exp_frac: np.ndarray, glob_exp_frac: np.ndarray, percentage: float,
+                   ties: Literal["pandas", "stable"] = "pandas") -> np.ndarray:
     """Return the genes kept by SpaRED's ``real_data_percentage`` rule (boolean mask).
 
-    Genes are ordered by ``exp_frac``, highest first (ties in input order); the running mean of
-    their ``glob_exp_frac`` is taken, and the genes up to the *last* position where it is at
-    least ``percentage`` are kept. None are kept when no position reaches it; all are kept
-    with ``percentage`` 0.
+    Genes are ordered by ``exp_frac``, highest first; the running mean of their
+    ``glob_exp_frac`` is taken, and the genes up to the *last* position where it is at least
+    ``percentage`` are kept. None are kept when no position reaches it; all are kept with
+    ``percentage`` 0. Which of the genes tied in ``exp_frac`` at the cut are kept depends on
+    the order of ties: ``pandas`` is SpaRED's (``DataFrame.sort_values(ascending=False)``,
+    pandas' default quicksort, with numpy's portable introsort: ``numpy_sort``), ``stable``
+    keeps them in input order.
     """
     keep = np.zeros(exp_frac.shape[0], dtype=bool)
     if exp_frac.size == 0:
         return keep
-    order = np.argsort(-exp_frac, kind="stable")
+    if ties == "pandas":
+        order = pandas_descending_order(exp_frac)
+    else:
+        order = np.argsort(-exp_frac, kind="stable")
     running = np.cumsum(glob_exp_frac[order]) / np.arange(1, order.size + 1)
     reached = np.flatnonzero(running >= percentage)
     if reached.size:
@@ -103,8 +112,46 @@ def tpm_scale(counts: np.ndarray | sp.spmatrix, gene_length: np.ndarray) -> np.n
 
 
 def log2_1p(values: np.ndarray) -> np.ndarray:
-    """Return ``log2(values + 1)`` as float32 (SpaRED's ``sc.pp.log1p(base=2)``)."""
-    return np.log2(np.asarray(values, dtype=np.float64) + 1.0).astype(np.float32)
+    """Return ``log2(values + 1)`` as float32, as SpaRED's ``sc.pp.log1p(base=2)`` computes it.
+
+    scanpy takes ``log1p`` then divides by ``log(2)`` (in float64 here).
+    """
+    return (np.log1p(np.asarray(values, dtype=np.float64)) / np.log(2.0)).astype(np.float32)
+
+
+def spared_knn_graph(spatial: np.ndarray, slide_codes: npt.ArrayLike, n_neighs: int = 6
+                     ) -> sp.csr_matrix:
+    """Return SpaRED's spatial graph: squidpy 1.2.3's ``spatial_neighbors`` per slide.
+
+    ``sq.gr.spatial_neighbors(coord_type='generic', n_neighs=6)`` on pixel coordinates, as
+    squidpy 1.2.3 (SpaRED's pin) stores it: ``A[j, i] = 1`` when ``j`` is one of the
+    ``n_neighs`` nearest spots of ``i`` (scikit-learn's ``NearestNeighbors.kneighbors``,
+    the spot itself excluded). Row ``j`` thus lists the spots that have ``j`` among their
+    nearest — the transpose of what squidpy >= 1.4 stores. Directed: a spot far from the
+    others (an island) has 6 neighbours of its own but may be nobody's, so an empty row.
+    Block-diagonal over slides (``slide_codes``, integer per spot). Raises ``ValueError``
+    when a slide has ``n_neighs`` spots or fewer (squidpy fails there too).
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    xy = np.asarray(spatial, dtype=np.float64)
+    codes = np.asarray(slide_codes)
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    for code in pd.unique(codes):
+        index = np.flatnonzero(codes == code)
+        if index.size <= n_neighs:
+            raise ValueError(f"a slide with {index.size} spots: expected more than {n_neighs} "
+                             "for the nearest-neighbour graph")
+        tree = NearestNeighbors(n_neighbors=n_neighs, radius=1, metric="euclidean")
+        tree.fit(xy[index])
+        _, neighbours = tree.kneighbors()
+        rows.append(index[neighbours.reshape(-1)])
+        cols.append(np.repeat(index, n_neighs))
+    n = xy.shape[0]
+    row = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    col = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
+    return sp.csr_matrix((np.ones(row.size), (row, col)), shape=(n, n))
 
 
 def _squidpy() -> Any:
@@ -144,11 +191,14 @@ def morans_i(values: np.ndarray, adjacency: sp.spmatrix) -> np.ndarray:
     return scores
 
 
-def morans_i_numpy(values: np.ndarray, adjacency: sp.spmatrix) -> np.ndarray:
+def morans_i_numpy(values: np.ndarray, adjacency: sp.spmatrix,
+                   constant_nan: bool = True) -> np.ndarray:
     """Return the same Moran's I as ``morans_i`` with one sparse product for all genes.
 
     ``I = n / S0 * colsum(Z * (W @ Z)) / colsum(Z * Z)`` with ``W`` the row-standardized
-    ``adjacency`` and ``Z`` the centred values; numerically constant genes get NaN.
+    ``adjacency`` and ``Z`` the centred values; numerically constant genes get NaN
+    (``constant_nan``; else only genes whose centred values are all exactly 0, as scanpy's
+    ``_morans_i`` that SpaRED's squidpy calls).
     """
     graph = sp.csr_matrix(adjacency, dtype=np.float64)
     degree = np.asarray(graph.sum(axis=1)).ravel()
@@ -162,7 +212,8 @@ def morans_i_numpy(values: np.ndarray, adjacency: sp.spmatrix) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         scores = values.shape[0] / s0 * numerator / denominator if s0 > 0 else \
             np.full(values.shape[1], np.nan)
-    scores[numerically_constant(values) | (denominator == 0)] = np.nan
+    constant = numerically_constant(values) if constant_nan else np.zeros(scores.size, bool)
+    scores[constant | (denominator == 0)] = np.nan
     return scores
 
 
@@ -176,14 +227,19 @@ def numerically_constant(values: np.ndarray) -> np.ndarray:
 
 
 def mean_morans_i(values: np.ndarray, slide_groups: list[tuple[np.ndarray, sp.spmatrix]],
-                  backend: Literal["squidpy", "numpy"] = "squidpy") -> np.ndarray:
+                  backend: Literal["squidpy", "numpy", "spared"] = "squidpy") -> np.ndarray:
     """Return Moran's I per gene, per slide, averaged over slides (NaNs skipped).
 
-    ``slide_groups`` holds (spot indices, hexagonal adjacency of those spots) per slide. A gene
+    ``slide_groups`` holds (spot indices, adjacency of those spots) per slide. A gene
     without an I on any slide gets NaN (ranked last by ``top_k``). ``backend`` picks
-    ``morans_i`` (squidpy, as SpaRED) or ``morans_i_numpy`` (the same values, faster).
+    ``morans_i`` (squidpy), ``morans_i_numpy`` (the same values, faster) or ``spared``
+    (``morans_i_numpy`` with scanpy's NaN rule: only an exactly constant gene has none).
     """
-    score = morans_i if backend == "squidpy" else morans_i_numpy
+    def score(block: np.ndarray, adjacency: sp.spmatrix) -> np.ndarray:
+        if backend == "squidpy":
+            return morans_i(block, adjacency)
+        return morans_i_numpy(block, adjacency, constant_nan=backend == "numpy")
+
     scores = np.stack([score(values[index], adjacency) for index, adjacency in slide_groups])
     finite = np.isfinite(scores)
     counted = finite.sum(axis=0)
@@ -207,3 +263,13 @@ def deltas(values: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.ndarra
     """Return (values minus the training spots' mean per gene, that mean) — SpaRED's deltas."""
     mean = np.asarray(values[train], dtype=np.float64).mean(axis=0)
     return (np.asarray(values, dtype=np.float64) - mean[None, :]).astype(np.float32), mean
+
+
+def noisy(values: np.ndarray, mask: np.ndarray, fill: np.ndarray | float = 0.0) -> np.ndarray:
+    """Return SpaRED's ``noisy_<layer>``: ``values`` where measured, ``fill`` elsewhere.
+
+    ``spared.layer_operations.add_noisy_layer``: 0 for a ``log1p`` layer, minus the gene's
+    training mean (``fill`` per gene) for a ``deltas`` layer.
+    """
+    filled = np.broadcast_to(np.asarray(fill, dtype=np.float32), values.shape)
+    return np.where(mask, values, filled).astype(np.float32)

@@ -35,6 +35,18 @@ def processed_vlo(raw_vlo: Any, tmp_path_factory: pytest.TempPathFactory) -> tup
                        completion=completion_config(TEST_SPACKLE_STEPS))
 
 
+@pytest.fixture(scope="session")
+def processed_vlo_hex(raw_vlo: Any, tmp_path_factory: pytest.TempPathFactory
+                      ) -> tuple[Any, Any]:
+    """(processed AnnData, report) of ``raw_vlo`` in mode ``exact-hex``, without SpaCKLE."""
+    from evaluator.datasets.pipeline import default_config, process_raw, raw_from_anndata
+
+    raw = raw_from_anndata(raw_vlo, "raw_vlo")
+    config = default_config("villacampa_lung_organoid").model_copy(
+        update={"mode": "exact-hex", "spackle": False})
+    return process_raw(raw, config, cache_dir=tmp_path_factory.mktemp("cache_hex"))
+
+
 def moran_formula(values: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> float:
     """Moran's I of one gene on one slide, written out: hexagonal neighbours, row-standardized.
 

@@ -30,7 +30,15 @@ def test_synth_raw_then_process(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "mirzazadeh_human_colon_p1: top_genes" in captured.err
     adata = read_h5ad(out)
     check_dataset(adata, str(out), expected_genes=32, require_completed=True)
-    assert json.loads(adata.uns["spared_bench"]["config_json"])["n_hops"] == 3
+    config_json = json.loads(adata.uns["spared_bench"]["config_json"])
+    assert config_json["n_hops"] == 3 and config_json["mode"] == "spared"
+    assert config_json["cell_min_counts"] == 10 and config_json["organism"] == "human"
+    assert {"noisy_c_d_log1p", "noisy_c_t_deltas"} <= set(adata.layers)
+    hexed = tmp_path / "hexed.h5ad"
+    assert main(["data", "process", str(raw), "--dataset", "MHCP1", "--mode", "exact-hex",
+                 "--out", str(hexed), "--json"]) == 0
+    capsys.readouterr()
+    assert json.loads(read_h5ad(hexed).uns["spared_bench"]["config_json"])["mode"] == "exact-hex"
 
 
 def test_process_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

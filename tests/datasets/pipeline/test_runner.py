@@ -1,4 +1,9 @@
-"""The whole pipeline on small raw counts, each layer against a direct computation."""
+"""The whole pipeline on small raw counts, each layer against a direct computation.
+
+The written-out references of the median filter, Moran's I and ComBat are those of mode
+``exact-hex`` (hexagonal rings, scanpy's ComBat); mode ``spared`` (the default) is compared
+with SpaRED's own library in ``tests/datasets/spared_reference``.
+"""
 
 from __future__ import annotations
 
@@ -87,8 +92,8 @@ def test_filters_match_spared_written_out(processed_vlo: Any, raw_vlo: Any,
     assert report.missing_after_pct == pytest.approx(100 * (1 - adata.layers["mask"].mean()))
 
 
-def test_tpm_log_and_mask(processed_vlo: Any, raw_vlo: Any, direct: dict[str, Any]) -> None:
-    adata, _ = processed_vlo
+def test_tpm_log_and_mask(processed_vlo_hex: Any, raw_vlo: Any, direct: dict[str, Any]) -> None:
+    adata, _ = processed_vlo_hex
     columns = [np.flatnonzero(raw_vlo.var_names[direct["genes"]] == g)[0]
                for g in adata.var_names]
     np.testing.assert_array_equal(adata.layers["counts"], direct["counts"][:, columns])
@@ -98,8 +103,8 @@ def test_tpm_log_and_mask(processed_vlo: Any, raw_vlo: Any, direct: dict[str, An
     np.testing.assert_array_equal(adata.layers["mask"], direct["tpm"][:, columns] != 0)
 
 
-def test_median_filter_layer_equals_the_loop_reference(processed_vlo: Any) -> None:
-    adata, _ = processed_vlo
+def test_median_filter_layer_equals_the_loop_reference(processed_vlo_hex: Any) -> None:
+    adata, _ = processed_vlo_hex
     log1p = np.asarray(adata.layers["log1p"])[:, :16]
     obs = adata.obs
     expected = loop_adaptive_median_filter(
@@ -108,9 +113,9 @@ def test_median_filter_layer_equals_the_loop_reference(processed_vlo: Any) -> No
     np.testing.assert_array_equal(adata.layers["d_log1p"][:, :16], expected)
 
 
-def test_moran_selection_matches_the_formula(processed_vlo: Any, raw_vlo: Any,
+def test_moran_selection_matches_the_formula(processed_vlo_hex: Any, raw_vlo: Any,
                                              direct: dict[str, Any]) -> None:
-    adata, report = processed_vlo
+    adata, report = processed_vlo_hex
     obs = direct["obs"]
     rows, cols = obs["array_row"].to_numpy(), obs["array_col"].to_numpy()
     slides = obs["slide_id"].astype(str).to_numpy()
@@ -131,10 +136,10 @@ def test_moran_selection_matches_the_formula(processed_vlo: Any, raw_vlo: Any,
     assert (kinds == "structured").mean() >= 0.9
 
 
-def test_combat_equals_scanpy_on_the_same_data(processed_vlo: Any) -> None:
+def test_combat_equals_scanpy_on_the_same_data(processed_vlo_hex: Any) -> None:
     import anndata as ad
 
-    adata, _ = processed_vlo
+    adata, _ = processed_vlo_hex
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import scanpy as sc
@@ -165,7 +170,7 @@ def test_deltas_and_spackle(processed_vlo: Any) -> None:
 def test_gene_blocks_and_moran_backend_do_not_change_the_result(raw_vlo: Any,
                                                                  tmp_path: Any) -> None:
     raw = raw_from_anndata(raw_vlo, "raw_vlo")
-    config = default_config(DATASET).model_copy(update={"spackle": False})
+    config = default_config(DATASET).model_copy(update={"spackle": False, "mode": "exact-hex"})
     whole, _ = process_raw(raw, config, cache_dir=tmp_path)
     small = config.model_copy(update={"chunk_mb": 0.1, "moran_backend": "numpy"})
     blocks, report = process_raw(raw, small, cache_dir=tmp_path)
@@ -186,3 +191,30 @@ def test_too_strict_filters_fail_clearly(raw_vlo: Any, tmp_path: Any) -> None:
                                                         "spackle": False})
     with pytest.raises(PipelineError, match="step filter_genes: expected at least 128 genes"):
         process_raw(raw, config, cache_dir=tmp_path)
+
+
+def test_gene_blocks_do_not_change_the_spared_mode_result(raw_vlo: Any, tmp_path: Any) -> None:
+    raw = raw_from_anndata(raw_vlo, "raw_vlo")
+    config = default_config(DATASET).model_copy(update={"spackle": False})
+    assert config.mode == "spared"
+    whole, report = process_raw(raw, config, cache_dir=tmp_path)
+    blocks, _ = process_raw(raw, config.model_copy(update={"chunk_mb": 0.1}), cache_dir=tmp_path)
+    assert report.step("moran").note.startswith("spared")
+    assert blocks.var_names.tolist() == whole.var_names.tolist()
+    for layer in whole.layers:
+        np.testing.assert_array_equal(blocks.layers[layer], whole.layers[layer])
+
+
+def test_noisy_layers_put_back_the_missing_values(processed_vlo: Any) -> None:
+    adata, _ = processed_vlo
+    mask = np.asarray(adata.layers["mask"])
+    for layer in ("c_d_log1p", "c_t_log1p", "c_d_deltas", "c_t_deltas"):
+        noisy = np.asarray(adata.layers[f"noisy_{layer}"])
+        np.testing.assert_array_equal(noisy[mask], np.asarray(adata.layers[layer])[mask])
+        if "deltas" in layer:
+            mean = adata.var[f"{layer.replace('deltas', 'log1p')}_avg_exp"].to_numpy()
+            expected = np.broadcast_to(-mean.astype(np.float32), noisy.shape)[~mask]
+            np.testing.assert_array_equal(noisy[~mask], expected)
+            np.testing.assert_array_equal(adata.var[f"used_mean_{layer}"], mean)
+        else:
+            assert (noisy[~mask] == 0).all()

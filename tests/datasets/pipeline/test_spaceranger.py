@@ -137,7 +137,8 @@ def test_reads_counts_positions_lengths_and_patches(folder: Path, raw_colon: Any
 
 def test_processes_into_a_valid_dataset(folder: Path, tmp_path: Path) -> None:
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"spackle": False}))
+    # The sources' own gene-length table (SpaRED's would not know these made-up ids).
+    config.write_text(json.dumps({"spackle": False, "gene_lengths": "input"}))
     out = tmp_path / "out.h5ad"
     report = process_file(folder, DATASET, out, cache_dir=tmp_path / "cache",
                           config_path=config)
