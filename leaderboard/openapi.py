@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from evaluator.contract import JobLimits
 from evaluator.datasets.release import ReleaseManifest
 from evaluator.orchestrator.service import (
     PublishReport,
@@ -37,6 +38,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     ErrorOut, ReleasesOut, LeaderboardOut, SignificanceOut, EntryOut, DatasetsOut, DatasetOut,
     ResultsOut, HideIn, HideOut, ReevaluateIn, PublishIn, SubmissionReceipt, SubmissionStatus,
     ReevaluateReport, PublishReport, HealthOut, RerunIn, RerunReport, ReleaseManifest,
+    JobLimits,
 )
 
 _ERROR_TEXT = {
@@ -197,6 +199,8 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                         (400, 401, 403, 404, 429))["post"], "parameters": [entry_id]}},
             "/api/admin/releases": _post("Publish a release", PublishIn, PublishReport,
                                          (400, 401, 403, 404, 409, 429, 503)),
+            "/api/limits": _get("Job limits of this service (time, memory, CPUs, GPU, disk)",
+                                JobLimits, [], csv=False, errors=(429,)),
             "/api/releases/{ref}/public": _get(
                 "Training data an author pulls for check", ReleaseManifest, [release_ref],
                 csv=False),

@@ -11,7 +11,11 @@ cd "$ROOT"
 start=$(date +%s)
 export SPARED_BENCH_HOME="${SPARED_BENCH_HOME:-$ROOT/var/demo}"
 PORT="${PORT:-8000}"
-JOB_TIMEOUT_S="${JOB_TIMEOUT_S:-40}"
+# The demo's job limits, in the one place the worker, the web app (guide, /api/limits, entry
+# pages) and `check` all read them from.
+export SPARED_BENCH_JOB_TIME_LIMIT_S="${SPARED_BENCH_JOB_TIME_LIMIT_S:-${JOB_TIMEOUT_S:-40}}"
+export SPARED_BENCH_JOB_MEM_LIMIT_GB="${SPARED_BENCH_JOB_MEM_LIMIT_GB:-4}"
+export SPARED_BENCH_JOB_CPUS="${SPARED_BENCH_JOB_CPUS:-2}"
 
 bash scripts/bootstrap.sh
 bench="$VENV/bin/spared-bench"
@@ -34,8 +38,7 @@ step "publishing it as the current release"
 "$bench" data publish demo
 
 step "starting a worker (log: $SPARED_BENCH_HOME/worker.log)"
-"$bench" worker --name demo-worker --timeout-s "$JOB_TIMEOUT_S" --cpus 2 --mem-limit-gb 4 \
-  >"$SPARED_BENCH_HOME/worker.log" 2>&1 &
+"$bench" worker --name demo-worker >"$SPARED_BENCH_HOME/worker.log" 2>&1 &
 worker_pid=$!
 trap 'kill -TERM "$worker_pid" 2>/dev/null || true; wait "$worker_pid" 2>/dev/null || true' EXIT
 

@@ -13,6 +13,7 @@ from typing import cast
 
 import click
 
+from evaluator.contract import JobLimits
 from evaluator.core.errors import BenchError
 from evaluator.core.settings import Settings
 from evaluator.core.text import escape_controls
@@ -32,6 +33,7 @@ from evaluator.jobs import (
     results_table,
     run_jobs,
 )
+from evaluator.orchestrator.client import fetch_limits
 from evaluator.runners import RunLimits
 
 LOG_TAIL_LINES = 20
@@ -114,17 +116,29 @@ def _echo_failure_details(result: JobResult) -> None:
 
 
 def _run(purpose: Purpose, submission: str, runner: str, release_ref: str | None,
-         datasets: str | None, tracks: str | None, time_limit_s: float, mem_limit_gb: float,
-         cpus: float, gpus: str | None, seed: int | None, keep_outputs: Path | None
+         datasets: str | None, tracks: str | None, time_limit_s: float | None,
+         mem_limit_gb: float | None, cpus: float | None, gpus: str | None, seed: int | None,
+         keep_outputs: Path | None, server: str | None = None
          ) -> tuple[Release, list[JobPlan], list[JobResult], TaskSettings]:
     settings = Settings.from_env()
+    # The service's limits (fetched with --server, else this machine's SPARED_BENCH_JOB_*),
+    # then what the command line changes.
+    published = fetch_limits(server) if server else JobLimits.from_settings(settings)
+    overrides = {"time_limit_s": time_limit_s, "mem_limit_gb": mem_limit_gb, "cpus": cpus}
+    published = published.model_copy(update={k: v for k, v in overrides.items()
+                                              if v is not None})
+    time_limit_s = published.time_limit_s
     release = _release(release_ref, settings)
     plans = plan_jobs(release, _csv(datasets), _tracks(tracks))
     gpu_ids = _gpus(gpus)
     executor = _executor(runner, submission)
+    limits = RunLimits.from_job_limits(published)
+    told = published if gpu_ids or published.gpus == "none" else published.model_copy(
+        update={"gpus": f"none here ({published.gpus} on the service)"})
     task_settings = TaskSettings(time_limit_s=time_limit_s, device="cuda" if gpu_ids else "cpu",
-                                 seed=settings.seed if seed is None else seed)
-    limits = RunLimits(timeout_s=time_limit_s, mem_limit_gb=mem_limit_gb, cpus=cpus)
+                                 seed=settings.seed if seed is None else seed, limits=told)
+    click.echo(f"job limits{' of ' + server if server else ''}: "
+               f"{', '.join(published.lines())}", err=True)
     label = "public validation split" if purpose == "validation" else "hidden split"
     click.echo(f"{'checking' if purpose == 'validation' else 'evaluating'} {submission} "
                f"({runner} runner) on the {label} of release {release.release_id[:12]}"
@@ -158,12 +172,15 @@ def _common_options(func: click.decorators.FC) -> click.decorators.FC:
                      help="Comma-separated datasets [default: every dataset of the release]."),
         click.option("--tracks", default=None,
                      help="Comma-separated tracks among raw,spackle [default: every track]."),
-        click.option("--time-limit-s", type=click.FloatRange(min=1), default=3600.0,
-                     show_default=True, help="Wall-clock limit of each job (in task.json too)."),
-        click.option("--mem-limit-gb", type=click.FloatRange(min=0.1), default=16.0,
-                     show_default=True, help="Memory limit of each job (docker runner)."),
-        click.option("--cpus", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
-                     help="CPU limit of each job (docker runner)."),
+        click.option("--time-limit-s", type=click.FloatRange(min=1), default=None,
+                     help="Wall-clock limit of each job (in task.json too) [default: the "
+                          "service's, SPARED_BENCH_JOB_TIME_LIMIT_S or 3600]."),
+        click.option("--mem-limit-gb", type=click.FloatRange(min=0.1), default=None,
+                     help="Memory limit of each job (docker runner) [default: the service's, "
+                          "SPARED_BENCH_JOB_MEM_LIMIT_GB or 16]."),
+        click.option("--cpus", type=click.FloatRange(min=0.1), default=None,
+                     help="CPU limit of each job (docker runner) [default: the service's, "
+                          "SPARED_BENCH_JOB_CPUS or 2]."),
         click.option("--gpus", default=None,
                      help="GPU device ids for the jobs, e.g. 0 or 0,1 (task.json device=cuda)."),
         click.option("--seed", type=int, default=None,
@@ -180,9 +197,13 @@ def _common_options(func: click.decorators.FC) -> click.decorators.FC:
 @click.command("check")
 @click.argument("submission")
 @_common_options
+@click.option("--server", envvar="SPARED_BENCH_SERVER", default=None,
+              help="Run under the job limits this service publishes (GET /api/limits) "
+                   "[env SPARED_BENCH_SERVER].")
 def check_command(submission: str, runner: str, release_ref: str | None, datasets: str | None,
-                  tracks: str | None, time_limit_s: float, mem_limit_gb: float, cpus: float,
-                  gpus: str | None, seed: int | None, keep_outputs: Path | None) -> None:
+                  tracks: str | None, time_limit_s: float | None, mem_limit_gb: float | None,
+                  cpus: float | None, gpus: str | None, seed: int | None,
+                  keep_outputs: Path | None, server: str | None) -> None:
     """Run SUBMISSION exactly as the evaluator would, on public validation data; report.
 
     Each (dataset, track) becomes a task built like an evaluation task from the release's
@@ -193,7 +214,7 @@ def check_command(submission: str, runner: str, release_ref: str | None, dataset
     """
     _release_obj, _plans, results, _settings = _run(
         "validation", submission, runner, release_ref, datasets, tracks, time_limit_s,
-        mem_limit_gb, cpus, gpus, seed, keep_outputs)
+        mem_limit_gb, cpus, gpus, seed, keep_outputs, server)
     click.echo("")
     for result in results:
         click.echo(_job_line(result))
@@ -223,9 +244,10 @@ def _slug(text: str) -> str:
                                  "[default: <SPARED_BENCH_HOME>/reports/<submission>-<release>-"
                                  "<time>.json].")
 def evaluate_command(submission: str, runner: str, release_ref: str | None,
-                     datasets: str | None, tracks: str | None, time_limit_s: float,
-                     mem_limit_gb: float, cpus: float, gpus: str | None, seed: int | None,
-                     keep_outputs: Path | None, report_path: Path | None) -> None:
+                     datasets: str | None, tracks: str | None, time_limit_s: float | None,
+                     mem_limit_gb: float | None, cpus: float | None, gpus: str | None,
+                     seed: int | None, keep_outputs: Path | None,
+                     report_path: Path | None) -> None:
     """Evaluate SUBMISSION on the hidden split of a release: run, validate, score, report.
 
     Prints a table of the SpaRED metrics per (dataset, track) and writes a JSON and a CSV

@@ -304,16 +304,20 @@ def status_command(submission: str, token: str | None, server: str | None, no_lo
               help="How often this worker looks for jobs of dead workers.")
 @click.option("--retry-delay-s", type=click.FloatRange(0), default=5.0, show_default=True,
               help="Wait before an infrastructure failure is retried.")
-@click.option("--timeout-s", type=click.FloatRange(1), default=3600.0, show_default=True,
-              help="Wall-clock limit of each job (also told to the model in task.json).")
-@click.option("--mem-limit-gb", type=click.FloatRange(0.1), default=16.0, show_default=True)
-@click.option("--cpus", type=click.FloatRange(0.1), default=2.0, show_default=True)
+@click.option("--timeout-s", type=click.FloatRange(1), default=None,
+              help="Wall-clock limit of each job [default: SPARED_BENCH_JOB_TIME_LIMIT_S, the "
+                   "limit the service publishes; set it there, not here, for a service].")
+@click.option("--mem-limit-gb", type=click.FloatRange(0.1), default=None,
+              help="[default: SPARED_BENCH_JOB_MEM_LIMIT_GB]")
+@click.option("--cpus", type=click.FloatRange(0.1), default=None,
+              help="[default: SPARED_BENCH_JOB_CPUS]")
 @click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING"]), default="INFO",
               show_default=True)
 def worker_command(gpus: str | None, name: str | None, lease_s: float, heartbeat_s: float,
-                   reap_interval_s: float, retry_delay_s: float, timeout_s: float,
-                   mem_limit_gb: float, cpus: float, log_level: str) -> None:
+                   reap_interval_s: float, retry_delay_s: float, timeout_s: float | None,
+                   mem_limit_gb: float | None, cpus: float | None, log_level: str) -> None:
     """Consume the job queue until SIGTERM (finishes running jobs) or SIGINT."""
+    from evaluator.contract import JobLimits
     from evaluator.orchestrator import Worker, WorkerOptions
     from evaluator.runners import RunLimits
 
@@ -324,13 +328,16 @@ def worker_command(gpus: str | None, name: str | None, lease_s: float, heartbeat
     if heartbeat_s * 2 > lease_s:
         raise click.BadParameter(f"expected --lease-s at least twice --heartbeat-s, found "
                                  f"{lease_s:g} and {heartbeat_s:g}")
+    settings = Settings.from_env()
+    limits = RunLimits.from_job_limits(JobLimits.from_settings(settings))
+    overrides = {"timeout_s": timeout_s, "mem_limit_gb": mem_limit_gb, "cpus": cpus}
+    limits = limits.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     options: dict[str, Any] = {
         "gpus": _gpus(gpus), "lease_s": lease_s, "heartbeat_s": heartbeat_s,
-        "reap_interval_s": reap_interval_s, "retry_delay_s": retry_delay_s,
-        "limits": RunLimits(timeout_s=timeout_s, mem_limit_gb=mem_limit_gb, cpus=cpus)}
+        "reap_interval_s": reap_interval_s, "retry_delay_s": retry_delay_s, "limits": limits}
     if name:
         options["name"] = name
-    Worker(Settings.from_env(), WorkerOptions(**options)).run()
+    Worker(settings, WorkerOptions(**options)).run()
 
 
 @click.command("reevaluate")

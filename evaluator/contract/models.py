@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator
 
 from evaluator.contract.errors import ContractError
+from evaluator.core.settings import Settings
 from evaluator.core.text import JsonDepthError, clean_json
 
 CONTRACT_VERSION: Literal[1] = 1
@@ -44,6 +45,39 @@ NPY_HEADER_SLACK_BYTES = 4096
 """Bytes allowed above the raw float32 data in predictions.npy (the .npy header)."""
 
 
+class JobLimits(BaseModel):
+    """The limits every job of a service runs under, as authors are told them.
+
+    Published by the web app (``/api/limits``, the guide, receipts, entry pages), written into
+    task.json, and the defaults of ``check``/``evaluate``; all from the service's settings
+    (``Settings``, ``SPARED_BENCH_JOB_*``). ``gpus`` says in words what a job asking for
+    ``cuda`` gets.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    time_limit_s: float = Field(default=3600.0, gt=0, description="wall clock, start to kill")
+    mem_limit_gb: float = Field(default=16.0, gt=0, description="memory, no swap (GiB)")
+    cpus: float = Field(default=2.0, gt=0, description="CPU quota")
+    tmp_size_mb: int = Field(default=1024, gt=0, description="/tmp, a tmpfs counted in memory")
+    output_max_mb: float = Field(default=1024.0, gt=0, description="all of /output (MiB)")
+    gpus: str = Field(default="none", min_length=1, max_length=200,
+                      description="what a job that asks for cuda gets")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> JobLimits:
+        """The limits a service's settings name (``SPARED_BENCH_JOB_*``)."""
+        return cls(time_limit_s=settings.job_time_limit_s, mem_limit_gb=settings.job_mem_limit_gb,
+                   cpus=settings.job_cpus, tmp_size_mb=settings.job_tmp_mb,
+                   output_max_mb=settings.job_output_mb, gpus=settings.job_gpus)
+
+    def lines(self) -> list[str]:
+        """One human line per limit (guide, CLI)."""
+        return [f"time {self.time_limit_s:g} s", f"memory {self.mem_limit_gb:g} GiB (no swap)",
+                f"CPUs {self.cpus:g}", f"/tmp {self.tmp_size_mb} MiB (counted in memory)",
+                f"/output {self.output_max_mb:g} MiB", f"GPU {self.gpus}"]
+
+
 class TaskSpec(BaseModel):
     """``/input/task.json``: what one job asks the submission to predict.
 
@@ -64,6 +98,9 @@ class TaskSpec(BaseModel):
     time_limit_s: float = Field(gt=0)
     device: Literal["cuda", "cpu"]
     seed: int = Field(ge=0, lt=2**32)
+    # Added within contract version 1 (readers ignore keys they do not know): every limit of
+    # the run, time_limit_s among them.
+    limits: JobLimits | None = None
 
     @field_validator("genes")
     @classmethod
@@ -210,8 +247,12 @@ def read_task(path: Path | str) -> TaskSpec:
 
 
 def task_json(task: TaskSpec) -> str:
-    """Serialize a task as the evaluator writes it (indented, keys in the model's order)."""
-    return task.model_dump_json(indent=2) + "\n"
+    """Serialize a task as the evaluator writes it (indented, keys in the model's order).
+
+    ``limits`` is written only when known (task.json of version 1 had no such key).
+    """
+    return task.model_dump_json(indent=2, exclude={"limits"} if task.limits is None else None
+                                ) + "\n"
 
 
 def parse_model_card(data: bytes | str | dict[str, Any], *,

@@ -24,6 +24,12 @@ _ENV_VARIABLES: dict[str, str] = {
     "job_max_attempts": "SPARED_BENCH_JOB_MAX_ATTEMPTS",
     "spackle_max_steps": "SPARED_BENCH_SPACKLE_STEPS",
     "public_url": "SPARED_BENCH_PUBLIC_URL",
+    "job_time_limit_s": "SPARED_BENCH_JOB_TIME_LIMIT_S",
+    "job_mem_limit_gb": "SPARED_BENCH_JOB_MEM_LIMIT_GB",
+    "job_cpus": "SPARED_BENCH_JOB_CPUS",
+    "job_tmp_mb": "SPARED_BENCH_JOB_TMP_MB",
+    "job_output_mb": "SPARED_BENCH_JOB_OUTPUT_MB",
+    "job_gpus": "SPARED_BENCH_JOB_GPUS",
 }
 
 
@@ -31,6 +37,15 @@ class Settings(BaseModel):
     """Runtime settings, read from environment variables by ``Settings.from_env()``.
 
     Variables:
+    - ``SPARED_BENCH_JOB_TIME_LIMIT_S``, ``SPARED_BENCH_JOB_MEM_LIMIT_GB``,
+      ``SPARED_BENCH_JOB_CPUS``, ``SPARED_BENCH_JOB_TMP_MB``, ``SPARED_BENCH_JOB_OUTPUT_MB``: the
+      limits of every job (defaults 3600 s, 16 GiB, 2 CPUs, 1024 MiB of /tmp, 1024 MiB of
+      /output). The one source of them: workers run jobs with them, the web app publishes
+      them (``/api/limits``, the guide, receipts, entry pages), task.json carries them, and
+      ``check``/``evaluate`` use them unless told otherwise (``check --server`` fetches a
+      service's).
+    - ``SPARED_BENCH_JOB_GPUS``: what a job that asks for ``cuda`` gets, as authors should read
+      it (default ``none``: CPU only; e.g. ``1 NVIDIA H200 (141 GB)``).
     - ``SPARED_BENCH_HOME``: root folder for processed datasets, releases, caches and the
       embedded database (default ``$XDG_DATA_HOME/spared-bench`` or
       ``~/.local/share/spared-bench``).
@@ -68,6 +83,12 @@ class Settings(BaseModel):
     daily_submissions: int = Field(default=5, ge=0)
     job_max_attempts: int = Field(default=3, ge=1)
     spackle_max_steps: int | None = Field(default=None, ge=1)
+    job_time_limit_s: float = Field(default=3600.0, gt=0)
+    job_mem_limit_gb: float = Field(default=16.0, gt=0)
+    job_cpus: float = Field(default=2.0, gt=0)
+    job_tmp_mb: int = Field(default=1024, gt=0)
+    job_output_mb: float = Field(default=1024.0, gt=0)
+    job_gpus: str = Field(default="none", min_length=1, max_length=200)
     public_url: str | None = Field(default=None, max_length=300,
                                    pattern=r"^https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/\-]*)?$")
 

@@ -8,6 +8,7 @@ same way and judge its output with the same code; only the spots differ.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shlex
 import shutil
@@ -330,8 +331,11 @@ def run_jobs(executor: Executor, release: Release, plans: Sequence[JobPlan], *,
     are not run and get the same status.
     Staging errors propagate (they are the evaluator's problem, not the submission's).
     """
-    # task.json promises the submission this limit: the runner enforces the same one.
+    # task.json promises the submission these limits: the runner enforces the same ones.
     limits = limits.model_copy(update={"timeout_s": settings.time_limit_s})
+    if settings.limits is None:
+        told = f"GPU {', '.join(map(str, gpus))}" if gpus else "none"
+        settings = dataclasses.replace(settings, limits=limits.published(told))
     results: list[JobResult] = []
     invalid: JobResult | None = None
     for i, plan in enumerate(plans, start=1):

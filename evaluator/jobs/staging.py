@@ -42,6 +42,7 @@ from evaluator.contract import (
     TEST_PATCHES_FILE,
     TRAIN_FILE,
     TRAIN_PATCHES_FILE,
+    JobLimits,
     TaskSpec,
     read_task,
     task_json,
@@ -62,11 +63,12 @@ VALIDATION_SPLIT_VERSION = 2
 
 @dataclass(frozen=True)
 class TaskSettings:
-    """The per-job part of task.json: time limit, device and seed."""
+    """The per-job part of task.json: time limit, device, seed and every limit of the run."""
 
     time_limit_s: float
     device: Literal["cuda", "cpu"] = "cpu"
     seed: int = 0
+    limits: JobLimits | None = None
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,7 @@ def evaluation_task(release: Release, dataset: str, track: Track,
         contract_version=CONTRACT_VERSION, dataset=record.name, track=track,
         genes=list(record.genes), n_test_spots=record.n_hidden_spots,
         patch_shape=record.patch_shape, time_limit_s=settings.time_limit_s,
-        device=settings.device, seed=settings.seed,
+        device=settings.device, seed=settings.seed, limits=settings.limits,
     )
 
 
@@ -348,6 +350,7 @@ def stage_validation_inputs(release: Release, dataset: str, track: Track, settin
         contract_version=CONTRACT_VERSION, dataset=record.name, track=track,
         genes=list(record.genes), n_test_spots=n_test, patch_shape=record.patch_shape,
         time_limit_s=settings.time_limit_s, device=settings.device, seed=settings.seed,
+        limits=settings.limits,
     )
     folder = base / task_key(task)
     _materialize(folder, task, _data_files(data_dir))

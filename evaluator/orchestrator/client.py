@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from evaluator.contract import JobLimits
 from evaluator.core.errors import BenchError, ReleaseIntegrityError
 from evaluator.core.fsio import atomic_write_json, sha256_file
 from evaluator.datasets.release import (
@@ -79,6 +80,21 @@ def get_submission_status(server: str, token: str, submission: str | int) -> Sub
     if response.status_code != 200:
         raise _error(url, response)
     return SubmissionStatus.model_validate(response.json())
+
+
+def fetch_limits(server: str) -> JobLimits:
+    """The job limits a service publishes (``GET <URL>/api/limits``); ``ServerUnavailable``."""
+    from pydantic import ValidationError
+
+    url = server.rstrip("/") + "/api/limits"
+    response = _request("GET", url)
+    if response.status_code != 200:
+        raise _error(url, response)
+    try:
+        return JobLimits.model_validate(response.json())
+    except (ValueError, ValidationError) as error:
+        raise ServerUnavailable(f"server {url}: expected the job limits, found something "
+                                f"else ({str(error)[:200]})") from error
 
 
 PULL_CHUNK_BYTES = 1 << 20

@@ -92,6 +92,7 @@ def execute_claim(
     staging_root: Path,
     work_dir: Path,
     seed: int,
+    gpus_told: str = "none",
     client: Any = None,
     on_container_started: Callable[[datetime], None] | None = None,
 ) -> ExecutionReport:
@@ -116,7 +117,8 @@ def execute_claim(
         client=client, on_started=record_start)
     track: Track = claim.track  # type: ignore[assignment]
     settings = TaskSettings(time_limit_s=limits.timeout_s,
-                            device="cuda" if claim.gpus else "cpu", seed=seed)
+                            device="cuda" if claim.gpus else "cpu", seed=seed,
+                            limits=limits.published(gpus_told))
     try:
         t_stage = time.perf_counter()
         staged = stage_inputs("evaluation", release, claim.dataset, track, settings,

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from evaluator.contract import JobLimits
 from evaluator.core.errors import BenchError
 from evaluator.core.settings import Settings
 from evaluator.core.text import clean_text, name_problem
@@ -120,6 +121,7 @@ class SubmissionReceipt(BaseModel):
     release_id: str | None
     jobs_queued: int
     message: str
+    limits: JobLimits | None = None
 
 
 class JobView(BaseModel):
@@ -300,7 +302,8 @@ def _record(bench: Bench, *, by: Team | None, team_name: str | None, name: str,
             submission_id=submission.id or 0, team=team.name, name=name,
             image_digest=facts.image_id, platform=facts.platform, size_bytes=facts.size_bytes,
             release_id=release.release_id if release else None,
-            jobs_queued=len(queued.to_enqueue), message="")
+            jobs_queued=len(queued.to_enqueue), message="",
+            limits=JobLimits.from_settings(bench.settings))
     note = _enqueue_after_commit(bench, queued.to_enqueue)
     if receipt.release_id is None:
         receipt.message = ("recorded; no release is published yet, so nothing was queued "

@@ -281,7 +281,8 @@ class Worker:
                     report = execute_claim(
                         claim, release, limits=self.options.limits,
                         staging_root=self.staging_root, work_dir=self.work_dir,
-                        seed=self.settings.seed, client=client, on_container_started=started)
+                        seed=self.settings.seed, gpus_told=self.settings.job_gpus,
+                        client=client, on_container_started=started)
         # The message reaches the author (and the public list of incomplete entries): no
         # host paths of the staging, work or image folders.
         report.message = scrub_paths(report.message, self.settings.home)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from evaluator.contract import JobLimits
+
 
 class RunLimits(BaseModel):
     """Resource limits of one job; the docker runner enforces all, the local runner few.
@@ -25,6 +27,19 @@ class RunLimits(BaseModel):
     tmp_size_mb: int = Field(default=1024, gt=0)
     output_max_mb: float = Field(default=1024.0, gt=0)
     log_max_kb: int = Field(default=256, gt=0)
+
+    @classmethod
+    def from_job_limits(cls, limits: JobLimits) -> RunLimits:
+        """The runner's limits for a service's published ones (the log tail at its default)."""
+        return cls(timeout_s=limits.time_limit_s, mem_limit_gb=limits.mem_limit_gb,
+                   cpus=limits.cpus, tmp_size_mb=limits.tmp_size_mb,
+                   output_max_mb=limits.output_max_mb)
+
+    def published(self, gpus: str = "none") -> JobLimits:
+        """These limits as authors are told them (task.json, ``/api/limits``)."""
+        return JobLimits(time_limit_s=self.timeout_s, mem_limit_gb=self.mem_limit_gb,
+                         cpus=self.cpus, tmp_size_mb=self.tmp_size_mb,
+                         output_max_mb=self.output_max_mb, gpus=gpus)
 
     @property
     def mem_limit_bytes(self) -> int:

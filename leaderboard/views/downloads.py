@@ -1,4 +1,6 @@
-"""Public release data for authors: what ``spared-bench data pull`` fetches for ``check``.
+"""What authors need to reproduce a service's runs: its job limits, its public release data.
+
+``GET /api/limits`` answers the limits every job runs under (``check --server`` uses them).
 
 ``GET /api/releases/<ref>/public`` answers the manifest of an author's copy (``partial``: the
 training data of every dataset, with sha256 and size); ``GET /api/releases/<ref>/files/<path>``
@@ -13,6 +15,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, jsonify, send_file
 
+from evaluator.contract import JobLimits
 from evaluator.core.errors import BenchError
 from evaluator.datasets.release import (
     MANIFEST_NAME,
@@ -24,7 +27,7 @@ from leaderboard import data
 from leaderboard.db import db, state
 from leaderboard.errors import NotFoundError
 
-downloads = Blueprint("downloads", __name__, url_prefix="/api/releases")
+downloads = Blueprint("downloads", __name__, url_prefix="/api")
 
 
 def _published(ref: str) -> tuple[Path, ReleaseManifest]:
@@ -39,14 +42,20 @@ def _published(ref: str) -> tuple[Path, ReleaseManifest]:
     return root, manifest
 
 
-@downloads.get("/<ref>/public")
+@downloads.get("/limits")
+def limits() -> Response:
+    """The limits every job of this service runs under (the service's settings)."""
+    return jsonify(JobLimits.from_settings(state().settings).model_dump(mode="json"))
+
+
+@downloads.get("/releases/<ref>/public")
 def public_manifest(ref: str) -> Response:
     """The manifest of the files an author pulls to run ``check`` (training data only)."""
     _, manifest = _published(ref)
     return jsonify(partial_manifest(manifest).model_dump(mode="json"))
 
 
-@downloads.get("/<ref>/files/<path:rel>")
+@downloads.get("/releases/<ref>/files/<path:rel>")
 def public_file(ref: str, rel: str) -> Response:
     """One file of ``public_manifest``, whole or a byte range (resumable)."""
     root, manifest = _published(ref)

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, render_template, request
 
+from evaluator.contract import JobLimits
 from leaderboard import data
 from leaderboard.db import db, state, version
 from leaderboard.filters import tissues
@@ -56,7 +57,8 @@ def leaderboard() -> Response:
 def _entry_context(submission_id: int) -> dict[str, Any]:
     release = current_release()
     entry = state().board.entry(db(), version(), release, submission_id)
-    return {"entry": entry, "release": release, "page": "entry", "owner": None, **_common()}
+    return {"entry": entry, "release": release, "page": "entry", "owner": None,
+            "limits": JobLimits.from_settings(state().settings), **_common()}
 
 
 @pages.get("/entries/<int:submission_id>")
@@ -151,7 +153,8 @@ def guide() -> Response:
         return {"contract": contract_html(), "page": "guide",
                 "server": public_url() or "SERVER_URL",
                 "max_upload_mb": state().max_upload_bytes / 2**20,
-                "count_keys": data.PARAMETER_COUNT_KEYS, **_common()}
+                "count_keys": data.PARAMETER_COUNT_KEYS,
+                "limits": JobLimits.from_settings(state().settings), **_common()}
 
     return cached_response(("page", "guide"),
                            lambda: (render_template("pages/guide.html", **build()).encode(),

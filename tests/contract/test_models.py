@@ -114,7 +114,9 @@ def test_model_card_accepts_the_documented_keys_only(tmp_path: Path) -> None:
 def test_json_schemas_list_the_required_task_keys() -> None:
     schema = contract_json_schemas()["task.json"]
     assert set(schema["required"]) == set(VALID)
-    assert set(TaskSpec.model_fields) == set(VALID)
+    # limits: optional, added within version 1 (the service's limits, when it states them)
+    assert set(TaskSpec.model_fields) == set(VALID) | {"limits"}
+    assert "limits" in schema["properties"]
 
 
 @pytest.mark.parametrize(("text", "expected"), [

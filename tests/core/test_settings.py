@@ -39,3 +39,30 @@ def test_spackle_budget_is_part_of_the_release_identity(monkeypatch: pytest.Monk
     longer = completion_fingerprint(completion_config(Settings.from_env().spackle_max_steps))
     assert longer != short
     assert completion_fingerprint() == completion_fingerprint(completion_config(None))
+
+
+def test_job_limits_come_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    import inspect
+
+    from evaluator.contract import JobLimits
+    from evaluator.runners import RunLimits
+
+    defaults = JobLimits.from_settings(Settings())
+    assert (defaults.time_limit_s, defaults.mem_limit_gb, defaults.cpus) == (3600.0, 16.0, 2.0)
+    assert RunLimits.from_job_limits(defaults) == RunLimits()  # one set of defaults
+    monkeypatch.setenv("SPARED_BENCH_JOB_TIME_LIMIT_S", "45")
+    monkeypatch.setenv("SPARED_BENCH_JOB_MEM_LIMIT_GB", "3.5")
+    monkeypatch.setenv("SPARED_BENCH_JOB_GPUS", "1 NVIDIA H200")
+    limits = JobLimits.from_settings(Settings.from_env())
+    assert (limits.time_limit_s, limits.mem_limit_gb, limits.gpus) == (45.0, 3.5, "1 NVIDIA H200")
+    run = RunLimits.from_job_limits(limits)
+    assert (run.timeout_s, run.mem_limit_gb) == (45.0, 3.5)
+    assert run.published("1 NVIDIA H200") == limits
+    monkeypatch.setenv("SPARED_BENCH_JOB_CPUS", "-1")
+    with pytest.raises(BenchError, match="SPARED_BENCH_JOB_CPUS: expected"):
+        Settings.from_env()
+    # The Settings docstring names every variable it reads.
+    from evaluator.core.settings import _ENV_VARIABLES
+
+    doc = inspect.getdoc(Settings) or ""
+    assert all(variable in doc for variable in _ENV_VARIABLES.values())

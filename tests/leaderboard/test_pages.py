@@ -191,6 +191,9 @@ def test_entry_page_shows_both_tracks_positions_digest_and_owner_form(env: Leade
                abs(float(r[3]) - (float(r[2]) - float(r[1]))) <= 0.0015 for r in effect)
     assert 'name="token"' in html and 'type="password"' in html
     assert "/plots/entries/" in html
+    # The job limits it ran under: the service's, as /api/limits states them.
+    limits = client.get("/api/limits").get_json()
+    assert f"time {limits['time_limit_s']:g} s" in html.split('id="entry-limits"')[1]
 
 
 def test_entry_owner_view_needs_the_owners_token(env: LeaderboardEnv) -> None:

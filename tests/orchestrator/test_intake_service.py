@@ -90,6 +90,10 @@ def test_archive_submission_records_digest_and_queues_every_job(published: Bench
                                    description="first", team="lab", load=False)
     assert receipt.image_digest == image_id
     assert (receipt.team, receipt.platform, receipt.jobs_queued) == ("lab", "linux/amd64", 6)
+    # The receipt states the limits its jobs will run under: the service's settings.
+    from evaluator.contract import JobLimits
+
+    assert receipt.limits == JobLimits.from_settings(bench.settings)
     kept = archive_path(bench.images_dir, image_id).read_bytes()
     # the same archive, its tags blanked in place (never applied by a load)
     assert len(kept) == len(data) and kept != data

@@ -28,6 +28,19 @@ from tests.store.dbsupport import REPO, sqlite_url
 CLI = str(Path(sys.executable).parent / "spared-bench")
 MEAN = "python submissions/baselines/mean/predict.py"
 pytestmark = pytest.mark.slow
+# The served service's job limits (its settings): what /api/limits, the guide and
+# `check --server` must all say.
+SERVICE_LIMITS = {"SPARED_BENCH_JOB_TIME_LIMIT_S": "123", "SPARED_BENCH_JOB_MEM_LIMIT_GB": "3",
+                  "SPARED_BENCH_JOB_CPUS": "1", "SPARED_BENCH_JOB_GPUS": "1 test GPU"}
+DUMP_LIMITS = """
+import json, os, pathlib
+import numpy as np
+task = json.loads((pathlib.Path(os.environ["SPARED_INPUT_DIR"]) / "task.json").read_text())
+out = pathlib.Path(os.environ["SPARED_OUTPUT_DIR"])
+np.save(out / "predictions.npy", np.zeros((task["n_test_spots"], len(task["genes"])), "float32"))
+(out / "model.json").write_text(json.dumps({"name": "limits", "parameters": {
+    "time_limit_s": task["time_limit_s"], **task["limits"]}}))
+"""
 
 
 def _port() -> int:
@@ -48,7 +61,8 @@ def service(tmp_path_factory: pytest.TempPathFactory, tiny_release: Any) -> Iter
     home = tmp_path_factory.mktemp("service")
     _release_into(home, tiny_release)
     env = {**os.environ, "SPARED_BENCH_HOME": str(home), "DATABASE_URL": sqlite_url(home),
-           "QUEUE_URL": f"sqlite:///{home / 'queue.db'}", "OMP_NUM_THREADS": "1"}
+           "QUEUE_URL": f"sqlite:///{home / 'queue.db'}", "OMP_NUM_THREADS": "1",
+           **SERVICE_LIMITS}
     bench = Bench.open(Settings(home=home, database_url=env["DATABASE_URL"],
                                 queue_url=env["QUEUE_URL"]))
     publish_release(bench, tiny_release.release_id, queue_baselines=False)
@@ -178,3 +192,30 @@ def test_pull_names_unknown_datasets_and_a_silent_server(service: tuple[str, Any
     silent = _pull(tmp_path / "b", f"http://127.0.0.1:{_port()}")
     assert silent.returncode == 2 and "no answer" in silent.stderr
     assert "Traceback" not in wrong.stderr + silent.stderr
+
+
+def test_one_source_of_job_limits_published_and_used_by_check(service: tuple[str, Any],
+                                                              tmp_path: Path) -> None:
+    url, release = service
+    limits = requests.get(f"{url}/api/limits", timeout=10).json()
+    assert limits == {"time_limit_s": 123.0, "mem_limit_gb": 3.0, "cpus": 1.0,
+                      "tmp_size_mb": 1024, "output_max_mb": 1024.0, "gpus": "1 test GPU"}
+    guide = requests.get(f"{url}/guide", timeout=10).text
+    assert 'id="job-limits"' in guide and "123 s" in guide and "1 test GPU" in guide
+    script = tmp_path / "dump.py"
+    script.write_text(DUMP_LIMITS)
+    home = tmp_path / "author"
+    assert _pull(home, url, "--datasets", release.datasets[0]).returncode == 0
+    kept = tmp_path / "kept"
+    checked = subprocess.run(
+        [CLI, "check", f"{sys.executable} {script}", "--runner", "local", "--server", url,
+         "--release", release.release_id[:12], "--datasets", release.datasets[0], "--tracks",
+         "raw", "--keep-outputs", str(kept)], cwd=REPO, capture_output=True, text=True,
+        env={**os.environ, "SPARED_BENCH_HOME": str(home)}, timeout=600)
+    assert checked.returncode == 0, checked.stdout[-2000:] + checked.stderr[-2000:]
+    assert f"job limits of {url}: time 123 s, memory 3 GiB" in checked.stderr
+    card = next(kept.rglob("model.json")).read_text()
+    told = __import__("json").loads(card)["parameters"]
+    # task.json carried the service's limits; no GPU here, and it says so.
+    assert told["time_limit_s"] == 123.0 and told["mem_limit_gb"] == 3.0 and told["cpus"] == 1.0
+    assert told["gpus"] == "none here (1 test GPU on the service)"
