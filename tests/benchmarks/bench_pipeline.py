@@ -17,9 +17,9 @@ same data (the first slide of the largest dataset run, its filtered genes):
   genes; identical output is checked;
 - ``Moran's I``: genes/s of the pipeline's step, with each backend of mode ``exact-hex``
   (squidpy on the hexagonal graph; one sparse product; mode ``spared``, the default, uses the
-  sparse product on SpaRED's kNN graph: ``bench_spared``) vs a Python loop over genes of the written-out
-  formula (``z @ W @ z / z @ z`` with the row-standardized sparse graph); equal values are
-  checked.
+  sparse product on SpaRED's kNN graph: ``bench_spared``) vs a Python loop over genes of the
+  written-out formula (``z @ W @ z / z @ z`` with the row-standardized sparse graph); equal
+  values are checked.
 
 ``quick``: three small datasets. Full: all 26 (``SPARED_BENCH_PIPELINE_DATASETS=VMB,MMBR``
 picks some). SpaCKLE trains ``SPARED_BENCH_SPACKLE_STEPS`` steps (default here 20 in quick,
