@@ -43,8 +43,8 @@ MAX_HEADER_BYTES = 64 * 2**10
 """An extended tar header (long name, pax) may be this big; larger ones are refused unread."""
 MAX_JSON_BYTES = 4 * 2**20
 """manifest.json, the image config, index.json: read into memory, so bounded."""
-MAX_LAYER_MEMBERS = 500_000
-"""Files of one layer."""
+MAX_IMAGE_FILES = 1_000_000
+"""Files (and folders, links) of all layers together: each costs the engine an inode."""
 _TAG_FILES = ("manifest.json", "repositories", "index.json")
 
 
@@ -241,14 +241,17 @@ def read_archive(path: Path, *, max_unpacked_bytes: int | None = None) -> Archiv
             raise SubmissionRejected(f"{where}: expected at most {MAX_IMAGE_LAYERS} layers, "
                                      f"found {len(layers)}; squash the image's layers")
         limit = max_unpacked_bytes if max_unpacked_bytes is not None else 1 << 62
-        unpacked = 0
+        unpacked = files = 0
         counted: set[str] = set()
         for layer in layers:
             member = _resolve(members, str(layer), where)
             if member.name in counted:
                 continue  # the engine stores an identical layer once
             counted.add(member.name)
-            unpacked += _layer_bytes(handle, member, limit - unpacked, where)
+            layer_bytes, layer_files = _layer_bytes(handle, member, limit - unpacked,
+                                                    MAX_IMAGE_FILES - files, where)
+            unpacked += layer_bytes
+            files += layer_files
     if not isinstance(config, dict):
         raise SubmissionRejected(f"{where}: {config_name[:100]}: expected an image config "
                                  "object, found something else")
@@ -358,8 +361,10 @@ def _decompressor(magic: bytes, name: str, where: str) -> Callable[[], Any] | No
     return None
 
 
-def _layer_bytes(handle: BinaryIO, member: _Member, budget: int, where: str) -> int:
-    """The decompressed size of a layer's files; refuse past ``budget`` bytes."""
+def _layer_bytes(handle: BinaryIO, member: _Member, budget: int, max_files: int,
+                 where: str) -> tuple[int, int]:
+    """The decompressed size of a layer's files and their count; refuse past ``budget`` bytes
+    or ``max_files`` entries."""
     name = member.name
     handle.seek(member.entry.offset_data)
     magic = handle.read(6)
@@ -372,7 +377,7 @@ def _layer_bytes(handle: BinaryIO, member: _Member, budget: int, where: str) -> 
         source = _Decompressed(region, decompressor, 2 * max(budget, 0) + 64 * 2**20)
     reader = io.BufferedReader(source, buffer_size=_CHUNK_BYTES)
     stream = TarStream(reader, what=f"{where}: layer {name[:100]}",
-                       max_header_bytes=MAX_HEADER_BYTES, max_members=MAX_LAYER_MEMBERS)
+                       max_header_bytes=MAX_HEADER_BYTES, max_members=max(max_files, 0))
     total = 0
     over = SubmissionRejected(f"{where}: expected the image to unpack to at most "
                               f"{_mb(budget)} more MB, found layer {name[:100]} unpacking to "
@@ -400,7 +405,7 @@ def _layer_bytes(handle: BinaryIO, member: _Member, budget: int, where: str) -> 
     except (zlib.error, OSError, EOFError, lzma.LZMAError) as error:
         raise SubmissionRejected(f"{where}: layer {name[:100]}: expected a tar (uncompressed, "
                                  f"gzip, bzip2 or xz), found: {_short(error, 200)}") from error
-    return total
+    return total, stream.members
 
 
 def _mb(n: int) -> str:
@@ -442,7 +447,7 @@ def strip_tags(path: Path) -> None:
                         for key in ("io.containerd.image.name",
                                     "org.opencontainers.image.ref.name"):
                             annotations.pop(key, None)
-            text = json.dumps(data, separators=(",", ":")).encode()
+            text = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
             if len(text) > member.entry.size:
                 raise SubmissionRejected(f"{where}: {name}: expected tags that can be removed, "
                                          "found a layout this service cannot rewrite")

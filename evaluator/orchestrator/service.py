@@ -11,9 +11,11 @@ queue without its row, and a row whose message was lost is re-enqueued by the wo
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -371,18 +373,35 @@ def submit_image_archive(bench: Bench, source: Path | BinaryIO | Iterable[bytes]
                     _remove_image(engine_client, loaded.image_id)
                 raise
         target = archive_path(bench.images_dir, loaded.image_id)
-        if not target.exists():
-            os.replace(received, target)
-            placed = target
-        # Referred to by content id only: a tag names nothing the service relies on.
-        receipt = _record(bench, by=by, team_name=team, name=name, description=description,
-                          image_ref=loaded.image_id, facts=loaded, baseline=baseline)
-        placed = None
-        return receipt
+        with _archive_lock(bench):
+            if not target.exists():
+                os.replace(received, target)
+                placed = target
+            try:
+                # Referred to by content id only: a tag names nothing the service relies on.
+                return _record(bench, by=by, team_name=team, name=name,
+                               description=description, image_ref=loaded.image_id,
+                               facts=loaded, baseline=baseline)
+            except BaseException:
+                if placed is not None:
+                    _drop_unreferenced_archive(bench, placed, loaded.image_id)
+                raise
     finally:
         received.unlink(missing_ok=True)
-        if placed is not None:
-            _drop_unreferenced_archive(bench, placed, facts.image_id)
+
+
+@contextlib.contextmanager
+def _archive_lock(bench: Bench) -> Iterator[None]:
+    """Serialize placing an archive, recording its submission and dropping a refused one,
+    across the processes of this machine (web workers, CLI): a refused upload removes the
+    archive it placed only while no other upload of the same image is between the two."""
+    bench.images_dir.mkdir(parents=True, exist_ok=True)
+    with open(bench.images_dir / ".intake.lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _drop_unreferenced_archive(bench: Bench, archive: Path, image_id: str) -> None:
@@ -412,16 +431,17 @@ def register_image(bench: Bench, ref: str, *, name: str, description: str = "",
         owner = _team_of(session, by, team)
         _check_daily_limit(session, bench, owner)
         _check_new(session, owner, name, facts.image_id)
-    placed = None
-    if keep_archive and not archive_path(bench.images_dir, facts.image_id).exists():
-        placed = save_archive(engine_client, facts.image_id, bench.images_dir)
-    try:
-        return _record(bench, by=by, team_name=team, name=name, description=description,
-                       image_ref=ref, facts=facts, baseline=baseline)
-    except BaseException:
-        if placed is not None:
-            _drop_unreferenced_archive(bench, placed, facts.image_id)
-        raise
+    with _archive_lock(bench):
+        placed = None
+        if keep_archive and not archive_path(bench.images_dir, facts.image_id).exists():
+            placed = save_archive(engine_client, facts.image_id, bench.images_dir)
+        try:
+            return _record(bench, by=by, team_name=team, name=name, description=description,
+                           image_ref=ref, facts=facts, baseline=baseline)
+        except BaseException:
+            if placed is not None:
+                _drop_unreferenced_archive(bench, placed, facts.image_id)
+            raise
 
 
 def _present(client: Any, image_id: str) -> bool:

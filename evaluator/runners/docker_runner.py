@@ -52,7 +52,7 @@ from evaluator.runners.jobfs import (
 )
 from evaluator.runners.limits import RunLimits
 from evaluator.runners.output_volume import (
-    HOLDER_PATH,
+    HOLDER_PREFIX,
     collect_output,
     holder_archive,
     output_volume_options,
@@ -190,18 +190,19 @@ def container_settings(
     return settings
 
 
-def holder_settings(image_id: str, output_volume: str,
+def holder_settings(image_id: str, output_volume: str, program: str,
                     labels: Mapping[str, str] | None = None) -> dict[str, Any]:
     """``containers.create`` arguments of the holder that keeps ``output_volume`` mounted.
 
-    It runs ``HOLDER_PATH`` (copied in before the start, hence the writable root) from the
+    It runs ``program`` (the holder program, copied in before the start, hence the writable
+    root; static, so no variable of the image's environment such as LD_PRELOAD acts on it) from the
     submission's image, as 10001, with no network, capabilities or log, and 16 MB.
     """
     return {
         "image": image_id,
         "name": f"spared-hold-{uuid.uuid4().hex[:12]}",
         "labels": {**(labels or {}), JOB_LABEL: "1", HOLDER_LABEL: "1"},
-        "entrypoint": [HOLDER_PATH],
+        "entrypoint": [program],
         "command": [],
         "working_dir": "/",
         "environment": {},
@@ -322,10 +323,11 @@ def _run_with_client(
                 name=f"spared-out-{uuid.uuid4().hex[:12]}", driver="local", labels=job_labels,
                 driver_opts=output_volume_options(limits)))
             volume_name = volumes[0].name
+            program = f"{HOLDER_PREFIX}{uuid.uuid4().hex[:12]}"
             holder = client.containers.create(**holder_settings(resolved.id, volume_name,
-                                                                labels))
+                                                                program, labels))
             created.append(holder)
-            holder.put_archive("/", holder_archive())
+            holder.put_archive("/", holder_archive(program))
             holder.start()
             settings = container_settings(resolved.id, input_dir, volume_name, limits, gpus,
                                           environment, labels)

@@ -32,7 +32,8 @@ from evaluator.core.tarstream import TarStream
 from evaluator.runners.jobfs import CONTAINER_GID, CONTAINER_UID, MAX_OUTPUT_ENTRIES
 from evaluator.runners.limits import RunLimits
 
-HOLDER_PATH = "/.spared-hold"
+HOLDER_PREFIX = "/.spared-hold-"
+"""The holder program is copied to ``HOLDER_PREFIX<random>``: no file of the image is in its way."""
 MAX_OUTPUT_DEPTH = 32
 """Folders under /output may nest this deep; a deeper tree makes the output invalid."""
 PAGE_BYTES = 4096
@@ -55,11 +56,12 @@ def _holder_program() -> bytes:
 HOLDER_PROGRAM = _holder_program()
 
 
-def holder_archive() -> bytes:
-    """A tar holding ``HOLDER_PROGRAM`` at ``HOLDER_PATH`` (mode 0755), for ``put_archive``."""
+def holder_archive(path: str) -> bytes:
+    """A tar holding ``HOLDER_PROGRAM`` at ``path`` (absolute, mode 0755), for ``put_archive``
+    at ``/``."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
-        info = tarfile.TarInfo(HOLDER_PATH.lstrip("/"))
+        info = tarfile.TarInfo(path.lstrip("/"))
         info.size = len(HOLDER_PROGRAM)
         info.mode = 0o755
         archive.addfile(info, io.BytesIO(HOLDER_PROGRAM))

@@ -85,9 +85,10 @@ def small_bench(published: BenchEnv) -> Bench:
 
 
 def archives_left(bench: Bench) -> list[str]:
+    """Every file under the images folder but the intake's lock file."""
     images = Path(bench.images_dir)
-    return sorted(str(p.relative_to(images)) for p in images.rglob("*") if p.is_file()) \
-        if images.exists() else []
+    return sorted(str(p.relative_to(images)) for p in images.rglob("*")
+                  if p.is_file() and p.name != ".intake.lock") if images.exists() else []
 
 
 def refused(bench: Bench, tmp_path: Path, data: bytes, match: str) -> None:
@@ -212,6 +213,37 @@ def test_an_upload_refused_after_it_was_placed_leaves_no_archive(published: Benc
     assert archives_left(bench) == []
 
 
+def test_uploads_racing_for_the_last_slot_keep_one_archive(published: BenchEnv,
+                                                           tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from evaluator.orchestrator import LimitExceeded
+
+    bench = Bench.open(published.settings().model_copy(update={"daily_submissions": 1}))
+    published.benches.append(bench)
+    with session_scope(bench.engine) as session:
+        create_team(session, "lab")  # (a team made by racing first uploads is another matter)
+    paths = []
+    for i in range(6):
+        data, _ = make_archive(nonce=f"race-{i}")
+        paths.append(tmp_path / f"race-{i}.tar")
+        paths[-1].write_bytes(data)
+
+    def upload(i: int) -> str:
+        try:
+            submit_image_archive(bench, paths[i], name=f"race-{i}", team="lab", load=False)
+            return "accepted"
+        except LimitExceeded:
+            return "refused"
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        outcomes = sorted(pool.map(upload, range(6)))
+    assert outcomes == ["accepted"] + ["refused"] * 5
+    with session_scope(bench.engine) as session:
+        (submission,) = session.exec(select(Submission)).all()
+    assert archives_left(bench) == [archive_path(bench.images_dir, submission.image_digest).name]
+
+
 def _tags(engine: Any) -> dict[str, str]:
     """Every tag on the engine and the image it names."""
     return {tag: image.id for image in engine.images.list() for tag in image.tags}
@@ -224,11 +256,14 @@ def test_an_upload_never_names_an_image(published: BenchEnv, tmp_path: Path,
     victim = "spared-bench-test/victim:1"
     base = docker_engine.images.list(name="spared-bench/base")[0]
     base.tag(victim)
+    before = _tags(docker_engine)
+    # the service's own images too (the worker runs its image as root beside the socket)
+    service = sorted(t for t in before if t.startswith("spared-bench/"))
     data, image_id = make_archive(nonce=f"tags-{load}-{tmp_path.name}",
-                                  tags=(victim, f"spared-bench-test/new-name-{load}:1"))
+                                  tags=(victim, f"spared-bench-test/new-name-{load}:1",
+                                        *service))
     path = tmp_path / "tagged.tar"
     path.write_bytes(data)
-    before = _tags(docker_engine)
     bench = published.bench()
     try:
         receipt = submit_image_archive(bench, path, name=f"tagged-{load}", team="lab",
@@ -236,7 +271,13 @@ def test_an_upload_never_names_an_image(published: BenchEnv, tmp_path: Path,
         if not load:  # the web app keeps it; a worker loads the kept archive
             assert ensure_image(docker_engine, image_id, bench.images_dir) is None
         assert receipt.image_digest == image_id
-        assert _tags(docker_engine) == before  # no name moved, none added
+        after = _tags(docker_engine)
+        # no name moved to the upload, none added (other sessions may retag their own images
+        # meanwhile: only what the archive named is compared)
+        assert image_id not in after.values()
+        assert {t: after.get(t) for t in (victim, *service)} == \
+            {t: before[t] for t in (victim, *service)}
+        assert f"spared-bench-test/new-name-{load}:1" not in after
         assert docker_engine.images.get(image_id).tags == []
         with tarfile.open(archive_path(bench.images_dir, image_id)) as kept:
             manifest = json.loads(kept.extractfile("manifest.json").read())  # type: ignore[union-attr]
@@ -244,8 +285,16 @@ def test_an_upload_never_names_an_image(published: BenchEnv, tmp_path: Path,
         with session_scope(bench.engine) as session:
             assert session.exec(select(Submission.image_ref)).one() == image_id
     finally:
+        # should the stripping ever break, put every name back before anything else runs
+        for tag, owner in before.items():
+            if owner != image_id and _tags(docker_engine).get(tag) == image_id:
+                docker_engine.images.get(owner).tag(tag)
         docker_engine.images.remove(victim)
-        if image_id in {i.id for i in docker_engine.images.list(all=True)}:
+        for tag in (f"spared-bench-test/new-name-{load}:1",):
+            if tag in _tags(docker_engine):
+                docker_engine.images.remove(tag)
+        if image_id in {i.id for i in docker_engine.images.list(all=True)} \
+                and not docker_engine.images.get(image_id).tags:
             docker_engine.images.remove(image_id, force=True)
 
 

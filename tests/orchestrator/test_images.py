@@ -44,7 +44,8 @@ def test_an_archive_the_engine_refuses_is_rejected(published: BenchEnv, tmp_path
                                                    docker_engine: Any) -> None:
     # a layer that is a tar (intake's own checks pass) whose digest is not its diff_id
     layer = tar_bytes({"f.txt": b"the config lists another layer"})
-    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "config": {"Cmd": ["/bin/true"]},
                          "rootfs": {"type": "layers",
                                     "diff_ids": ["sha256:" + "0" * 64]}}).encode()
     config_name = hashlib.sha256(config).hexdigest() + ".json"
