@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from evaluator.core.text import name_problem
@@ -42,9 +43,22 @@ def create_team(session: Session, name: str, *, admin: bool = False,
 
 
 def ensure_team(session: Session, name: str, *, admin: bool = False) -> Team:
-    """The team of that name, created when missing (local use and baselines)."""
+    """The team of that name, created when missing (local use and baselines).
+
+    Two first submissions of a new team at once both find it missing; the second insert then
+    breaks the unique name, and that team (created by the other) is the one returned.
+    """
     team = session.exec(select(Team).where(Team.name == name)).first()
-    return team if team is not None else create_team(session, name, admin=admin)
+    if team is not None:
+        return team
+    try:
+        with session.begin_nested():  # a savepoint: the caller's transaction survives
+            return create_team(session, name, admin=admin)
+    except IntegrityError:
+        team = session.exec(select(Team).where(Team.name == name.strip())).first()
+        if team is None:
+            raise
+        return team
 
 
 def issue_token(session: Session, team_name: str, *, label: str = "") -> str:

@@ -119,3 +119,36 @@ def test_tokens_are_hashed_and_checked(tmp_path: Path) -> None:
         assert revoke_token(session, secret[:12]) == 1
     with session_scope(engine) as session, pytest.raises(AuthError, match="revoked"):
         authenticate(session, secret)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_two_first_submissions_of_a_new_team_share_one_team(kind: str, tmp_path: Path
+                                                            ) -> None:
+    """The race of two first uploads: each finds the team missing, one insert wins."""
+    from contextlib import ExitStack
+
+    from evaluator.orchestrator.auth import ensure_team
+    from evaluator.store import Team
+    from tests.store.dbsupport import postgres_schema_url
+
+    with ExitStack() as stack:
+        url = (sqlite_url(tmp_path) if kind == "sqlite"
+               else stack.enter_context(postgres_schema_url()))
+        engine = open_store(url)
+        with session_scope(engine) as winner:
+            ensure_team(winner, "newlab")
+        with session_scope(engine) as late:
+            real_exec = late.exec
+            hidden = {"left": 2}  # its two look-ups ran before the winner's insert
+
+            def exec_hiding_the_team(statement, *args, **kwargs):  # type: ignore[no-untyped-def]
+                if hidden["left"] > 0 and "teams" in str(statement).lower():
+                    hidden["left"] -= 1
+                    return real_exec(select(Team).where(Team.name == "no-such-team"))
+                return real_exec(statement, *args, **kwargs)
+
+            late.exec = exec_hiding_the_team  # type: ignore[method-assign]
+            team = ensure_team(late, "newlab")
+            late.exec = real_exec  # type: ignore[method-assign]
+            assert team.name == "newlab" and hidden["left"] == 0
+            assert len(late.exec(select(Team).where(Team.name == "newlab")).all()) == 1
