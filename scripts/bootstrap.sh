@@ -22,7 +22,7 @@ step "installing python packages into .venv (first run takes a few minutes)"
 "$VENV/bin/pip" install --quiet --upgrade pip
 # torch first, pinned: the local CPU wheel, so no resolver pulls a CUDA build.
 "$VENV/bin/pip" install --quiet "torch==2.13.0"
-"$VENV/bin/pip" install --quiet -e ".[dev]"
+"$VENV/bin/pip" install --quiet -e ".[all,dev]"
 rm -f "$VENV"/.installed-*
 touch "$stamp"
 note "installed: $("$VENV/bin/spared-bench" --version)"

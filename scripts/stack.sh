@@ -43,11 +43,19 @@ HASH_LABEL=org.sparedbench.recipe-hash
 LOG_DIR="$ROOT/var/stack-build"
 # Bump when this script's handling of a recipe changes in a way the hashed inputs do not show.
 SCRIPT_RECIPE=1
-# Service dependencies of the evaluator image (versions come from the host's .venv).
+# Service dependencies of the evaluator image: the project's core with its web and worker
+# extras, read from pyproject.toml (no torch, no squidpy: workers stage, run containers and
+# score; the web app serves). Versions come from the host's .venv (constraints).
 # async-timeout: redis needs it under Python < 3.11.3 (the image's Debian 3.11.2), a marker pip
 # judges by the host's Python when downloading, so it is named here.
-EVALUATOR_REQUIREMENTS=(pydantic sqlmodel SQLAlchemy alembic huey redis async-timeout psycopg
-    psycopg-binary docker requests click tqdm scikit-posthocs flask waitress matplotlib)
+mapfile -t EVALUATOR_REQUIREMENTS < <("$VENV/bin/python" - "$ROOT/pyproject.toml" <<'PY'
+import sys, tomllib
+project = tomllib.load(open(sys.argv[1], "rb"))["project"]
+for requirement in [*project["dependencies"], *project["optional-dependencies"]["web"],
+                    *project["optional-dependencies"]["worker"], "async-timeout"]:
+    print(requirement)
+PY
+)
 
 compose() { docker-compose -p "$PROJECT" -f "$ROOT/compose.yaml" "$@"; }
 

@@ -25,6 +25,12 @@ from evaluator.core.errors import BenchError
 from evaluator.core.text import escape_controls
 
 EXIT_USER_ERROR = 2
+# Modules of the package extras (pyproject.toml): a command that needs one names the extra.
+EXTRA_OF_MODULE: dict[str, str] = {
+    "torch": "science", "squidpy": "science", "scanpy": "science", "combat": "science",
+    "sklearn": "science", "PIL": "science", "matplotlib": "science",
+    "docker": "worker", "flask": "web", "waitress": "web", "markdown_it": "web",
+}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -48,6 +54,15 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         # messages quote author text (names, archive contents): no raw controls
         click.echo(f"error: {escape_controls(str(exc), keep_newlines=True)}", err=True)
+        return EXIT_USER_ERROR
+    except ModuleNotFoundError as exc:
+        module = (exc.name or "").split(".")[0]
+        extra = EXTRA_OF_MODULE.get(module)
+        if extra is None:
+            raise
+        click.echo(f"error: this command needs the '{extra}' extra: expected the module "
+                   f"{module}, found it missing; install it with "
+                   f"pip install 'spared-bench[{extra}]'", err=True)
         return EXIT_USER_ERROR
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
