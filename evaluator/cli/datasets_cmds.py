@@ -162,7 +162,7 @@ def validate_command(files: tuple[Path, ...], dataset: str | None) -> None:
 @click.option("--label", default=None, help="A human label for the release, e.g. 2026-11.")
 def release_command(files: tuple[Path, ...], label: str | None) -> None:
     """Build an immutable release from processed files [default: every file in the store]."""
-    from evaluator.datasets.release import build_release, completion_config
+    from evaluator.datasets.release import build_release, completion_from_settings
 
     settings = Settings.from_env()
     sources = list(files) or sorted(settings.processed_dir.glob("*.h5ad"))
@@ -173,7 +173,7 @@ def release_command(files: tuple[Path, ...], label: str | None) -> None:
     start = time.perf_counter()
     release, created = build_release(
         sources, settings.releases_dir, label=label, cache_dir=settings.cache_dir,
-        completion=completion_config(settings.spackle_max_steps),
+        completion=completion_from_settings(settings),
         progress=settings.show_progress(),
         on_progress=lambda msg: click.echo(f"  {msg}", err=True))
     verb = "built" if created else "already had"

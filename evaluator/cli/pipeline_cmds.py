@@ -52,7 +52,7 @@ def process_command(raw: Path, dataset: str, config_path: Path | None, mode: str
     Ranger folders (one per slide) with a gene-length table.
     """
     from evaluator.datasets.pipeline import process_file
-    from evaluator.datasets.release import completion_config
+    from evaluator.datasets.release import completion_from_settings
 
     settings = Settings.from_env()
     info = get_dataset(dataset)
@@ -62,7 +62,7 @@ def process_command(raw: Path, dataset: str, config_path: Path | None, mode: str
     # With progress bars the steps show in the bar; without, one line each as they finish.
     report = process_file(raw, info.name, target, cache_dir=settings.cache_dir,
                           config_path=config_path, mode=mode, progress=progress,
-                          completion=completion_config(settings.spackle_max_steps),
+                          completion=completion_from_settings(settings),
                           on_step=None if progress else
                           lambda r: click.echo(_step_line(info.name, r), err=True))
     if as_json:

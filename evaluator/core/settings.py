@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -23,6 +24,7 @@ _ENV_VARIABLES: dict[str, str] = {
     "daily_submissions": "SPARED_BENCH_DAILY_SUBMISSIONS",
     "job_max_attempts": "SPARED_BENCH_JOB_MAX_ATTEMPTS",
     "spackle_max_steps": "SPARED_BENCH_SPACKLE_STEPS",
+    "spackle_budget": "SPARED_BENCH_SPACKLE_BUDGET",
     "public_url": "SPARED_BENCH_PUBLIC_URL",
     "job_time_limit_s": "SPARED_BENCH_JOB_TIME_LIMIT_S",
     "job_mem_limit_gb": "SPARED_BENCH_JOB_MEM_LIMIT_GB",
@@ -62,6 +64,9 @@ class Settings(BaseModel):
       own limit in the database overrides it).
     - ``SPARED_BENCH_JOB_MAX_ATTEMPTS``: runs of one job before an infrastructure failure (engine
       gone, worker killed) is final (default 3); a model's own failure is never retried.
+    - ``SPARED_BENCH_SPACKLE_BUDGET``: ``paper`` trains SpaCKLE at the paper's scale (18
+      neighbours, 10,000 steps: for a GPU), ``cpu`` at the CPU budget below, ``auto`` (default)
+      the paper's when an NVIDIA GPU is visible, else the CPU's. Part of the release id.
     - ``SPARED_BENCH_SPACKLE_STEPS``: training steps of the SpaCKLE models a release build trains
       for datasets without ``c_t_log1p`` (default: SpaCKLE's own budget, 30 epochs within
       200-400 steps); part of the release id.
@@ -83,6 +88,7 @@ class Settings(BaseModel):
     daily_submissions: int = Field(default=5, ge=0)
     job_max_attempts: int = Field(default=3, ge=1)
     spackle_max_steps: int | None = Field(default=None, ge=1)
+    spackle_budget: Literal["auto", "cpu", "paper"] = "auto"
     job_time_limit_s: float = Field(default=3600.0, gt=0)
     job_mem_limit_gb: float = Field(default=16.0, gt=0)
     job_cpus: float = Field(default=2.0, gt=0)

@@ -44,6 +44,7 @@ import numpy as np
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from evaluator.core.arrays import dense
+from evaluator.core.devices import nvidia_gpu_visible
 from evaluator.core.errors import BenchError, ReleaseIntegrityError, ReleaseNotFound
 from evaluator.core.fsio import (
     atomic_path,
@@ -79,6 +80,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from evaluator.completion import SpackleConfig
+    from evaluator.core.settings import Settings
 
 RELEASE_FORMAT_VERSION = "3"
 SOURCE_DIGEST_SCHEME = "spared-bench source digest 1"
@@ -491,6 +493,24 @@ def completion_config(max_steps: int | None = None) -> SpackleConfig:
     from evaluator.completion.config import SpackleConfig
 
     return SpackleConfig(max_steps=max_steps) if max_steps else SpackleConfig()
+
+
+def completion_from_settings(settings: Settings) -> SpackleConfig:
+    """Return the SpaCKLE configuration the settings name (read at the edges: CLI, worker).
+
+    ``SPARED_BENCH_SPACKLE_STEPS`` wins; else the paper's budget (``SpackleConfig.paper()``)
+    where ``SPARED_BENCH_SPACKLE_BUDGET`` says ``paper``, or ``auto`` and an NVIDIA GPU is
+    visible; else the CPU budget. Releases built on a GPU therefore differ (in their id) from
+    releases built on a CPU of the same sources, as their SpaCKLE models do.
+    """
+    from evaluator.completion.config import SpackleConfig
+
+    if settings.spackle_max_steps:
+        return completion_config(settings.spackle_max_steps)
+    if settings.spackle_budget == "paper" or (settings.spackle_budget == "auto"
+                                              and nvidia_gpu_visible()):
+        return SpackleConfig.paper()
+    return completion_config()
 
 
 def completion_fingerprint(completion: SpackleConfig | None = None) -> str:

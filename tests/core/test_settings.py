@@ -66,3 +66,38 @@ def test_job_limits_come_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> N
 
     doc = inspect.getdoc(Settings) or ""
     assert all(variable in doc for variable in _ENV_VARIABLES.values())
+
+
+def test_spackle_trains_at_the_papers_budget_on_a_gpu(monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    import evaluator.datasets.release as release
+    from evaluator.completion.config import SpackleConfig
+    from evaluator.core.devices import nvidia_gpu_visible
+
+    gpus = tmp_path / "gpus"
+    gpus.mkdir()
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert not nvidia_gpu_visible(gpus)  # a driver folder listing no GPU
+    (gpus / "0000:01:00.0").mkdir()
+    assert nvidia_gpu_visible(gpus)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert not nvidia_gpu_visible(gpus)  # every GPU hidden from this process
+    assert not nvidia_gpu_visible(tmp_path / "no-driver")
+
+    for gpu, budget, steps, expected in [
+        (True, "auto", None, SpackleConfig.paper()),
+        (False, "auto", None, SpackleConfig()),
+        (False, "paper", None, SpackleConfig.paper()),
+        (True, "cpu", None, SpackleConfig()),
+        (True, "auto", 20, SpackleConfig(max_steps=20)),  # an explicit budget wins
+    ]:
+        monkeypatch.setattr(release, "nvidia_gpu_visible", lambda gpu=gpu: gpu)
+        settings = Settings(spackle_budget=budget, spackle_max_steps=steps)
+        assert release.completion_from_settings(settings) == expected
+    assert SpackleConfig.paper().max_steps == 10_000 and SpackleConfig.paper().n_neighbors == 18
+    # The budget is part of the release id: a GPU-built release is another release.
+    assert (release.completion_fingerprint(SpackleConfig.paper())
+            != release.completion_fingerprint(SpackleConfig()))
+    monkeypatch.setenv("SPARED_BENCH_SPACKLE_BUDGET", "fast")
+    with pytest.raises(BenchError, match="SPARED_BENCH_SPACKLE_BUDGET"):
+        Settings.from_env()

@@ -38,8 +38,8 @@ from evaluator.datasets.release import (
     Release,
     ReleaseManifest,
     build_release,
-    completion_config,
     completion_fingerprint,
+    completion_from_settings,
     list_releases,
 )
 
@@ -250,7 +250,7 @@ def update_datasets(
     after each success. Raises ``PipelineError`` when no raw input is registered.
     """
     say = on_event or (lambda _msg: None)
-    completion = completion_config(settings.spackle_max_steps)
+    completion = completion_from_settings(settings)
     folder = raw_dir(settings)
     sources = discover_sources(folder)
     if datasets:
@@ -347,7 +347,7 @@ def build_update_release(
     manifests = {m.release_id: m for m in list_releases(settings.releases_dir)}
     release, created = build_release(
         sources, settings.releases_dir, label=label, cache_dir=settings.cache_dir,
-        completion=completion_config(settings.spackle_max_steps),
+        completion=completion_from_settings(settings),
         progress=settings.show_progress(), on_progress=on_progress)
     previous = manifests.get(previous_release_id) if previous_release_id else None
     if previous is None and previous_release_id is None and manifests:
