@@ -129,7 +129,13 @@ def test_versions_supersede_withdraw_and_links(store_env: LeaderboardEnv) -> Non
     assert 'id="versions"' in new_page and 'id="superseded"' not in new_page
     assert 'id="paper-link"' not in new_page  # links belong to the version that gave them
 
-    # Withdrawal: another team cannot; no token is 401; the owner can.
+    # Withdrawal: another team cannot (API or page form); no token is 401; the owner can.
+    form = client.post(f"/entries/{v2['submission_id']}/withdraw",
+                       data={"token": env.seeded.tokens["team-b"], "scope": "all"})
+    assert form.status_code == 403
+    restore = client.post(f"/entries/{v2['submission_id']}/withdraw",
+                          data={"token": env.seeded.tokens["team-a"], "action": "restore"})
+    assert restore.status_code == 403
     other = client.post("/api/withdrawals", json={"entry": "team-a/histogene"},
                         headers=env.token("team-b"))
     assert other.status_code == 403 and "another team" in other.get_json()["error"]
