@@ -100,7 +100,8 @@ class Board:
              track: str) -> list[dict[str, Any]]:
         """The long results rows of a release and track."""
         return self._cached(("rows", version, release.release_id, track),
-                            lambda: data.result_rows(session, release.release_id, track))
+                            lambda: data.result_rows(session, release.release_id, track, list(
+                                self.shown(session, version, release).values())))
 
     def jobs(self, session: Session, version: StoreVersion, release: ReleaseInfo,
              track: str) -> list[dict[str, Any]]:
@@ -110,7 +111,8 @@ class Board:
         version, so a reason shown may lag until the next result arrives.
         """
         return self._cached(("jobs", version, release.release_id, track),
-                            lambda: data.job_states(session, release.release_id, track))
+                            lambda: data.job_states(session, release.release_id, track, list(
+                                self.shown(session, version, release).values())))
 
     def runs(self, session: Session, version: StoreVersion,
              release: ReleaseInfo) -> dict[int, Any]:

@@ -54,6 +54,7 @@ from evaluator.orchestrator.queue import JobQueue
 from evaluator.store import (
     Job,
     NewJobs,
+    NotFound,
     ReleaseRecord,
     Submission,
     Team,
@@ -299,7 +300,8 @@ def _check_new(session: Session, team: Team, name: str, image_id: str) -> None:
     if same is not None:
         owner = session.get(Team, same.team_id)
         # Name the earlier entry only where the submitter may see it: its own, or a public one.
-        visible = same.team_id == team.id or team.is_admin or not same.hidden
+        visible = (same.team_id == team.id or team.is_admin
+                   or not (same.hidden or same.withdrawn_at is not None))
         which = (f"as #{same.id} ({owner.name if owner else '?'}/{same.name}) on "
                  f"{same.created_at:%Y-%m-%d}" if visible else "by another team")
         raise SubmissionRejected(
@@ -576,8 +578,13 @@ def withdraw(bench: Bench, ref: str | int, *, version: int | None = None,
     with session_scope(bench.engine) as session:
         named = get_submission(session, ref)
         if version is not None and named.version != version:
-            named = get_submission(session, f"{_team_name(session, named)}/{named.name}",
-                                   version=version)
+            chosen = [s for s in versions_of(session, named.team_id, named.name)
+                      if s.version == version]
+            if not chosen:
+                raise NotFound("submission", f"{_label(session, named)} version {version}",
+                               "expected one of its versions (spared-bench status TEAM/NAME "
+                               "lists them)")
+            named = chosen[0]
         label = _label(session, named)
         if by is not None and not by.is_admin:
             if by.id != named.team_id:
@@ -605,11 +612,6 @@ def withdraw(bench: Bench, ref: str | int, *, version: int | None = None,
             submission_ids=[s.id or 0 for s in changed],
             message=(f"{verb} {which} of {label}" if changed else
                      f"{which} of {label} already {'withdrawn' if withdrawn else 'shown'}"))
-
-
-def _team_name(session: Session, submission: Submission) -> str:
-    team = session.get(Team, submission.team_id)
-    return team.name if team else "?"
 
 
 # -- releases and re-evaluation -----------------------------------------------------------------
