@@ -407,6 +407,7 @@ class Board:
             version=entry.version,
             versions=[EntryVersionOut(submission_id=m.submission_id, version=m.version,
                                       submitted_at=m.created_at,
+                                      url=f"/entries/{m.submission_id}",
                                       state=_version_state(m, shown_meta))
                       for m in sorted(siblings.values(), key=lambda m: m.version)
                       if private or m.public],

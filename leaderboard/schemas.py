@@ -253,6 +253,7 @@ class EntryVersionOut(_Out):
     submission_id: int
     version: int
     submitted_at: datetime
+    url: str = Field(description="its entry page (its JSON: /api/entries/{submission_id})")
     state: Literal["shown", "superseded", "pending", "withdrawn", "hidden"] = Field(
         description="on this release: shown (the version ranked), superseded (an older one), "
                     "pending (newer than the shown one, no result yet), withdrawn, hidden")

@@ -116,8 +116,9 @@ def test_versions_supersede_withdraw_and_links(store_env: LeaderboardEnv) -> Non
     old = client.get(f"/api/entries/{v1['submission_id']}").get_json()
     assert old["version"] == 1 and old["superseded_by"] == v2["submission_id"]
     assert old["superseded_by_version"] == 2 and len(old["results"]) == 6
-    assert [(v["version"], v["state"]) for v in old["versions"]] == \
-        [(1, "superseded"), (2, "shown")]
+    assert [(v["version"], v["state"], v["url"]) for v in old["versions"]] == \
+        [(1, "superseded", f"/entries/{v1['submission_id']}"),
+         (2, "shown", f"/entries/{v2['submission_id']}")]
     assert all(s["rank"] is None and "superseded by version 2" in s["incomplete_reason"]
                for s in old["standings"])
     assert old["paper_url"] == PAPER and old["code_url"] == CODE
