@@ -32,6 +32,7 @@ from leaderboard.schemas import (
     DatasetTrackSummaryOut,
     EntryDatasetOut,
     EntryOut,
+    EntryVersionOut,
     FilterOut,
     FriedmanOut,
     IncompleteEntryOut,
@@ -89,11 +90,18 @@ class Board:
         """Visible entries by submission id."""
         return self._cached(("entries", version), lambda: data.entries(session))
 
+    def shown(self, session: Session, version: StoreVersion,
+              release: ReleaseInfo) -> dict[tuple[int, str], int]:
+        """(team id, name) -> the submission id each entry shows on a release."""
+        return self._cached(("shown", version, release.release_id),
+                            lambda: data.shown_versions(session, release.release_id))
+
     def rows(self, session: Session, version: StoreVersion, release: ReleaseInfo,
              track: str) -> list[dict[str, Any]]:
         """The long results rows of a release and track."""
         return self._cached(("rows", version, release.release_id, track),
-                            lambda: data.result_rows(session, release.release_id, track))
+                            lambda: data.result_rows(session, release.release_id, track, list(
+                                self.shown(session, version, release).values())))
 
     def jobs(self, session: Session, version: StoreVersion, release: ReleaseInfo,
              track: str) -> list[dict[str, Any]]:
@@ -103,7 +111,8 @@ class Board:
         version, so a reason shown may lag until the next result arrives.
         """
         return self._cached(("jobs", version, release.release_id, track),
-                            lambda: data.job_states(session, release.release_id, track))
+                            lambda: data.job_states(session, release.release_id, track, list(
+                                self.shown(session, version, release).values())))
 
     def runs(self, session: Session, version: StoreVersion,
              release: ReleaseInfo) -> dict[int, Any]:
@@ -151,7 +160,9 @@ class Board:
                      track: Track, filt: DatasetFilter) -> LeaderboardOut:
         report, datasets = self.statistics(session, version, release, track, filt)
         meta = self.entries(session, version)
-        by_label = {m.label: m for m in meta.values()}
+        # Labels (team/name) are unique among the versions shown on one release.
+        shown = set(self.shown(session, version, release).values())
+        by_label = {m.label: m for m in meta.values() if m.submission_id in shown}
         cards = self.cards(session, version, release)
         runs = self.runs(session, version, release)
         ranked: list[RankedEntryOut] = []
@@ -184,7 +195,7 @@ class Board:
                         mean_normalized_mse_high=finite(stats.mean_normalized_mse_high),
                         rank_low=stats.rank_low, rank_high=stats.rank_high,
                         skill=finite(stats.skill), skill_low=finite(stats.skill_low),
-                        skill_high=finite(stats.skill_high),
+                        skill_high=finite(stats.skill_high), version=entry.version,
                         **_run_columns(runs.get(entry.submission_id))))
                 else:
                     reason = _with_job_notes(stats.incomplete_reason or "incomplete",
@@ -193,7 +204,7 @@ class Board:
                         entry=entry.label, submission_id=entry.submission_id, team=entry.team,
                         name=entry.name, is_baseline=entry.is_baseline,
                         n_datasets=stats.n_datasets, reason=reason,
-                        submitted_at=entry.created_at))
+                        submitted_at=entry.created_at, version=entry.version))
             for label, per_dataset in report.normalized_mse.items():
                 normalized[label] = {d: finite(v) for d, v in per_dataset.items()}
                 for dataset, value in per_dataset.items():
@@ -209,7 +220,7 @@ class Board:
             incomplete.append(IncompleteEntryOut(
                 entry=entry.label, submission_id=submission_id, team=entry.team, name=entry.name,
                 is_baseline=entry.is_baseline, n_datasets=0, reason=reason,
-                submitted_at=entry.created_at))
+                submitted_at=entry.created_at, version=entry.version))
         kruskal = None
         if report is not None and report.kruskal is not None:
             kruskal = KruskalOut(statistic=finite(report.kruskal.statistic),
@@ -298,18 +309,29 @@ class Board:
     # -- entries --------------------------------------------------------------------------------
 
     def entry(self, session: Session, version: StoreVersion, release: ReleaseInfo,
-              submission_id: int) -> EntryOut:
-        """An entry's page (``schemas.EntryOut``); ``NotFoundError`` for unknown or hidden ones."""
+              submission_id: int, *, private: bool = False) -> EntryOut:
+        """An entry's page (``schemas.EntryOut``); ``NotFoundError`` for unknown ones and,
+        unless ``private`` (its team or an admin asks; not cached), hidden or withdrawn ones.
+
+        Any version has a page: its own results on the release, its versions, and which newer
+        version supersedes it there."""
+        if private:
+            return self._entry(session, version, release, submission_id, private=True)
         return self._cached(("entry", version, release.release_id, submission_id),
                             lambda: self._entry(session, version, release, submission_id))
 
     def _entry(self, session: Session, version: StoreVersion, release: ReleaseInfo,
-               submission_id: int) -> EntryOut:
-        meta = self.entries(session, version)
-        entry = meta.get(submission_id)
+               submission_id: int, *, private: bool = False) -> EntryOut:
+        entry = (data.entries(session, include_hidden=True, ids=[submission_id])
+                 if private else self.entries(session, version)).get(submission_id)
         if entry is None:
             raise NotFoundError(f"entry {submission_id}: expected the id of a published entry, "
                                 "found none")
+        shown_id = self.shown(session, version, release).get((entry.team_id, entry.name))
+        siblings = data.entries(session, include_hidden=True, team_id=entry.team_id,
+                                name=entry.name)
+        shown_meta = siblings.get(shown_id) if shown_id is not None else None
+        is_shown = shown_id == submission_id
         results: list[EntryDatasetOut] = []
         standings: list[TrackStandingOut] = []
         pcc: dict[str, dict[str, float | None]] = defaultdict(dict)
@@ -321,7 +343,10 @@ class Board:
                 value = finite(row["mse"])
                 if value is not None:
                     by_dataset[row["dataset"]].append(value)
-            for row in rows:
+            # A version not shown is placed among the shown ones (as if it were ranked).
+            own = rows if is_shown else data.result_rows(session, release.release_id, track,
+                                                         [submission_id])
+            for row in own:
                 if row["submission_id"] != submission_id:
                     continue
                 values = by_dataset.get(row["dataset"], [])
@@ -344,13 +369,14 @@ class Board:
             ranked = next((e for e in board.entries if e.submission_id == submission_id), None)
             missing = next((e for e in board.incomplete if e.submission_id == submission_id),
                            None)
+            not_shown = _not_shown_reason(entry, shown_meta)
             standings.append(TrackStandingOut(
                 track=track, complete=ranked is not None, rank=ranked.rank if ranked else None,
                 of=len(board.entries), group=ranked.group if ranked else None,
                 mean_normalized_mse=ranked.mean_normalized_mse if ranked else None,
                 mean_pcc_gene=ranked.mean_pcc_gene if ranked else None,
-                incomplete_reason=(missing.reason if missing else
-                                   None if ranked else "no job on this track")))
+                incomplete_reason=(missing.reason if missing else None if ranked else
+                                   not_shown or "no job on this track")))
         effect = {}
         for dataset in sorted(pcc):
             raw, spackle = pcc[dataset].get("raw"), pcc[dataset].get("spackle")
@@ -377,7 +403,20 @@ class Board:
                                mse_max=finite(j.mse_max), pcc_gene_min=finite(j.pcc_gene_min),
                                pcc_gene_max=finite(j.pcc_gene_max))
                     for j in getattr(self.runs(session, version, release).get(submission_id),
-                                     "jobs", ())])
+                                     "jobs", ())],
+            version=entry.version,
+            versions=[EntryVersionOut(submission_id=m.submission_id, version=m.version,
+                                      submitted_at=m.created_at,
+                                      url=f"/entries/{m.submission_id}",
+                                      state=_version_state(m, shown_meta))
+                      for m in sorted(siblings.values(), key=lambda m: m.version)
+                      if private or m.public],
+            superseded_by=(shown_meta.submission_id if shown_meta is not None
+                           and shown_meta.version > entry.version else None),
+            superseded_by_version=(shown_meta.version if shown_meta is not None
+                                   and shown_meta.version > entry.version else None),
+            withdrawn=entry.withdrawn, hidden=entry.hidden, paper_url=entry.paper_url,
+            code_url=entry.code_url)
 
     # -- datasets -------------------------------------------------------------------------------
 
@@ -472,6 +511,31 @@ class Board:
             return ResultsOut(release=release_out(release), track=track, rows=rows)
 
         return self._cached(("results", version, release.release_id, track), compute)
+
+
+def _version_state(meta: EntryMeta, shown: EntryMeta | None) -> str:
+    """How one version of an entry stands on a release (``EntryVersionOut.state``)."""
+    if meta.withdrawn:
+        return "withdrawn"
+    if meta.hidden:
+        return "hidden"
+    if shown is None or meta.submission_id == shown.submission_id:
+        return "shown"
+    return "superseded" if meta.version < shown.version else "pending"
+
+
+def _not_shown_reason(meta: EntryMeta, shown: EntryMeta | None) -> str | None:
+    """Why a version is not ranked on a release although it may have results, or None."""
+    if meta.withdrawn:
+        return "withdrawn by its team"
+    if meta.hidden:
+        return "hidden by the maintainers"
+    if shown is None or shown.submission_id == meta.submission_id:
+        return None
+    if shown.version > meta.version:
+        return f"superseded by version {shown.version} (#{shown.submission_id})"
+    return (f"version {shown.version} (#{shown.submission_id}) is ranked until this version "
+            "has results")
 
 
 def _run_columns(comparison: Any) -> dict[str, Any]:

@@ -3,6 +3,9 @@ row, so 100 entries x 26 datasets load in milliseconds), the store's version, mo
 
 Everything here reads through the store's own models and sessions; the one write is hiding an
 entry (``set_hidden``), an admin action with no service function in the orchestrator.
+
+Public views show, per release, one version of each entry (``ranked_versions``): the newest
+with results there that is neither hidden nor withdrawn. Older versions keep their own pages.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from evaluator.store import (
     entry_label,
     get_release_record,
     list_release_records,
+    ranked_versions,
 )
 from evaluator.store import reproducibility as stored_reproducibility
 from leaderboard.errors import NotFoundError
@@ -90,6 +94,15 @@ class EntryMeta:
     platform: str
     image_size_bytes: int
     team_id: int
+    version: int = 1
+    withdrawn: bool = False
+    paper_url: str | None = None
+    code_url: str | None = None
+
+    @property
+    def public(self) -> bool:
+        """Neither hidden by an admin nor withdrawn by its team."""
+        return not (self.hidden or self.withdrawn)
 
     @property
     def label(self) -> str:
@@ -145,30 +158,44 @@ def resolve_release(session: Session, ref: str | None) -> ReleaseInfo:
 
 
 def entries(session: Session, *, include_hidden: bool = False,
-            ids: list[int] | None = None) -> dict[int, EntryMeta]:
-    """Submissions by id (visible ones unless ``include_hidden``)."""
+            ids: list[int] | None = None, team_id: int | None = None,
+            name: str | None = None) -> dict[int, EntryMeta]:
+    """Submissions by id (every version; public ones, neither hidden nor withdrawn, unless
+    ``include_hidden``), optionally of one team's entry."""
     statement = (select(Submission.id, Team.name, Submission.name, Submission.description,
                         Submission.is_baseline, Submission.hidden, Submission.created_at,
                         Submission.image_digest, Submission.image_ref, Submission.platform,
-                        Submission.image_size_bytes, Submission.team_id)
+                        Submission.image_size_bytes, Submission.team_id, Submission.version,
+                        Submission.withdrawn_at, Submission.paper_url, Submission.code_url)
                  .join(Team, col(Team.id) == col(Submission.team_id)))
     if not include_hidden:
-        statement = statement.where(col(Submission.hidden).is_(False))
+        statement = statement.where(col(Submission.hidden).is_(False),
+                                    col(Submission.withdrawn_at).is_(None))
     if ids is not None:
         statement = statement.where(col(Submission.id).in_(ids))
+    if team_id is not None:
+        statement = statement.where(Submission.team_id == team_id, Submission.name == name)
     out = {}
     for row in session.exec(statement):
         meta = EntryMeta(int(row[0]), row[1], row[2], row[3] or "", bool(row[4]), bool(row[5]),
-                         row[6], row[7], row[8], row[9], int(row[10] or 0), int(row[11]))
+                         row[6], row[7], row[8], row[9], int(row[10] or 0), int(row[11]),
+                         int(row[12] or 1), row[13] is not None, row[14], row[15])
         out[meta.submission_id] = meta
     return out
 
 
+def shown_versions(session: Session, release_id: str) -> dict[tuple[int, str], int]:
+    """(team id, name) -> the submission id each entry shows on a release
+    (``evaluator.store.ranked_versions``)."""
+    return ranked_versions(session, release_id)
+
+
 def get_entry(session: Session, submission_id: int, *, include_hidden: bool = False
               ) -> EntryMeta:
-    """One submission; ``NotFoundError`` when absent or hidden (unless ``include_hidden``)."""
+    """One submission; ``NotFoundError`` when absent, hidden or withdrawn (unless
+    ``include_hidden``)."""
     found = entries(session, include_hidden=True, ids=[submission_id]).get(submission_id)
-    if found is None or (found.hidden and not include_hidden):
+    if found is None or (not found.public and not include_hidden):
         raise NotFoundError(f"entry {submission_id}: expected the id of a published entry, "
                             "found none")
     return found
@@ -176,9 +203,11 @@ def get_entry(session: Session, submission_id: int, *, include_hidden: bool = Fa
 
 def result_rows(session: Session, release_id: str, track: str,
                 submission_ids: list[int] | None = None) -> list[dict[str, Any]]:
-    """The long results table of a release and track (visible entries): one dict per
-    (submission, dataset) with ``METRICS``, counts, provenance and the block-bootstrap interval
-    columns (run 0 only)."""
+    """The long results table of a release and track: one dict per (submission, dataset) with
+    ``METRICS``, counts, provenance and the block-bootstrap interval columns (run 0 only).
+
+    The version each entry shows on the release (``shown_versions``), or exactly
+    ``submission_ids`` whatever their state (an entry page's own, superseded or withdrawn)."""
     statement = (
         select(Result.submission_id, Result.dataset, Result.mse, Result.mae, Result.pcc_gene,
                Result.pcc_patch, Result.r2_gene, Result.r2_patch, Result.constant_genes,
@@ -187,12 +216,12 @@ def result_rows(session: Session, release_id: str, track: str,
                Result.job_id, Result.mse_low, Result.mse_high, Result.pcc_gene_low,
                Result.pcc_gene_high)
         .join(Submission, col(Submission.id) == col(Result.submission_id))
-        .where(Result.release_id == release_id, Result.track == track, Result.run == 0,
-               col(Submission.hidden).is_(False))
+        .where(Result.release_id == release_id, Result.track == track, Result.run == 0)
         .order_by(col(Result.submission_id), col(Result.dataset))
     )
-    if submission_ids is not None:
-        statement = statement.where(col(Result.submission_id).in_(submission_ids))
+    if submission_ids is None:
+        submission_ids = list(shown_versions(session, release_id).values())
+    statement = statement.where(col(Result.submission_id).in_(submission_ids))
     names = ("submission_id", "dataset", *METRICS, "n_spots", "n_genes", "n_measured",
              "scorer_version", "scored_at", "image_digest", "job_id", "mse_low", "mse_high",
              "pcc_gene_low", "pcc_gene_high")
@@ -201,17 +230,16 @@ def result_rows(session: Session, release_id: str, track: str,
 
 def job_states(session: Session, release_id: str, track: str | None = None,
                submission_ids: list[int] | None = None) -> list[dict[str, Any]]:
-    """Jobs of visible submissions on a release (and track): id, submission, dataset, track,
-    status, failure kind, message."""
+    """Jobs on a release (and track) of the versions shown there (or of ``submission_ids``):
+    id, submission, dataset, track, status, failure kind, message."""
     statement = (select(Job.id, Job.submission_id, Job.dataset, Job.track, Job.status,
                         Job.failure_kind, Job.message)
-                 .join(Submission, col(Submission.id) == col(Job.submission_id))
-                 .where(Job.release_id == release_id, Job.run == 0,
-                        col(Submission.hidden).is_(False)))
+                 .where(Job.release_id == release_id, Job.run == 0))
     if track is not None:
         statement = statement.where(Job.track == track)
-    if submission_ids is not None:
-        statement = statement.where(col(Job.submission_id).in_(submission_ids))
+    if submission_ids is None:
+        submission_ids = list(shown_versions(session, release_id).values())
+    statement = statement.where(col(Job.submission_id).in_(submission_ids))
     names = ("job_id", "submission_id", "dataset", "track", "status", "failure_kind", "message")
     return [dict(zip(names, row, strict=True)) for row in session.exec(statement)]
 

@@ -15,6 +15,7 @@ from evaluator.orchestrator.service import (
     RerunReport,
     SubmissionReceipt,
     SubmissionStatus,
+    WithdrawReport,
 )
 from leaderboard.filters import tissues
 from leaderboard.schemas import (
@@ -32,13 +33,14 @@ from leaderboard.schemas import (
     RerunIn,
     ResultsOut,
     SignificanceOut,
+    WithdrawIn,
 )
 
 MODELS: tuple[type[BaseModel], ...] = (
     ErrorOut, ReleasesOut, LeaderboardOut, SignificanceOut, EntryOut, DatasetsOut, DatasetOut,
     ResultsOut, HideIn, HideOut, ReevaluateIn, PublishIn, SubmissionReceipt, SubmissionStatus,
     ReevaluateReport, PublishReport, HealthOut, RerunIn, RerunReport, ReleaseManifest,
-    JobLimits,
+    JobLimits, WithdrawIn, WithdrawReport,
 )
 
 _ERROR_TEXT = {
@@ -181,7 +183,16 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                 params=[_param("name", {"type": "string", "minLength": 1, "maxLength": 100},
                                "entry name, unique within the team", required=True),
                         _param("description", {"type": "string", "maxLength": 10000},
-                               "what the model is")]),
+                               "what the model is"),
+                        _param("paper_url", {"type": "string", "maxLength": 500},
+                               "http(s) link to the model's paper"),
+                        _param("code_url", {"type": "string", "maxLength": 500},
+                               "http(s) link to the model's code")]),
+            "/api/withdrawals": {"post": {
+                **_post("Withdraw an entry or one version", WithdrawIn, WithdrawReport,
+                        (400, 401, 403, 404, 429))["post"], "tags": ["submit"],
+                "requestBody": {"required": True, "content": {
+                    "application/json": {"schema": _ref(WithdrawIn)}}}}},
             "/api/submissions/{submission_id}": {"get": {
                 "summary": "A submission's jobs, results and (own team) logs",
                 "tags": ["submit"], "operationId": "submission_status",

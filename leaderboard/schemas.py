@@ -84,6 +84,7 @@ class RankedEntryOut(_Out):
     rerun_mse_spread: float | None = Field(default=None, description="largest max - min of MSE "
                                                                      "between runs of a job")
     rerun_pcc_gene_spread: float | None = None
+    version: int = Field(default=1, description="the entry's version shown on this release")
 
 
 class BootstrapOut(_Out):
@@ -123,6 +124,7 @@ class IncompleteEntryOut(_Out):
     n_datasets: int
     reason: str
     submitted_at: datetime
+    version: int = 1
 
 
 class KruskalOut(_Out):
@@ -245,6 +247,18 @@ class ModelCardOut(_Out):
     notes: str | None = None
 
 
+class EntryVersionOut(_Out):
+    """One version of an entry, as the entry's page lists them."""
+
+    submission_id: int
+    version: int
+    submitted_at: datetime
+    url: str = Field(description="its entry page (its JSON: /api/entries/{submission_id})")
+    state: Literal["shown", "superseded", "pending", "withdrawn", "hidden"] = Field(
+        description="on this release: shown (the version ranked), superseded (an older one), "
+                    "pending (newer than the shown one, no result yet), withdrawn, hidden")
+
+
 class EntryOut(_Out):
     """An entry's page: who, what image, per-dataset results in both tracks, standings."""
 
@@ -268,6 +282,18 @@ class EntryOut(_Out):
         description="dataset -> {raw, spackle, delta}: PCC-Gene in each track (paper Fig. 6)")
     reruns: list[JobRunsOut] = Field(default_factory=list, description="jobs run more than "
                                                                        "once on this release")
+    version: int = 1
+    versions: list[EntryVersionOut] = Field(
+        default_factory=list, description="the entry's versions (withdrawn and hidden ones only "
+                                          "for its team and admins), oldest first")
+    superseded_by: int | None = Field(
+        default=None, description="submission id of the version shown on this release, when "
+                                  "it is a newer one than this")
+    superseded_by_version: int | None = None
+    withdrawn: bool = False
+    hidden: bool = False
+    paper_url: str | None = None
+    code_url: str | None = None
 
 
 class JobRunsOut(_Out):
@@ -392,6 +418,15 @@ class ResultsOut(_Out):
     release: ReleaseOut
     track: Literal["raw", "spackle"]
     rows: list[ResultRowOut]
+
+
+class WithdrawIn(_Out):
+    """Body of ``POST /api/withdrawals``: an entry of the token's team (every version, or one);
+    ``withdrawn: false`` puts it back (admins only)."""
+
+    entry: str = Field(min_length=1, max_length=210, description="TEAM/NAME or a submission id")
+    version: int | None = Field(default=None, ge=1, le=MAX_ID)
+    withdrawn: bool = True
 
 
 class HideIn(_Out):

@@ -175,8 +175,12 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
 
 @click.command("submit")
 @click.argument("image")
-@click.option("--name", required=True, help="Name of the entry (unique within your team).")
+@click.option("--name", required=True,
+              help="Name of the entry; a name your team used before makes its next version, "
+                   "which replaces the older one on the leaderboard once it has results.")
 @click.option("--description", default="", help="What the model is, in a sentence or two.")
+@click.option("--paper-url", default=None, help="http(s) link to the model's paper.")
+@click.option("--code-url", default=None, help="http(s) link to the model's code.")
 @click.option("--team", default=None,
               help="Local use: the team submitting [default: your token's team, else 'local'].")
 @click.option("--token", envvar="SPARED_BENCH_TOKEN", default=None,
@@ -190,7 +194,8 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
 @click.option("--wait", "wait_s", type=click.FloatRange(0), default=None,
               help="Local use: wait up to this many seconds for the jobs to finish.")
 @click.option("--json", "as_json", is_flag=True, help="Print the receipt as JSON.")
-def submit_command(image: str, name: str, description: str, team: str | None,
+def submit_command(image: str, name: str, description: str, paper_url: str | None,
+                   code_url: str | None, team: str | None,
                    token: str | None, server: str | None, baseline: bool, no_archive: bool,
                    wait_s: float | None, as_json: bool) -> None:
     """Submit IMAGE (an image on this engine, or a `docker save` .tar file) for evaluation.
@@ -206,7 +211,8 @@ def submit_command(image: str, name: str, description: str, team: str | None,
             raise BenchError("--server: expected an API token (--token or SPARED_BENCH_TOKEN), "
                              "found none")
         chunks = _file_chunks(Path(image)) if is_file else _save_stream(image)
-        receipt = post_submission(server, token, chunks, name=name, description=description)
+        receipt = post_submission(server, token, chunks, name=name, description=description,
+                                  paper_url=paper_url, code_url=code_url)
     else:
         from evaluator.orchestrator import register_image, submit_image_archive
 
@@ -215,10 +221,12 @@ def submit_command(image: str, name: str, description: str, team: str | None,
         if is_file:
             receipt = submit_image_archive(bench, Path(image), name=name,
                                            description=description, by=by, team=team,
-                                           baseline=baseline)
+                                           baseline=baseline, paper_url=paper_url,
+                                           code_url=code_url)
         else:
             receipt = register_image(bench, image, name=name, description=description, by=by,
-                                     team=team, baseline=baseline, keep_archive=not no_archive)
+                                     team=team, baseline=baseline, keep_archive=not no_archive,
+                                     paper_url=paper_url, code_url=code_url)
     if as_json:
         _echo_json(receipt)
     else:
@@ -285,6 +293,43 @@ def status_command(submission: str, token: str | None, server: str | None, no_lo
         _echo_json(status)
     else:
         _print_status(status, logs=not no_logs)
+
+
+@click.command("withdraw")
+@click.argument("entry")
+@click.option("--version", "version", type=click.IntRange(1), default=None,
+              help="Withdraw this version only [default: every version of the entry].")
+@click.option("--undo", is_flag=True,
+              help="Put the withdrawn version(s) back (admins and local operators only).")
+@click.option("--token", envvar="SPARED_BENCH_TOKEN", default=None,
+              help="API token [env SPARED_BENCH_TOKEN]; required with --server.")
+@click.option("--server", envvar="SPARED_BENCH_SERVER", default=None,
+              help="Leaderboard URL [env SPARED_BENCH_SERVER; default: local].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def withdraw_command(entry: str, version: int | None, undo: bool, token: str | None,
+                     server: str | None, as_json: bool) -> None:
+    """Withdraw ENTRY (TEAM/NAME or a submission id) from the leaderboard and public pages.
+
+    Your team and the admins still see it and its results; only an admin can put it back.
+    Withdrawing the newest version ranks the previous version with results again.
+    """
+    if server:
+        from evaluator.orchestrator.client import post_withdrawal
+
+        if not token:
+            raise BenchError("--server: expected an API token (--token or SPARED_BENCH_TOKEN), "
+                             "found none")
+        report = post_withdrawal(server, token, entry, version=version, withdrawn=not undo)
+    else:
+        from evaluator.orchestrator import withdraw
+
+        bench = _bench()
+        report = withdraw(bench, entry, version=version, by=_by(bench, token),
+                          withdrawn=not undo)
+    if as_json:
+        _echo_json(report)
+    else:
+        click.echo(escape_controls(report.message))
 
 
 # -- workers, queue, re-evaluation --------------------------------------------------------------
@@ -442,6 +487,7 @@ def publish_command(release_ref: str, no_baselines: bool) -> None:
 
 
 COMMANDS: list[click.Command] = [db_group, team_group, submit_command, status_command,
+                                 withdraw_command,
                                  worker_command, reevaluate_command, rerun_command,
                                  queue_command,
                                  results_command]

@@ -47,6 +47,8 @@ from evaluator.orchestrator.service import (
     RerunReport,
     SubmissionReceipt,
     SubmissionStatus,
+    WithdrawReport,
+    check_links,
     get_status,
     publish_release,
     queue_rerun,
@@ -55,6 +57,7 @@ from evaluator.orchestrator.service import (
     rerun,
     submit_image_archive,
     wait_for,
+    withdraw,
 )
 
 _LAZY = {
@@ -94,9 +97,11 @@ __all__ = [
     "SubmissionReceipt",
     "SubmissionRejected",
     "SubmissionStatus",
+    "WithdrawReport",
     "Worker",
     "WorkerOptions",
     "authenticate",
+    "check_links",
     "classify",
     "create_team",
     "ensure_image",
@@ -116,4 +121,5 @@ __all__ = [
     "revoke_token",
     "submit_image_archive",
     "wait_for",
+    "withdraw",
 ]

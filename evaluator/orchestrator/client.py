@@ -33,7 +33,7 @@ from evaluator.datasets.release import (
     partial_manifest,
 )
 from evaluator.orchestrator.errors import ServerUnavailable
-from evaluator.orchestrator.service import SubmissionReceipt, SubmissionStatus
+from evaluator.orchestrator.service import SubmissionReceipt, SubmissionStatus, WithdrawReport
 
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 600.0
@@ -61,10 +61,13 @@ def _request(method: str, url: str, **kwargs: Any) -> Any:
 
 
 def post_submission(server: str, token: str, chunks: Iterable[bytes], *, name: str,
-                    description: str = "") -> SubmissionReceipt:
+                    description: str = "", paper_url: str | None = None,
+                    code_url: str | None = None) -> SubmissionReceipt:
     """Stream an image archive to the server; raises ``ServerUnavailable`` with its answer."""
     url = server.rstrip("/") + "/api/submissions"
-    response = _request("POST", url, params={"name": name, "description": description},
+    params = {"name": name, "description": description}
+    params.update({k: v for k, v in (("paper_url", paper_url), ("code_url", code_url)) if v})
+    response = _request("POST", url, params=params,
                         data=iter(chunks),
                         headers={"Authorization": f"Bearer {token}",
                                  "Content-Type": "application/x-tar"})
@@ -80,6 +83,19 @@ def get_submission_status(server: str, token: str, submission: str | int) -> Sub
     if response.status_code != 200:
         raise _error(url, response)
     return SubmissionStatus.model_validate(response.json())
+
+
+def post_withdrawal(server: str, token: str, entry: str, *, version: int | None = None,
+                    withdrawn: bool = True) -> WithdrawReport:
+    """Withdraw an entry (``POST /api/withdrawals``) or, admins only, put it back; raises
+    ``ServerUnavailable`` with the server's answer."""
+    url = server.rstrip("/") + "/api/withdrawals"
+    response = _request("POST", url, json={"entry": str(entry), "version": version,
+                                           "withdrawn": withdrawn},
+                        headers={"Authorization": f"Bearer {token}"})
+    if response.status_code != 200:
+        raise _error(url, response)
+    return WithdrawReport.model_validate(response.json())
 
 
 def fetch_limits(server: str) -> JobLimits:

@@ -27,6 +27,7 @@ from sqlmodel import Session, col, select
 
 from evaluator.contract import JobLimits
 from evaluator.core.errors import BenchError
+from evaluator.core.links import link_problem
 from evaluator.core.settings import Settings
 from evaluator.core.text import clean_text, name_problem
 from evaluator.datasets.release import load_release
@@ -55,10 +56,12 @@ from evaluator.orchestrator.queue import JobQueue
 from evaluator.store import (
     Job,
     NewJobs,
+    NotFound,
     ReleaseRecord,
     Submission,
     Team,
     attempts_of,
+    bump_view_generation,
     create_jobs,
     current_release,
     get_release_record,
@@ -71,6 +74,8 @@ from evaluator.store import (
     submissions_submitted_since,
     today_start_utc,
     upsert_release,
+    utcnow,
+    versions_of,
 )
 
 log = logging.getLogger(__name__)
@@ -124,6 +129,13 @@ class SubmissionReceipt(BaseModel):
     jobs_queued: int
     message: str
     limits: JobLimits | None = None
+    version: int = Field(default=1, description="1 for a new name; resubmitting a name makes "
+                                                "the next version, which supersedes the older "
+                                                "ones on the leaderboard once it has results")
+    supersedes: int | None = Field(default=None, description="the submission id of the "
+                                                             "entry's previous version")
+    paper_url: str | None = None
+    code_url: str | None = None
 
 
 class JobView(BaseModel):
@@ -163,6 +175,12 @@ class SubmissionStatus(BaseModel):
     counts: dict[str, int]
     jobs: list[JobView]
     results: list[dict[str, Any]]
+    version: int = 1
+    versions: dict[int, int] = Field(default_factory=dict, description="version -> submission "
+                                     "id of the entry's versions this caller may see")
+    withdrawn: bool = False
+    paper_url: str | None = None
+    code_url: str | None = None
 
     @property
     def done(self) -> bool:
@@ -192,6 +210,18 @@ class RerunReport(BaseModel):
     entry: str
     run: int
     jobs_queued: int
+
+
+class WithdrawReport(BaseModel):
+    """What withdrawing (or reinstating) an entry's versions did."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    entry: str
+    withdrawn: bool
+    versions: list[int] = Field(description="the versions whose state changed")
+    submission_ids: list[int]
+    message: str
 
 
 class ReevaluateReport(BaseModel):
@@ -248,6 +278,19 @@ def _check_daily_limit(session: Session, bench: Bench, team: Team) -> None:
         raise LimitExceeded(team.name, limit, used)
 
 
+def check_links(links: dict[str, str | None]) -> dict[str, str | None]:
+    """Entry links (``paper_url``, ``code_url``) checked by ``link_problem``; empty ones are
+    None. Raises ``SubmissionRejected``."""
+    out: dict[str, str | None] = {}
+    for field, value in links.items():
+        value = (value or "").strip() or None
+        problem = link_problem(value) if value is not None else None
+        if problem is not None:
+            raise SubmissionRejected(f"{field}: {problem}")
+        out[field] = value
+    return out
+
+
 def _check_new(session: Session, team: Team, name: str, image_id: str) -> None:
     if not name.strip() or len(name) > 100 or "/" in name:
         raise SubmissionRejected(f"submission name {name!r}: expected 1-100 characters without "
@@ -259,24 +302,21 @@ def _check_new(session: Session, team: Team, name: str, image_id: str) -> None:
     if same is not None:
         owner = session.get(Team, same.team_id)
         # Name the earlier entry only where the submitter may see it: its own, or a public one.
-        visible = same.team_id == team.id or team.is_admin or not same.hidden
+        visible = (same.team_id == team.id or team.is_admin
+                   or not (same.hidden or same.withdrawn_at is not None))
         which = (f"as #{same.id} ({owner.name if owner else '?'}/{same.name}) on "
                  f"{same.created_at:%Y-%m-%d}" if visible else "by another team")
         raise SubmissionRejected(
             f"image {image_id[:19]}: expected a new image, found it already submitted {which}; "
             "an image is evaluated once per release (maintainers re-evaluate it on new "
             "releases)")
-    taken = session.exec(select(Submission).where(Submission.team_id == team.id,
-                                                  Submission.name == name)).first()
-    if taken is not None:
-        raise SubmissionRejected(f"submission name {name!r}: expected a name new to team "
-                                 f"{team.name!r}, found it used by #{taken.id}")
 
 
 def _record(bench: Bench, *, by: Team | None, team_name: str | None, name: str,
-            description: str, image_ref: str, facts: ImageFacts, baseline: bool
-            ) -> SubmissionReceipt:
-    """Insert the submission and its jobs on the current release, then enqueue them."""
+            description: str, image_ref: str, facts: ImageFacts, baseline: bool,
+            links: dict[str, str | None] | None = None) -> SubmissionReceipt:
+    """Insert the submission (the next version of its name) and its jobs on the current
+    release, then enqueue them."""
     with session_scope(bench.engine) as session:
         team = _team_of(session, by, team_name)
         # Serialize a team's submissions (Postgres row lock) so the daily limit holds under
@@ -287,11 +327,17 @@ def _record(bench: Bench, *, by: Team | None, team_name: str | None, name: str,
                             f"found team {team.name!r}")
         _check_daily_limit(session, bench, team)
         _check_new(session, team, name, facts.image_id)
+        # The team's row lock above serializes this; the unique (team, name, version) backs it.
+        earlier = versions_of(session, team.id or 0, name)
+        checked = check_links(links or {})
         submission = Submission(team_id=team.id or 0, name=name,
                                 description=clean_text(description),
                                 image_ref=image_ref[:300], image_digest=facts.image_id,
                                 image_size_bytes=facts.size_bytes, platform=facts.platform,
-                                is_baseline=baseline)
+                                is_baseline=baseline,
+                                version=max((s.version for s in earlier), default=0) + 1,
+                                paper_url=checked.get("paper_url"),
+                                code_url=checked.get("code_url"))
         session.add(submission)
         session.flush()
         release = current_release(session)
@@ -305,7 +351,9 @@ def _record(bench: Bench, *, by: Team | None, team_name: str | None, name: str,
             image_digest=facts.image_id, platform=facts.platform, size_bytes=facts.size_bytes,
             release_id=release.release_id if release else None,
             jobs_queued=len(queued.to_enqueue), message="",
-            limits=JobLimits.from_settings(bench.settings))
+            limits=JobLimits.from_settings(bench.settings), version=submission.version,
+            supersedes=earlier[-1].id if earlier else None, paper_url=submission.paper_url,
+            code_url=submission.code_url)
     note = _enqueue_after_commit(bench, queued.to_enqueue)
     if receipt.release_id is None:
         receipt.message = ("recorded; no release is published yet, so nothing was queued "
@@ -313,6 +361,10 @@ def _record(bench: Bench, *, by: Team | None, team_name: str | None, name: str,
     else:
         receipt.message = (f"queued {receipt.jobs_queued} job(s) on release "
                            f"{receipt.release_id[:12]}{note}")
+    if receipt.version > 1:
+        receipt.message += (f"; version {receipt.version} of {team_name or receipt.team}/"
+                            f"{name}: it replaces #{receipt.supersedes} on the leaderboard once "
+                            "it has results")
     return receipt
 
 
@@ -330,7 +382,8 @@ def _docker(client: Any) -> Any:
 def submit_image_archive(bench: Bench, source: Path | BinaryIO | Iterable[bytes], *,
                          name: str, description: str = "", by: Team | None = None,
                          team: str | None = None, baseline: bool = False,
-                         load: bool = True, client: Any = None) -> SubmissionReceipt:
+                         load: bool = True, client: Any = None, paper_url: str | None = None,
+                         code_url: str | None = None) -> SubmissionReceipt:
     """Take a ``docker save`` archive (a path, a file object or a stream of chunks) as a
     submission: check it, load it, record its digest and queue its jobs.
 
@@ -341,8 +394,11 @@ def submit_image_archive(bench: Bench, source: Path | BinaryIO | Iterable[bytes]
     also loaded into this machine's engine (the engine's own view is checked again). Without
     ``load`` (the web app, which holds no docker socket) no docker code is imported: workers
     load the kept archive when their engine lacks the image.
+    Resubmitting a name of the team makes its next version. ``paper_url`` and ``code_url``
+    are optional http(s) links (``check_links``).
     Raises ``SubmissionRejected``, ``LimitExceeded``, ``AuthError``.
     """
+    links = check_links({"paper_url": paper_url, "code_url": code_url})
     with session_scope(bench.engine) as session:
         _check_daily_limit(session, bench, _team_of(session, by, team))
     incoming_dir = bench.images_dir / "incoming"
@@ -381,7 +437,7 @@ def submit_image_archive(bench: Bench, source: Path | BinaryIO | Iterable[bytes]
                 # Referred to by content id only: a tag names nothing the service relies on.
                 return _record(bench, by=by, team_name=team, name=name,
                                description=description, image_ref=loaded.image_id,
-                               facts=loaded, baseline=baseline)
+                               facts=loaded, baseline=baseline, links=links)
             except BaseException:
                 if placed is not None:
                     _drop_unreferenced_archive(bench, placed, loaded.image_id)
@@ -415,13 +471,16 @@ def _drop_unreferenced_archive(bench: Bench, archive: Path, image_id: str) -> No
 
 def register_image(bench: Bench, ref: str, *, name: str, description: str = "",
                    by: Team | None = None, team: str | None = None, baseline: bool = False,
-                   keep_archive: bool = True, client: Any = None) -> SubmissionReceipt:
+                   keep_archive: bool = True, client: Any = None, paper_url: str | None = None,
+                   code_url: str | None = None) -> SubmissionReceipt:
     """Take an image already on this machine's engine as a submission (by tag or id).
 
     Records its content id (the tag is kept only as a label), checks platform and size, and
     with ``keep_archive`` saves it to the archive store for workers on other engines.
+    Resubmitting a name makes its next version; links as ``submit_image_archive``.
     Raises ``SubmissionRejected``, ``LimitExceeded``, ``AuthError``.
     """
+    links = check_links({"paper_url": paper_url, "code_url": code_url})
     engine_client = _docker(client)
     facts = image_facts(engine_client, ref)
     check_platform(facts.platform, f"image {ref!r}")
@@ -437,7 +496,7 @@ def register_image(bench: Bench, ref: str, *, name: str, description: str = "",
             placed = save_archive(engine_client, facts.image_id, bench.images_dir)
         try:
             return _record(bench, by=by, team_name=team, name=name, description=description,
-                           image_ref=ref, facts=facts, baseline=baseline)
+                           image_ref=ref, facts=facts, baseline=baseline, links=links)
         except BaseException:
             if placed is not None:
                 _drop_unreferenced_archive(bench, placed, facts.image_id)
@@ -472,16 +531,17 @@ def get_status(bench: Bench, ref: str | int, *, by: Team | None = None,
       jobs by status and the results the leaderboard shows; no job list.
     - Its own team: every job, with messages and log tails (``logs``).
     - Admins and local use (``by`` None): that, plus the worker that ran each job.
-    Raises ``NotFound`` and, for another team's hidden entry, ``AuthError``.
+    ``TEAM/NAME`` names the entry's newest version.
+    Raises ``NotFound`` and, for another team's hidden or withdrawn entry, ``AuthError``.
     """
     with session_scope(bench.engine) as session:
         submission = get_submission(session, ref)
         team = session.get(Team, submission.team_id)
         own = by is None or by.is_admin or by.id == submission.team_id
         operator = by is None or by.is_admin
-        if submission.hidden and not own:
+        if (submission.hidden or submission.withdrawn_at is not None) and not own:
             raise AuthError(f"submission #{submission.id}: expected your own or a public entry, "
-                            "found a hidden one of another team")
+                            "found a hidden or withdrawn one of another team")
         jobs = []
         for job in jobs_of(session, submission.id or 0) if own else []:
             tail = None
@@ -503,7 +563,12 @@ def get_status(bench: Bench, ref: str | int, *, by: Team | None = None,
             name=submission.name, description=submission.description,
             image_digest=submission.image_digest, is_baseline=submission.is_baseline,
             created_at=submission.created_at, counts=status_counts(session, submission.id or 0),
-            jobs=jobs, results=results)
+            jobs=jobs, results=results, version=submission.version,
+            versions={v.version: v.id or 0
+                      for v in versions_of(session, submission.team_id, submission.name)
+                      if own or not (v.hidden or v.withdrawn_at is not None)},
+            withdrawn=submission.withdrawn_at is not None, paper_url=submission.paper_url,
+            code_url=submission.code_url)
 
 
 def _job_view(job: Job, tail: str | None) -> JobView:
@@ -512,6 +577,60 @@ def _job_view(job: Job, tail: str | None) -> JobView:
                    max_attempts=job.max_attempts, failure_kind=job.failure_kind,
                    message=job.message, queued_at=job.queued_at, started_at=job.started_at,
                    finished_at=job.finished_at, worker=job.worker, log_tail=tail, run=job.run)
+
+
+# -- withdrawal ---------------------------------------------------------------------------------
+
+
+def withdraw(bench: Bench, ref: str | int, *, version: int | None = None,
+             by: Team | None = None, withdrawn: bool = True) -> WithdrawReport:
+    """Withdraw an entry (every version, or ``version``) from the leaderboard and the public
+    pages; its team and admins still see it, its results stay stored.
+
+    ``ref`` is ``TEAM/NAME`` or a submission id (which names its entry: every version unless
+    ``version``). The owning team may withdraw; putting a version back (``withdrawn=False``)
+    is for admins (and local operators) only, so a withdrawal is a public statement an author
+    cannot take back alone. Withdrawing the newest version shows the previous one with results
+    again. Bumps ``view_generation`` so every web process drops its cached views.
+    Raises ``NotFound``, ``AuthError``.
+    """
+    with session_scope(bench.engine) as session:
+        named = get_submission(session, ref)
+        if version is not None and named.version != version:
+            chosen = [s for s in versions_of(session, named.team_id, named.name)
+                      if s.version == version]
+            if not chosen:
+                raise NotFound("submission", f"{_label(session, named)} version {version}",
+                               "expected one of its versions (spared-bench status TEAM/NAME "
+                               "lists them)")
+            named = chosen[0]
+        label = _label(session, named)
+        if by is not None and not by.is_admin:
+            if by.id != named.team_id:
+                raise AuthError(f"entry {label}: expected your own team's entry to withdraw, "
+                                f"found one of another team")
+            if not withdrawn:
+                raise AuthError(f"entry {label}: expected an admin to put a withdrawn entry "
+                                f"back, found team {by.name!r} (withdrawal is final for "
+                                "teams)")
+        targets = ([named] if version is not None
+                   else versions_of(session, named.team_id, named.name))
+        changed = [s for s in targets if (s.withdrawn_at is not None) != withdrawn]
+        now = utcnow()
+        for submission in changed:
+            submission.withdrawn_at = now if withdrawn else None
+            session.add(submission)
+        if changed:
+            session.flush()
+            bump_view_generation(session)
+        which = (f"version {version}" if version is not None
+                 else f"{len(targets)} version(s)")
+        verb = "withdrew" if withdrawn else "put back"
+        return WithdrawReport(
+            entry=label, withdrawn=withdrawn, versions=[s.version for s in changed],
+            submission_ids=[s.id or 0 for s in changed],
+            message=(f"{verb} {which} of {label}" if changed else
+                     f"{which} of {label} already {'withdrawn' if withdrawn else 'shown'}"))
 
 
 # -- releases and re-evaluation -----------------------------------------------------------------
@@ -582,8 +701,8 @@ def publish_release(bench: Bench, release_ref: str, *, by: Team | None = None,
                                 created_at=manifest.created_utc, tracks=tracks,
                                 make_current=True)
         if queue_baselines:
-            for submission in session.exec(select(Submission).where(
-                    col(Submission.is_baseline)).order_by(col(Submission.id))):
+            for submission in _newest_versions(session, select(Submission).where(
+                    col(Submission.is_baseline)), hidden_too=True):
                 new = queue_submission(bench, session, submission, record, retry_failed=False)
                 queued[_label(session, submission)] = len(new.to_enqueue)
                 to_enqueue += new.to_enqueue
@@ -596,6 +715,21 @@ def publish_release(bench: Bench, release_ref: str, *, by: Team | None = None,
                                jobs_queued=queued, reruns_queued=reruns)
     _enqueue_after_commit(bench, to_enqueue)
     return report
+
+
+def _newest_versions(session: Session, query: Any, *, hidden_too: bool = False
+                     ) -> list[Submission]:
+    """The newest version of each entry the query selects that is not withdrawn (nor hidden,
+    unless ``hidden_too``): superseded versions are not evaluated on new releases. By id."""
+    newest: dict[tuple[int, str], Submission] = {}
+    query = query.where(col(Submission.withdrawn_at).is_(None))
+    if not hidden_too:
+        query = query.where(col(Submission.hidden).is_(False))
+    for submission in session.exec(query):
+        key = (submission.team_id, submission.name)
+        if key not in newest or submission.version > newest[key].version:
+            newest[key] = submission
+    return sorted(newest.values(), key=lambda s: s.id or 0)
 
 
 def _label(session: Session, submission: Submission) -> str:
@@ -625,10 +759,10 @@ def reevaluate(bench: Bench, release_ref: str, *, submission: str | int | None =
         if submission is not None:
             targets = [get_submission(session, submission)]
         else:
-            query = select(Submission).where(col(Submission.hidden).is_(False))
+            query = select(Submission)
             if baselines_only:
                 query = query.where(col(Submission.is_baseline))
-            targets = list(session.exec(query.order_by(col(Submission.id))))
+            targets = _newest_versions(session, query)
         for target in targets:
             new = queue_submission(bench, session, target, record, retry_failed=retry_failed)
             label = _label(session, target)

@@ -73,6 +73,7 @@ from evaluator.store.queries import (
     get_team,
     jobs_of,
     list_release_records,
+    ranked_versions,
     reproducibility,
     results_frame,
     results_rows,
@@ -80,6 +81,7 @@ from evaluator.store.queries import (
     submissions_submitted_since,
     today_start_utc,
     upsert_release,
+    versions_of,
 )
 
 __all__ = [
@@ -136,6 +138,7 @@ __all__ = [
     "normalize_url",
     "open_store",
     "queued_job_ids",
+    "ranked_versions",
     "redact_url",
     "reproducibility",
     "requeue_stale",
@@ -149,5 +152,6 @@ __all__ = [
     "upgrade",
     "upsert_release",
     "utcnow",
+    "versions_of",
     "with_retry",
 ]

@@ -78,12 +78,19 @@ class ReleaseRecord(SQLModel, table=True):
 
 
 class Submission(SQLModel, table=True):
-    """One submitted image, identified by its content digest (never by a tag)."""
+    """One submitted image, identified by its content digest (never by a tag).
+
+    An entry is a team's name; each submission under it is one ``version`` (1, 2, ...). On a
+    release the newest version with results there is ranked and shown; older ones stay, with
+    their results, on their own pages (``queries.ranked_versions``). ``withdrawn_at``: the
+    owning team took this version off the public pages (admins may put it back); ``hidden``
+    is the admins' own switch.
+    """
 
     __tablename__ = "submissions"
     __table_args__ = (
         UniqueConstraint("image_digest", name="uq_submissions_image_digest"),
-        UniqueConstraint("team_id", "name", name="uq_submissions_team_name"),
+        UniqueConstraint("team_id", "name", "version", name="uq_submissions_team_name_version"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -97,6 +104,11 @@ class Submission(SQLModel, table=True):
     is_baseline: bool = Field(default=False, index=True)
     hidden: bool = False
     created_at: datetime = Field(default_factory=utcnow, index=True)
+    version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    withdrawn_at: datetime | None = None
+    # Validated http(s) addresses (``evaluator.core.links``), shown as nofollow links.
+    paper_url: str | None = Field(default=None, max_length=500)
+    code_url: str | None = Field(default=None, max_length=500)
 
 
 class Job(SQLModel, table=True):

@@ -93,8 +93,10 @@ def get_team(session: Session, name: str) -> Team:
     return team
 
 
-def get_submission(session: Session, ref: str | int) -> Submission:
-    """A submission by id (``12`` or ``#12``) or by ``team/name``; ``NotFound`` when absent."""
+def get_submission(session: Session, ref: str | int, *, version: int | None = None
+                   ) -> Submission:
+    """A submission by id (``12`` or ``#12``) or by ``team/name`` (its newest version, or
+    ``version``); ``NotFound`` when absent."""
     text = str(ref).lstrip("#")
     submission: Submission | None = None
     if text.isascii() and text.isdigit():
@@ -103,12 +105,48 @@ def get_submission(session: Session, ref: str | int) -> Submission:
         submission = session.get(Submission, number) if number <= MAX_ID else None
     elif "/" in text:
         team_name, _, name = text.partition("/")
-        submission = session.exec(
-            select(Submission).join(Team, col(Team.id) == col(Submission.team_id))
-            .where(Team.name == team_name, Submission.name == name)).first()
+        query = (select(Submission).join(Team, col(Team.id) == col(Submission.team_id))
+                 .where(Team.name == team_name, Submission.name == name))
+        if version is not None:
+            query = query.where(Submission.version == version)
+        submission = session.exec(query.order_by(col(Submission.version).desc())).first()
     if submission is None:
-        raise NotFound("submission", ref, "expected an id such as 12 or TEAM/NAME")
+        which = f" version {version}" if version is not None else ""
+        raise NotFound("submission", f"{ref}{which}", "expected an id such as 12 or TEAM/NAME")
+    if version is not None and submission.version != version:
+        raise NotFound("submission", f"{ref} version {version}",
+                       f"expected version {version}, found #{submission.id} is version "
+                       f"{submission.version}")
     return submission
+
+
+def versions_of(session: Session, team_id: int, name: str) -> list[Submission]:
+    """Every version of a team's entry, oldest first (withdrawn and hidden ones too)."""
+    return list(session.exec(select(Submission).where(Submission.team_id == team_id,
+                                                      Submission.name == name)
+                             .order_by(col(Submission.version))))
+
+
+def ranked_versions(session: Session, release_id: str) -> dict[tuple[int, str], int]:
+    """Which version of each entry a release shows: (team id, name) -> submission id.
+
+    Among an entry's versions that are neither hidden nor withdrawn, the newest one with a
+    ranked result (run 0) on the release; when none has results there yet, the newest one
+    (its queued jobs explain why it is not ranked). Every other version is superseded there.
+    """
+    scored = set(session.exec(select(Result.submission_id).where(
+        Result.release_id == release_id, Result.run == 0).distinct()))
+    rows = session.exec(select(Submission.id, Submission.team_id, Submission.name,
+                               Submission.version)
+                        .where(col(Submission.hidden).is_(False),
+                               col(Submission.withdrawn_at).is_(None)))
+    best: dict[tuple[int, str], tuple[bool, int, int]] = {}
+    for submission_id, team_id, name, version in rows:
+        rank = (submission_id in scored, int(version), int(submission_id or 0))
+        key = (int(team_id), str(name))
+        if key not in best or rank > best[key]:
+            best[key] = rank
+    return {key: rank[2] for key, rank in best.items()}
 
 
 def entry_label(team: str, name: str) -> str:
@@ -121,8 +159,10 @@ def results_rows(session: Session, release_id: str, track: str, *,
     """The long results table of one release and track: entry × dataset with every metric
     (run 0, the ranked evaluation; re-runs are compared by ``reproducibility``).
 
-    Columns: entry, submission_id, team, name, is_baseline, dataset, track, release_id and
-    ``METRIC_COLUMNS``. Hidden submissions are left out unless ``include_hidden``.
+    Columns: entry, submission_id, team, name, version, is_baseline, dataset, track,
+    release_id and ``METRIC_COLUMNS``. Only the version each entry shows on the release
+    (``ranked_versions``) unless ``include_hidden``, which keeps every version, hidden and
+    withdrawn ones too.
     """
     query = (
         select(Result, Submission, Team)
@@ -132,13 +172,15 @@ def results_rows(session: Session, release_id: str, track: str, *,
         .order_by(col(Submission.id), col(Result.dataset))
     )
     if not include_hidden:
-        query = query.where(col(Submission.hidden).is_(False))
+        shown = list(ranked_versions(session, release_id).values())
+        query = query.where(col(Submission.id).in_(shown))
     rows = []
     for result, submission, team in session.exec(query):
         row: dict[str, Any] = {
             "entry": entry_label(team.name, submission.name),
             "submission_id": submission.id, "team": team.name, "name": submission.name,
-            "is_baseline": submission.is_baseline, "dataset": result.dataset,
+            "version": submission.version, "is_baseline": submission.is_baseline,
+            "dataset": result.dataset,
             "track": result.track, "release_id": result.release_id,
         }
         row.update({column: getattr(result, column) for column in METRIC_COLUMNS})
@@ -151,8 +193,8 @@ def results_frame(session: Session, release_id: str, track: str, *,
     """``results_rows`` as a pandas DataFrame (columns fixed even when empty)."""
     import pandas as pd
 
-    columns = ["entry", "submission_id", "team", "name", "is_baseline", "dataset", "track",
-               "release_id", *METRIC_COLUMNS]
+    columns = ["entry", "submission_id", "team", "name", "version", "is_baseline", "dataset",
+               "track", "release_id", *METRIC_COLUMNS]
     return pd.DataFrame(results_rows(session, release_id, track, include_hidden=include_hidden),
                         columns=columns)
 

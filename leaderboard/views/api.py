@@ -11,6 +11,7 @@ from typing import IO, Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from evaluator.core.links import LINK_FIELDS, link_problem
 from evaluator.core.text import clean_text, name_problem
 from evaluator.store import session_scope
 from leaderboard import data
@@ -25,6 +26,7 @@ from leaderboard.schemas import (
     ReevaluateIn,
     ReleasesOut,
     RerunIn,
+    WithdrawIn,
 )
 from leaderboard.views.common import (
     admin_team,
@@ -46,8 +48,9 @@ CSV = "text/csv"
 
 INTERVAL_COLUMNS = ("mse_low", "mse_high", "pcc_gene_low", "pcc_gene_high")
 LEADERBOARD_COLUMNS = ("rank", "rank_low", "rank_high", "group", "entry", "submission_id", "team",
-                       "name", "is_baseline", "mean_normalized_mse", "mean_normalized_mse_low",
-                       "mean_normalized_mse_high", "std_normalized_mse", "skill", "skill_low",
+                       "name", "version", "is_baseline", "mean_normalized_mse",
+                       "mean_normalized_mse_low", "mean_normalized_mse_high",
+                       "std_normalized_mse", "skill", "skill_low",
                        "skill_high", "mean_mse", "mean_pcc_gene", "datasets_won",
                        "parameter_count", "submitted_at", "complete", "reason")
 ENTRY_COLUMNS = ("dataset", "track", "mse", "mae", "pcc_gene", "pcc_patch", "r2_gene",
@@ -264,6 +267,19 @@ def _submission_name() -> tuple[str, str]:
     return name, description
 
 
+def _submission_links() -> dict[str, str | None]:
+    """``paper_url`` and ``code_url`` from the query: http(s), printable, length-limited."""
+    links: dict[str, str | None] = {}
+    for field in LINK_FIELDS:
+        value = (request.args.get(field) or "").strip() or None
+        problem = link_problem(value) if value is not None else None
+        if problem is not None:
+            raise BadParameter(field, problem.removeprefix("expected ").split(", found")[0],
+                               value)
+        links[field] = value
+    return links
+
+
 @api.post("/submissions")
 def submit() -> tuple[Response, int]:
     """Take a ``docker save`` archive (the body, streamed) as a submission of the token's team.
@@ -276,6 +292,7 @@ def submit() -> tuple[Response, int]:
 
     team = authenticated_team()
     name, description = _submission_name()
+    links = _submission_links()
     app_state = state()
     limit = app_state.max_upload_bytes
     if request.content_length is not None and request.content_length > limit:
@@ -283,7 +300,8 @@ def submit() -> tuple[Response, int]:
                               f"Content-Length {request.content_length / 2**20:.4g} MB")
     request.max_content_length = limit
     receipt = submit_image_archive(app_state.bench(), _limited_chunks(request.stream, limit),
-                                   name=name, description=description, by=team, load=False)
+                                   name=name, description=description, by=team, load=False,
+                                   paper_url=links["paper_url"], code_url=links["code_url"])
     return jsonify(receipt.model_dump(mode="json")), 201
 
 
@@ -301,6 +319,21 @@ def submission_status(submission_id: int) -> Response:
             job.log_tail = "[… earlier output cut]\n" + \
                 job.log_tail.encode()[-cap:].decode(errors="replace")
     return jsonify(status.model_dump(mode="json"))
+
+
+@api.post("/withdrawals")
+def withdrawal() -> Response:
+    """Withdraw an entry of the token's team (every version, or one) from the leaderboard and
+    the public pages; ``{"withdrawn": false}`` puts it back (admins only). 403 for another
+    team's entry."""
+    from evaluator.orchestrator import withdraw
+
+    team = authenticated_team()
+    body: WithdrawIn = _body(WithdrawIn)
+    report = withdraw(state().bench(), body.entry, version=body.version, by=team,
+                      withdrawn=body.withdrawn)
+    state().cache.clear()
+    return jsonify(report.model_dump(mode="json"))
 
 
 # -- admin --------------------------------------------------------------------------------------

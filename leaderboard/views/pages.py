@@ -54,11 +54,33 @@ def leaderboard() -> Response:
     return _lazy_page(("leaderboard", *view.key), "pages/leaderboard.html", build)
 
 
-def _entry_context(submission_id: int) -> dict[str, Any]:
+def _entry_context(submission_id: int, *, private: bool = False) -> dict[str, Any]:
     release = current_release()
-    entry = state().board.entry(db(), version(), release, submission_id)
+    entry = state().board.entry(db(), version(), release, submission_id, private=private)
     return {"entry": entry, "release": release, "page": "entry", "owner": None,
             "limits": JobLimits.from_settings(state().settings), **_common()}
+
+
+def _owner_team(submission_id: int) -> tuple[Any, Any, bool]:
+    """The form's token's team, the entry and whether the team owns it (or is an admin).
+
+    An entry that is not public (hidden, withdrawn) answers 404 unless the token is its own
+    team's or an admin's, as its GET page does: nobody learns it exists."""
+    from leaderboard.errors import NotFoundError, Unauthorized
+
+    token = (request.form.get("token") or "").strip()
+    meta = data.get_entry(db(), submission_id, include_hidden=True)
+    try:
+        team = team_for_token(token)
+    except Unauthorized:
+        if meta.public:
+            raise
+        team = None
+    own = team is not None and (team.is_admin or team.id == meta.team_id)
+    if team is None or (not meta.public and not own):
+        raise NotFoundError(f"entry {submission_id}: expected the id of a published entry, "
+                            "found none")
+    return team, meta, own
 
 
 @pages.get("/entries/<int:submission_id>")
@@ -73,13 +95,17 @@ def entry(submission_id: int) -> Response:
 def entry_owner(submission_id: int) -> str:
     """The entry page with its owner's view: job statuses and capped log tails (the token is
     taken from the form, checked, and not stored)."""
+    team, _meta, own = _owner_team(submission_id)
+    return _owner_page(submission_id, team, own)
+
+
+def _owner_page(submission_id: int, team: Any, own: bool, notice: str | None = None) -> str:
+    """The entry page with the owner's part filled in for ``team``."""
     from evaluator.orchestrator import get_status
 
-    context = _entry_context(submission_id)
-    team = team_for_token((request.form.get("token") or "").strip())
-    meta = data.get_entry(db(), submission_id)
-    own = team.is_admin or team.id == meta.team_id
-    owner: dict[str, Any] = {"team": team.name, "own": own, "jobs": []}
+    context = _entry_context(submission_id, private=own)
+    owner: dict[str, Any] = {"team": team.name, "own": own, "jobs": [],
+                             "admin": bool(team.is_admin), "notice": notice}
     if own:
         status = get_status(state().bench(), submission_id, by=team, logs=True)
         cap = state().config.log_cap_bytes
@@ -92,6 +118,31 @@ def entry_owner(submission_id: int) -> str:
         owner["counts"] = status.counts
     context["owner"] = owner
     return render_template("pages/entry.html", **context)
+
+
+@pages.post("/entries/<int:submission_id>/withdraw")
+def entry_withdraw(submission_id: int) -> str:
+    """Withdraw this version or every version of the entry (its team or an admin; the token
+    is taken from the form, checked, not stored); an admin may put it back
+    (``action=restore``). Answers the owner's view of the page."""
+    from evaluator.orchestrator import withdraw
+    from leaderboard.errors import BadParameter, Forbidden
+
+    team, meta, own = _owner_team(submission_id)
+    if not own:
+        raise Forbidden(f"entry {meta.label}: expected a token of its own team or an admin, "
+                        f"found one of team {team.name!r}")
+    scope = request.form.get("scope") or "version"
+    action = request.form.get("action") or "withdraw"
+    if scope not in ("version", "all"):
+        raise BadParameter("scope", "version or all", scope)
+    if action not in ("withdraw", "restore"):
+        raise BadParameter("action", "withdraw or restore", action)
+    report = withdraw(state().bench(), submission_id,
+                      version=meta.version if scope == "version" else None, by=team,
+                      withdrawn=action == "withdraw")
+    state().cache.clear()
+    return _owner_page(submission_id, team, own, notice=report.message)
 
 
 @pages.get("/datasets")

@@ -248,3 +248,83 @@ def test_hostile_entry_names_run_nothing_in_the_browser(
         page.close()
         server.shutdown()
         thread.join(timeout=10)
+
+
+def test_entry_versions_links_and_withdrawal(tmp_path_factory: pytest.TempPathFactory,
+                                             browser: Any) -> None:
+    """An entry with two versions: the old page says it is superseded and links the new one,
+    both list the versions, the links open nothing of ours (nofollow noopener); the owner
+    withdraws the new version from its page and the old one is ranked again."""
+    from werkzeug.serving import make_server
+
+    from evaluator.store import open_store
+    from tests.leaderboard.test_versions import CODE, PAPER, _score
+    from tests.orchestrator.archives import make_archive
+
+    env = make_env(tmp_path_factory.mktemp("browser-versions"))
+    old = env.seeded.ids["team-a/stnet"]
+    archive, _ = make_archive(nonce="browser-v2")
+    answer = env.client().post(
+        "/api/submissions", query_string={"name": "stnet", "paper_url": PAPER,
+                                          "code_url": CODE},
+        data=archive, content_type="application/x-tar", headers=env.token("team-a"))
+    assert answer.status_code == 201, answer.get_json()
+    new = answer.get_json()["submission_id"]
+    _score(open_store(env.url), new, env.seeded.release_id, noise=0.3)
+    server = make_server("127.0.0.1", 0, env.app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    page = browser.new_page(viewport={"width": 1360, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(base + "/")
+        page.wait_for_selector("#leaderboard tbody tr")
+        row = page.locator("#leaderboard tbody tr", has_text="stnet")
+        assert row.count() == 1
+        with page.expect_navigation():
+            row.locator("a", has_text="stnet").first.click()
+        assert page.url.split("?")[0].endswith(f"/entries/{new}")
+        assert page.inner_text("#entry-version") == "version 2"
+        paper = page.locator("#paper-link")
+        assert paper.get_attribute("href") == PAPER
+        assert paper.get_attribute("rel") == "nofollow noopener"
+        assert page.locator("#code-link").get_attribute("href") == CODE
+        assert page.locator("#versions tbody tr").count() == 2
+        assert page.locator("#superseded").count() == 0
+        shot(page, "10-entry-version-2")
+
+        with page.expect_navigation():
+            page.click("#versions a:has-text('version 1')")
+        assert page.url.split("?")[0].endswith(f"/entries/{old}")
+        notice = page.inner_text("#superseded")
+        assert "superseded" in notice and "version 2" in notice
+        assert page.locator("#results-raw tbody tr").count() == len(env.seeded.datasets)
+        assert page.locator("#versions tr.version-superseded.current").count() == 1
+        shot(page, "11-entry-version-1-superseded")
+
+        with page.expect_navigation():
+            page.click("#superseded a")
+        page.fill("input[name=token]", env.seeded.tokens["team-a"])
+        with page.expect_navigation():
+            page.click("#withdraw-version")
+        assert "withdrew version 2 of team-a/stnet" in page.inner_text("#owner-notice")
+        assert page.locator("#withdrawn").is_visible()
+        shot(page, "12-entry-withdrawn-owner-view")
+        # A visitor (a fresh context: pages are cached 15 s by browsers) sees version 1 again.
+        page.close()
+        page = browser.new_page(viewport={"width": 1360, "height": 900})
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        response = page.goto(base + f"/entries/{new}")
+        assert response is not None and response.status == 404
+        page.goto(base + "/")
+        page.wait_for_selector("#leaderboard tbody tr")
+        href = page.locator("#leaderboard tbody tr", has_text="stnet").locator(
+            "a", has_text="stnet").first.get_attribute("href")
+        assert href is not None and href.split("?")[0].endswith(f"/entries/{old}")
+        assert errors == []
+    finally:
+        page.close()
+        server.shutdown()
+        thread.join(timeout=10)

@@ -30,15 +30,16 @@ class LeaderboardEnv:
         return {"Authorization": f"Bearer {self.seeded.tokens[team]}"}
 
 
-def make_env(home: Path, *, log_text: str | None = None, **config: Any) -> LeaderboardEnv:
-    """Seed a fresh SQLite store under ``home`` and build the app (rate limits off unless
-    given)."""
+def make_env(home: Path, *, log_text: str | None = None, url: str | None = None,
+             **config: Any) -> LeaderboardEnv:
+    """Seed a fresh store (SQLite under ``home``, or the empty database at ``url``) and build
+    the app (rate limits off unless given)."""
     from evaluator.core.settings import Settings
     from evaluator.store import open_store
     from leaderboard import LeaderboardConfig, create_app
 
     home.mkdir(parents=True, exist_ok=True)
-    url = f"sqlite:///{home / f'bench-{uuid.uuid4().hex[:8]}.db'}"
+    url = url or f"sqlite:///{home / f'bench-{uuid.uuid4().hex[:8]}.db'}"
     seeded = seed_store(open_store(url), **({"log_text": log_text} if log_text else {}))
     settings = Settings(home=home, database_url=url,
                         queue_url=f"sqlite:///{home / 'queue.db'}")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from evaluator.orchestrator import (
     AuthError,
@@ -133,10 +133,16 @@ def test_bad_archives_get_clear_messages(published: BenchEnv, tmp_path: Path) ->
     with pytest.raises(SubmissionRejected, match=r"already submitted as #\d+ \(lab/first\)"):
         submit(good, "second")
     other, _ = make_archive(nonce="other")
-    with pytest.raises(SubmissionRejected, match="expected a name new to team 'lab'"):
-        submit(other, "first")
+    # A name the team used before makes its next version (one row per version).
+    submit(other, "first")
+    with pytest.raises(SubmissionRejected, match=r"already submitted as #\d+ \(lab/first\)"):
+        submit(good, "first")
+    with pytest.raises(SubmissionRejected, match="paper_url: expected an http"):
+        submit_image_archive(bench, tmp_path / "bad.tar", name="first", team="lab",
+                             load=False, paper_url="file:///etc/passwd")
     with session_scope(bench.engine) as session:
-        assert len(session.exec(select(Submission)).all()) == 1
+        rows = session.exec(select(Submission).order_by(col(Submission.id))).all()
+        assert [(s.name, s.version) for s in rows] == [("first", 1), ("first", 2)]
 
 
 def test_size_and_daily_limits(published: BenchEnv, tmp_path: Path) -> None:
