@@ -225,12 +225,33 @@ def submit_command(image: str, name: str, description: str, team: str | None,
         click.echo(escape_controls(
             f"submission #{receipt.submission_id} {receipt.team}/{receipt.name}: "
             f"{receipt.image_digest[:19]} ({receipt.platform}, "
-            f"{receipt.size_bytes / 2**20:.0f} MB); {receipt.message}"))
+            f"{receipt.size_bytes / 2**20:.0f} MB); {receipt.message}"
+            + (f"; {receipt.submissions_left_today} submission(s) left today (UTC)"
+               if receipt.submissions_left_today is not None else "")))
     if wait_s is not None and not server:
         from evaluator.orchestrator import wait_for
 
         final = wait_for(bench, receipt.submission_id, timeout_s=wait_s)
         _print_status(final, logs=False)
+
+
+def job_status_name(job: Any) -> str:
+    """A job's status in the contract's names: a failed job shows what failed (exit_nonzero,
+    timed_out, ..., or the infrastructure's engine_unavailable, worker_lost, ...)."""
+    if job.status == "failed" and job.outcome and job.outcome not in ("succeeded",
+                                                                      "duplicate_result"):
+        return str(job.outcome)
+    if job.status == "queued" and getattr(job, "queue_position", None) is not None:
+        from evaluator.orchestrator.estimates import format_eta
+
+        return f"queued #{job.queue_position}, ETA {format_eta(job.eta_s)}"
+    return str(job.status)
+
+
+TRIES_NOTE = ("tries: attempt N of at most M; infrastructure failures (engine, worker, "
+              "scoring) are retried up to M times, a model's own failure (exit_nonzero, "
+              "timed_out, out_of_memory, output_missing, output_invalid, image_invalid) is "
+              "final after one")
 
 
 def _print_status(status: Any, *, logs: bool) -> None:
@@ -243,7 +264,7 @@ def _print_status(status: Any, *, logs: bool) -> None:
     rows = []
     for job in status.jobs:
         result = scores.get((job.release_id, job.dataset, job.track))
-        rows.append([job.release_id[:12], job.dataset, job.track, job.status,
+        rows.append([job.release_id[:12], job.dataset, job.track, job_status_name(job),
                      f"{job.attempts}/{job.max_attempts}",
                      f"{result['mse']:.4f}" if result else "",
                      f"{result['pcc_gene']:.4f}" if result else "",
@@ -251,10 +272,17 @@ def _print_status(status: Any, *, logs: bool) -> None:
     if rows:
         click.echo(format_rows(["release", "dataset", "track", "status", "tries", "MSE",
                                 "PCC-Gene", "message"], rows))
+        click.echo(TRIES_NOTE)
+    if status.eta_method:
+        click.echo(f"queue: {status.eta_method}")
+    if status.submissions_left_today is not None:
+        click.echo(f"submissions left today (UTC) for team {escape_controls(status.team)}: "
+                   f"{status.submissions_left_today}")
     if logs:
         for job in status.jobs:
             if job.log_tail and job.status == "failed":
-                click.echo(f"\n--- log of job {job.job_id} ({job.dataset}/{job.track}) ---")
+                click.echo(f"\n--- log of job {job.job_id} ({job.dataset}/{job.track}, "
+                           f"{job_status_name(job)}) ---")
                 click.echo(escape_controls(job.log_tail.rstrip(), keep_newlines=True))
 
 

@@ -36,6 +36,7 @@ from evaluator.orchestrator.errors import (
     QueueUnavailable,
     SubmissionRejected,
 )
+from evaluator.orchestrator.estimates import ETA_METHOD, queue_estimates, submissions_left_today
 from evaluator.orchestrator.images import (
     ImageFacts,
     archive_path,
@@ -122,6 +123,8 @@ class SubmissionReceipt(BaseModel):
     jobs_queued: int
     message: str
     limits: JobLimits | None = None
+    submissions_left_today: int | None = Field(
+        default=None, description="After this one; None for admins (no daily limit)")
 
 
 class JobView(BaseModel):
@@ -137,6 +140,9 @@ class JobView(BaseModel):
     attempts: int
     max_attempts: int
     failure_kind: str | None
+    outcome: str | None = Field(
+        default=None, description="The last attempt's status in the contract's names "
+                                  "(exit_nonzero, timed_out, ..., succeeded); None before one")
     run: int = Field(default=0, description="0: the ranked evaluation; 1, 2, ...: re-runs")
     message: str
     queued_at: datetime
@@ -144,6 +150,11 @@ class JobView(BaseModel):
     finished_at: datetime | None
     worker: str | None
     log_tail: str | None = None
+    queue_position: int | None = Field(
+        default=None, description="Queued jobs only: 1 = the next to run on the service")
+    eta_s: float | None = Field(
+        default=None, description="Queued jobs only: estimated seconds until done (see "
+                                  "SubmissionStatus.eta_method); None without history")
 
 
 class SubmissionStatus(BaseModel):
@@ -161,6 +172,10 @@ class SubmissionStatus(BaseModel):
     counts: dict[str, int]
     jobs: list[JobView]
     results: list[dict[str, Any]]
+    eta_method: str = ""
+    submissions_left_today: int | None = Field(
+        default=None, description="The owning team's submissions left today (UTC), shown to "
+                                  "the team and admins; None: no limit, or not yours")
 
     @property
     def done(self) -> bool:
@@ -303,7 +318,9 @@ def _record(bench: Bench, *, by: Team | None, team_name: str | None, name: str,
             image_digest=facts.image_id, platform=facts.platform, size_bytes=facts.size_bytes,
             release_id=release.release_id if release else None,
             jobs_queued=len(queued.to_enqueue), message="",
-            limits=JobLimits.from_settings(bench.settings))
+            limits=JobLimits.from_settings(bench.settings),
+            submissions_left_today=submissions_left_today(session, team,
+                                                          bench.settings.daily_submissions))
     note = _enqueue_after_commit(bench, queued.to_enqueue)
     if receipt.release_id is None:
         receipt.message = ("recorded; no release is published yet, so nothing was queued "
@@ -464,14 +481,22 @@ def get_status(bench: Bench, ref: str | int, *, by: Team | None = None,
                             "found a hidden one of another team")
         jobs = []
         for job in jobs_of(session, submission.id or 0) if own else []:
-            tail = None
-            if logs:
-                attempts = attempts_of(session, job.id or 0)
-                tail = attempts[-1].log_text if attempts else ""
+            attempts = attempts_of(session, job.id or 0)
+            tail = (attempts[-1].log_text if attempts else "") if logs else None
             view = _job_view(job, tail)
+            view.outcome = attempts[-1].outcome if attempts else None
             if not operator:
                 view.worker = None
             jobs.append(view)
+        estimates = queue_estimates(session, [job.job_id for job in jobs
+                                              if job.status == "queued"])
+        for view in jobs:
+            if view.job_id in estimates:
+                view.queue_position = estimates[view.job_id].position
+                view.eta_s = estimates[view.job_id].eta_s
+        left = None
+        if own and team is not None:
+            left = submissions_left_today(session, team, bench.settings.daily_submissions)
         results = []
         for release_id in sorted({job.release_id for job in jobs}):
             for track in ("raw", "spackle"):
@@ -483,7 +508,8 @@ def get_status(bench: Bench, ref: str | int, *, by: Team | None = None,
             name=submission.name, description=submission.description,
             image_digest=submission.image_digest, is_baseline=submission.is_baseline,
             created_at=submission.created_at, counts=status_counts(session, submission.id or 0),
-            jobs=jobs, results=results)
+            jobs=jobs, results=results, eta_method=ETA_METHOD if estimates else "",
+            submissions_left_today=left)
 
 
 def _job_view(job: Job, tail: str | None) -> JobView:
