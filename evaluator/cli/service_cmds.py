@@ -235,25 +235,6 @@ def submit_command(image: str, name: str, description: str, team: str | None,
         _print_status(final, logs=False)
 
 
-def job_status_name(job: Any) -> str:
-    """A job's status in the contract's names: a failed job shows what failed (exit_nonzero,
-    timed_out, ..., or the infrastructure's engine_unavailable, worker_lost, ...)."""
-    if job.status == "failed" and job.outcome and job.outcome not in ("succeeded",
-                                                                      "duplicate_result"):
-        return str(job.outcome)
-    if job.status == "queued" and getattr(job, "queue_position", None) is not None:
-        from evaluator.orchestrator.estimates import format_eta
-
-        return f"queued #{job.queue_position}, ETA {format_eta(job.eta_s)}"
-    return str(job.status)
-
-
-TRIES_NOTE = ("tries: attempt N of at most M; infrastructure failures (engine, worker, "
-              "scoring) are retried up to M times, a model's own failure (exit_nonzero, "
-              "timed_out, out_of_memory, output_missing, output_invalid, image_invalid) is "
-              "final after one")
-
-
 def _print_status(status: Any, *, logs: bool) -> None:
     click.echo(escape_controls(
         f"submission #{status.submission_id} {status.team}/{status.name} "
@@ -264,7 +245,7 @@ def _print_status(status: Any, *, logs: bool) -> None:
     rows = []
     for job in status.jobs:
         result = scores.get((job.release_id, job.dataset, job.track))
-        rows.append([job.release_id[:12], job.dataset, job.track, job_status_name(job),
+        rows.append([job.release_id[:12], job.dataset, job.track, job.status_name(),
                      f"{job.attempts}/{job.max_attempts}",
                      f"{result['mse']:.4f}" if result else "",
                      f"{result['pcc_gene']:.4f}" if result else "",
@@ -272,6 +253,8 @@ def _print_status(status: Any, *, logs: bool) -> None:
     if rows:
         click.echo(format_rows(["release", "dataset", "track", "status", "tries", "MSE",
                                 "PCC-Gene", "message"], rows))
+        from evaluator.orchestrator.estimates import TRIES_NOTE
+
         click.echo(TRIES_NOTE)
     if status.eta_method:
         click.echo(f"queue: {status.eta_method}")
@@ -282,7 +265,7 @@ def _print_status(status: Any, *, logs: bool) -> None:
         for job in status.jobs:
             if job.log_tail and job.status == "failed":
                 click.echo(f"\n--- log of job {job.job_id} ({job.dataset}/{job.track}, "
-                           f"{job_status_name(job)}) ---")
+                           f"{job.status_name()}) ---")
                 click.echo(escape_controls(job.log_tail.rstrip(), keep_newlines=True))
 
 

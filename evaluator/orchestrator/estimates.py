@@ -26,6 +26,11 @@ ETA_METHOD = ("position: jobs queued before it on the service, plus one; ETA: (r
               "jobs ahead) / active workers + 1, times the median wall time of the last "
               f"{RECENT_ATTEMPTS} finished jobs (an estimate)")
 
+TRIES_NOTE = ("tries: attempt N of at most M; infrastructure failures (engine, worker, "
+              "scoring) are retried up to M times, a model's own failure (exit_nonzero, "
+              "timed_out, out_of_memory, output_missing, output_invalid, image_invalid) is "
+              "final after one")
+
 
 @dataclass(frozen=True)
 class QueueEstimate:

@@ -36,7 +36,12 @@ from evaluator.orchestrator.errors import (
     QueueUnavailable,
     SubmissionRejected,
 )
-from evaluator.orchestrator.estimates import ETA_METHOD, queue_estimates, submissions_left_today
+from evaluator.orchestrator.estimates import (
+    ETA_METHOD,
+    format_eta,
+    queue_estimates,
+    submissions_left_today,
+)
 from evaluator.orchestrator.images import (
     ImageFacts,
     archive_path,
@@ -155,6 +160,17 @@ class JobView(BaseModel):
     eta_s: float | None = Field(
         default=None, description="Queued jobs only: estimated seconds until done (see "
                                   "SubmissionStatus.eta_method); None without history")
+
+    def status_name(self) -> str:
+        """The status in the contract's names: a failed job shows what failed (exit_nonzero,
+        timed_out, ..., or the infrastructure's engine_unavailable, worker_lost, ...); a queued
+        one its position and ETA."""
+        if self.status == "failed" and self.outcome and self.outcome not in (
+                "succeeded", "duplicate_result"):
+            return self.outcome
+        if self.status == "queued" and self.queue_position is not None:
+            return f"queued #{self.queue_position}, ETA {format_eta(self.eta_s)}"
+        return self.status
 
 
 class SubmissionStatus(BaseModel):

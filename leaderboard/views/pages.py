@@ -74,6 +74,7 @@ def entry_owner(submission_id: int) -> str:
     """The entry page with its owner's view: job statuses and capped log tails (the token is
     taken from the form, checked, and not stored)."""
     from evaluator.orchestrator import get_status
+    from evaluator.orchestrator.estimates import TRIES_NOTE
 
     context = _entry_context(submission_id)
     team = team_for_token((request.form.get("token") or "").strip())
@@ -90,6 +91,10 @@ def entry_owner(submission_id: int) -> str:
                 tail = tail.encode()[-cap:].decode(errors="replace")
             owner["jobs"].append({"job": job, "log": tail, "cut": cut})
         owner["counts"] = status.counts
+        owner["left"] = status.submissions_left_today
+        owner["team_of_entry"] = status.team
+        owner["eta_method"] = status.eta_method
+        owner["tries_note"] = TRIES_NOTE
     context["owner"] = owner
     return render_template("pages/entry.html", **context)
 
@@ -154,6 +159,7 @@ def guide() -> Response:
                 "server": public_url() or "SERVER_URL",
                 "max_upload_mb": state().max_upload_bytes / 2**20,
                 "count_keys": data.PARAMETER_COUNT_KEYS,
+                "daily_submissions": state().settings.daily_submissions,
                 "limits": JobLimits.from_settings(state().settings), **_common()}
 
     return cached_response(("page", "guide"),
