@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -239,7 +240,10 @@ def _print_status(status: Any, *, logs: bool) -> None:
     click.echo(escape_controls(
         f"submission #{status.submission_id} {status.team}/{status.name} "
         f"({status.image_digest[:19]}){' [baseline]' if status.is_baseline else ''}"))
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(status.counts.items())) or "no jobs"
+    by_status = status.counts
+    if status.jobs:  # your own: failures by what failed, in the contract's names
+        by_status = dict(Counter(job.status_name().split(" #")[0] for job in status.jobs))
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(by_status.items())) or "no jobs"
     click.echo(f"jobs: {counts}")
     scores = {(r["release_id"], r["dataset"], r["track"]): r for r in status.results}
     rows = []
