@@ -129,6 +129,12 @@ def test_submit_an_archive_over_http(fresh_env: LeaderboardEnv) -> None:
     status = client.get(f"/api/submissions/{receipt.submission_id}",
                         headers=fresh_env.token("team-a")).get_json()
     assert status["counts"] == {"queued": 6}
+    # The day's budget after this one (default 5 a day), on the receipt and in the status;
+    # queued jobs carry their position on the service.
+    assert receipt.submissions_left_today == 4 and status["submissions_left_today"] == 4
+    positions = sorted(job["queue_position"] for job in status["jobs"])
+    assert len(positions) == 6 and positions == sorted(set(positions)) and positions[0] >= 1
+    assert "median wall time" in status["eta_method"]
     board = client.get("/api/leaderboard").get_json()
     listed = next(e for e in board["incomplete"] if e["entry"] == "team-a/web-model")
     assert listed["n_datasets"] == 0 and "queued" in listed["reason"]
