@@ -42,6 +42,8 @@ class QueueEstimate:
 
 def queue_estimates(session: Session, job_ids: list[int]) -> dict[int, QueueEstimate]:
     """Position and ETA of each of ``job_ids`` that is queued (the others are left out)."""
+    if not job_ids:
+        return {}
     queued = session.exec(select(Job.id, Job.queued_at).where(col(Job.status) == "queued")
                           .order_by(col(Job.queued_at), col(Job.id))).all()
     wanted = set(job_ids)
