@@ -9,6 +9,7 @@ from pydantic.json_schema import models_json_schema
 
 from evaluator.contract import JobLimits
 from evaluator.datasets.release import ReleaseManifest
+from evaluator.orchestrator.predictions import PredictionFile
 from evaluator.orchestrator.service import (
     PublishReport,
     ReevaluateReport,
@@ -42,6 +43,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     ReevaluateReport, PublishReport, HealthOut, RerunIn, RerunReport, ReleaseManifest,
     JobLimits, WithdrawIn, WithdrawReport,
 )
+MODELS += (PredictionFile,)  # an owner's downloads of their predictions
 
 _ERROR_TEXT = {
     400: "a parameter or body that does not parse",
@@ -231,6 +233,31 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                     "304": {"description": "not modified (If-None-Match)"},
                     "416": {"description": "a range outside the file"},
                     **_errors(400, 404, 429)}}},
+            "/api/predictions": {"get": {
+                "summary": "Your entry's kept predictions on the hidden split (owners, admins)",
+                "tags": ["submit"], "operationId": "predictions_list",
+                "security": [{"bearerAuth": []}],
+                "parameters": [_param("submission", {"type": "string", "minLength": 1,
+                                                     "maxLength": 200},
+                                      "submission id or TEAM/NAME", required=True)],
+                "responses": {"200": {"description": "one per result", "content": {
+                    "application/json": {"schema": {"type": "array",
+                                                    "items": _ref(PredictionFile)}}}},
+                    **_errors(400, 401, 403, 404, 429)}}},
+            "/api/predictions/{result_id}": {"get": {
+                "summary": "One result's predictions as .npy (owners, admins)",
+                "tags": ["submit"], "operationId": "predictions_file",
+                "security": [{"bearerAuth": []}],
+                "parameters": [_param("result_id", {"type": "integer", "minimum": 0,
+                                                    "maximum": 2**63 - 1},
+                                      "result_id from /api/predictions", where="path")],
+                "responses": {
+                    "200": {"description": "float32 .npy; ETag and X-Content-SHA256: the "
+                                           "array's sha256", "content": {
+                                               "application/octet-stream": {"schema": {
+                                                   "type": "string", "format": "binary"}}}},
+                    "304": {"description": "not modified (If-None-Match)"},
+                    **_errors(401, 403, 404, 429)}}},
             "/healthz": {"get": {"summary": "Health", "tags": ["read"],
                                  "operationId": "health", "responses": {"200": {
                                      "description": "OK", "content": {"application/json": {

@@ -12,6 +12,7 @@ import click
 
 from evaluator import __version__
 from evaluator.cli import (
+    author_cmds,
     completion_cmds,
     datasets_cmds,
     pipeline_cmds,
@@ -40,7 +41,7 @@ def cli() -> None:
 
 
 for _module in (datasets_cmds, scoring_cmds, completion_cmds, runner_cmds, service_cmds,
-                pipeline_cmds, web_cmds):
+                pipeline_cmds, web_cmds, author_cmds):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 datasets_cmds.data_group.add_command(pull_cmds.pull_command)

@@ -33,6 +33,7 @@ from evaluator.jobs import (
     results_table,
     run_jobs,
 )
+from evaluator.jobs.baselines import BaselineScore, validation_baselines
 from evaluator.orchestrator.client import fetch_limits
 from evaluator.runners import RunLimits
 
@@ -186,12 +187,33 @@ def _common_options(func: click.decorators.FC) -> click.decorators.FC:
         click.option("--seed", type=int, default=None,
                      help="Seed in task.json [default: SPARED_BENCH_SEED or 0]."),
         click.option("--keep-outputs", type=click.Path(file_okay=False, path_type=Path),
-                     default=None, help="Copy each job's predictions.npy and model.json here "
+                     default=None, help="Copy each job's predictions.npy, model.json and "
+                                        "log.txt (stdout + stderr, passing jobs too) here "
                                         "(<dir>/<dataset>/<track>/)."),
     ]
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _baseline_text(scores: list[BaselineScore]) -> str:
+    def number(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.4f}"
+
+    parts = [f"{s.name} {number(s.mse)} / {number(s.pcc_gene)}" if s.status == "succeeded"
+             else f"{s.name} {s.status}" for s in scores]
+    return f"      baselines (MSE / PCC-Gene): {', '.join(parts)}" if parts else ""
+
+
+def _identical_tracks(results: list[JobResult]) -> list[str]:
+    """Datasets whose tracks got byte-identical predictions (a spackle-track mistake)."""
+    hashes: dict[str, dict[str, str]] = {}
+    for result in results:
+        if result.succeeded and result.score is not None and result.score.predictions_sha256:
+            hashes.setdefault(result.dataset, {})[result.track] = \
+                result.score.predictions_sha256
+    return [dataset for dataset, by_track in hashes.items()
+            if len(by_track) > 1 and len(set(by_track.values())) == 1]
 
 
 @click.command("check")
@@ -200,33 +222,65 @@ def _common_options(func: click.decorators.FC) -> click.decorators.FC:
 @click.option("--server", envvar="SPARED_BENCH_SERVER", default=None,
               help="Run under the job limits this service publishes (GET /api/limits) "
                    "[env SPARED_BENCH_SERVER].")
+@click.option("--baselines/--no-baselines", default=True, show_default=True,
+              help="Print the mean and ridge baselines' numbers on the same validation data "
+                   "beside yours (computed once per release, dataset and track with the local "
+                   "runner, then read from the cache under the staging folder).")
 def check_command(submission: str, runner: str, release_ref: str | None, datasets: str | None,
                   tracks: str | None, time_limit_s: float | None, mem_limit_gb: float | None,
                   cpus: float | None, gpus: str | None, seed: int | None,
-                  keep_outputs: Path | None, server: str | None) -> None:
+                  keep_outputs: Path | None, server: str | None, baselines: bool) -> None:
     """Run SUBMISSION exactly as the evaluator would, on public validation data; report.
 
     Each (dataset, track) becomes a task built like an evaluation task from the release's
     public training file: the val slides are held out where the hidden split is test, else the
     last training slide, else (one slide) a random 30% of its spots. The output is validated
-    and scored as in an evaluation; the metrics are your own, on validation data. Exit 0 when
-    every job passes, 1 otherwise.
+    and scored as in an evaluation; the metrics are your own, on validation data, printed
+    beside the mean and ridge baselines' on the same validation spots. A dataset whose two
+    tracks got identical predictions is warned about (the spackle track's `X` has no gaps:
+    a model that treats both tracks alike probably fits the raw track's zeros or ignores
+    the mask). Exit 0 when every job passes, 1 otherwise.
     """
-    _release_obj, _plans, results, _settings = _run(
+    release, _plans, results, task_settings = _run(
         "validation", submission, runner, release_ref, datasets, tracks, time_limit_s,
         mem_limit_gb, cpus, gpus, seed, keep_outputs, server)
+    settings = Settings.from_env()
+    baseline_scores: dict[tuple[str, str], list[BaselineScore]] = {}
+    if baselines and any(r.succeeded for r in results):
+        click.echo("baselines: read from the cache under the staging folder, or computed once "
+                   "on the same validation data (local runner) ...", err=True)
+        limits = RunLimits(timeout_s=task_settings.time_limit_s)
+        for result in results:
+            if result.succeeded:
+                baseline_scores[(result.dataset, result.track)] = validation_baselines(
+                    release, result.dataset, result.track, settings=task_settings,
+                    staging_root=settings.home / "staging", limits=limits)
     click.echo("")
     for result in results:
         click.echo(_job_line(result))
         if result.holdout:
             click.echo(f"      held out: {escape_controls(result.holdout)}")
+        text = _baseline_text(baseline_scores.get((result.dataset, result.track), []))
+        if text:
+            click.echo(text)
         _echo_failure_details(result)
+    identical = _identical_tracks(results)
+    for dataset in identical:
+        click.secho(f"WARNING  {dataset}: the raw and spackle tracks got identical "
+                    "predictions; on spackle every entry of X holds a value (no gaps to "
+                    "mask) while on raw X is 0 where nothing was measured: fit raw on "
+                    "mask-True entries only (sdk.training_weights(train, task.track))",
+                    fg="yellow")
+    if keep_outputs is not None:
+        click.echo(f"kept each job's predictions.npy, model.json and log.txt (stdout + "
+                   f"stderr) in {keep_outputs}/<dataset>/<track>/")
     passed = sum(r.succeeded for r in results)
     click.echo("")
     if passed == len(results):
         click.secho(f"check passed: {passed}/{len(results)} job(s) ran, wrote valid "
                     "predictions and were scored (metrics on validation data, not the "
-                    "hidden split)", fg="green")
+                    "hidden split)"
+                    f"{f'; {len(identical)} warning(s)' if identical else ''}", fg="green")
         return
     raise JobsFailed(f"check FAILED: {len(results) - passed} of {len(results)} job(s) failed; "
                      "see the messages above")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -233,7 +234,9 @@ def submit_command(image: str, name: str, description: str, paper_url: str | Non
         click.echo(escape_controls(
             f"submission #{receipt.submission_id} {receipt.team}/{receipt.name}: "
             f"{receipt.image_digest[:19]} ({receipt.platform}, "
-            f"{receipt.size_bytes / 2**20:.0f} MB); {receipt.message}"))
+            f"{receipt.size_bytes / 2**20:.0f} MB); {receipt.message}"
+            + (f"; {receipt.submissions_left_today} submission(s) left today (UTC)"
+               if receipt.submissions_left_today is not None else "")))
     if wait_s is not None and not server:
         from evaluator.orchestrator import wait_for
 
@@ -245,13 +248,16 @@ def _print_status(status: Any, *, logs: bool) -> None:
     click.echo(escape_controls(
         f"submission #{status.submission_id} {status.team}/{status.name} "
         f"({status.image_digest[:19]}){' [baseline]' if status.is_baseline else ''}"))
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(status.counts.items())) or "no jobs"
+    by_status = status.counts
+    if status.jobs:  # your own: failures by what failed, in the contract's names
+        by_status = dict(Counter(job.status_name().split(" #")[0] for job in status.jobs))
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(by_status.items())) or "no jobs"
     click.echo(f"jobs: {counts}")
     scores = {(r["release_id"], r["dataset"], r["track"]): r for r in status.results}
     rows = []
     for job in status.jobs:
         result = scores.get((job.release_id, job.dataset, job.track))
-        rows.append([job.release_id[:12], job.dataset, job.track, job.status,
+        rows.append([job.release_id[:12], job.dataset, job.track, job.status_name(),
                      f"{job.attempts}/{job.max_attempts}",
                      f"{result['mse']:.4f}" if result else "",
                      f"{result['pcc_gene']:.4f}" if result else "",
@@ -259,10 +265,19 @@ def _print_status(status: Any, *, logs: bool) -> None:
     if rows:
         click.echo(format_rows(["release", "dataset", "track", "status", "tries", "MSE",
                                 "PCC-Gene", "message"], rows))
+        from evaluator.orchestrator.estimates import TRIES_NOTE
+
+        click.echo(TRIES_NOTE)
+    if status.eta_method:
+        click.echo(f"queue: {status.eta_method}")
+    if status.submissions_left_today is not None:
+        click.echo(f"submissions left today (UTC) for team {escape_controls(status.team)}: "
+                   f"{status.submissions_left_today}")
     if logs:
         for job in status.jobs:
             if job.log_tail and job.status == "failed":
-                click.echo(f"\n--- log of job {job.job_id} ({job.dataset}/{job.track}) ---")
+                click.echo(f"\n--- log of job {job.job_id} ({job.dataset}/{job.track}, "
+                           f"{job.status_name()}) ---")
                 click.echo(escape_controls(job.log_tail.rstrip(), keep_newlines=True))
 
 

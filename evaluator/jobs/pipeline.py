@@ -32,6 +32,7 @@ from evaluator.contract import (
     read_model_card,
 )
 from evaluator.core.errors import BenchError
+from evaluator.core.fsio import atomic_path
 from evaluator.core.text import clean_text
 from evaluator.datasets.release import Release, Track
 from evaluator.jobs.errors import JobError, OutputError
@@ -240,7 +241,9 @@ def run_staged_job(executor: Executor, staged: StagedInputs, limits: RunLimits, 
     the result's status and message, never exceptions. The message, notes and log tail are
     author text: NUL and lone surrogates in them become U+FFFD (``clean_text``). The output
     folder is a fresh temporary folder under ``work_dir`` (removed afterwards); with
-    ``keep_output`` its predictions and model card are copied there first.
+    ``keep_output`` its predictions and model card are copied there first, and the job's log
+    (stdout + stderr, as kept: ``RunLimits.log_max_kb``) is written there as ``log.txt``,
+    whether the job passed or failed.
     """
     t0 = time.perf_counter()
     check = _OutputCheck(staged.task)
@@ -249,7 +252,7 @@ def run_staged_job(executor: Executor, staged: StagedInputs, limits: RunLimits, 
     try:
         outcome = executor(staged.input_dir, scratch / "output", limits, gpus, check)
         if keep_output is not None:
-            _keep(scratch / "output", keep_output)
+            _keep(scratch / "output", keep_output, clean_text(outcome.log_tail))
     finally:
         try:
             remove_tree(scratch)  # any depth; a recursive delete would crash on a deep tree
@@ -285,12 +288,18 @@ def run_staged_job(executor: Executor, staged: StagedInputs, limits: RunLimits, 
     return result
 
 
-def _keep(output: Path, target: Path) -> None:
+KEPT_LOG_FILE = "log.txt"
+"""The job's log (stdout + stderr) beside the kept predictions (``check --keep-outputs``)."""
+
+
+def _keep(output: Path, target: Path, log_tail: str) -> None:
     target.mkdir(parents=True, exist_ok=True)
     for name in (PREDICTIONS_FILE, MODEL_CARD_FILE):
         source = output / name
         if source.is_file() and not source.is_symlink():
             shutil.copyfile(source, target / name)
+    with atomic_path(target / KEPT_LOG_FILE) as tmp:
+        tmp.write_text(log_tail, encoding="utf-8", errors="replace")
 
 
 @dataclass(frozen=True)

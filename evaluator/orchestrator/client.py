@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from evaluator.contract import JobLimits
 from evaluator.core.errors import BenchError, ReleaseIntegrityError
-from evaluator.core.fsio import atomic_write_json, sha256_file
+from evaluator.core.fsio import atomic_path, atomic_write_json, sha256_file
 from evaluator.datasets.release import (
     MANIFEST_NAME,
     FileEntry,
@@ -235,3 +235,69 @@ def _fetch_file(url: str, entry: FileEntry, part: Path, target: Path,
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(part, target)
     os.chmod(target, 0o444)
+
+
+def download_predictions(server: str, token: str, submission: str | int, out_dir: Path,
+                         say: Callable[[str], None] = lambda _line: None) -> list[Path]:
+    """Download an entry's kept hidden-split predictions (owners and admins) into ``out_dir``.
+
+    Writes ``<out_dir>/<release_id[:12]>/<dataset>/<track>[-run<N>].npy`` atomically, each
+    checked against the array SHA-256 its result records; files already here and equal are
+    not fetched again. Raises ``ServerUnavailable`` (with the server's 401/403/404 answer) or
+    ``ReleaseIntegrityError`` for a file whose array does not match its hash.
+    """
+    import numpy as np
+
+    from evaluator.orchestrator.predictions import PredictionFile
+
+    base = server.rstrip("/")
+    headers = {"Authorization": f"Bearer {token}"}
+    listing = f"{base}/api/predictions"
+    response = _request("GET", listing, params={"submission": str(submission).lstrip("#")},
+                        headers=headers)
+    if response.status_code != 200:
+        raise _error(listing, response)
+    try:
+        files = [PredictionFile.model_validate(item) for item in response.json()]
+    except (ValueError, TypeError) as error:
+        raise ServerUnavailable(f"server {listing}: expected a list of predictions, found "
+                                f"something else ({str(error)[:200]})") from error
+    written = []
+    for entry in files:
+        if not re.fullmatch(r"[0-9a-f]{64}", entry.release_id) or \
+                not re.fullmatch(r"[A-Za-z0-9_.-]+", f"{entry.dataset}{entry.track}"):
+            raise ServerUnavailable(f"server {listing}: expected release ids and plain dataset "
+                                    f"and track names, found {entry.release_id[:80]!r}, "
+                                    f"{entry.dataset[:80]!r}, {entry.track[:80]!r}")
+        run = f"-run{entry.run}" if entry.run else ""
+        target = Path(out_dir) / entry.release_id[:12] / entry.dataset / f"{entry.track}{run}.npy"
+        if not entry.kept:
+            say(f"  {entry.dataset}/{entry.track}{run}: not kept on the server (scored before "
+                "predictions were kept, or too large)")
+            continue
+
+        def array_sha(path: Path) -> str:
+            array = np.load(path, allow_pickle=False)
+            return hashlib.sha256(np.ascontiguousarray(array, np.float32).tobytes()).hexdigest()
+
+        if target.is_file() and array_sha(target) == entry.sha256:
+            say(f"  {target}: here already")
+            written.append(target)
+            continue
+        url = f"{base}/api/predictions/{entry.result_id}"
+        answer = _request("GET", url, headers=headers)
+        if answer.status_code != 200:
+            raise _error(url, answer)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(answer.content)
+            try:
+                found = array_sha(tmp)
+            except ValueError as error:
+                raise ReleaseIntegrityError(target, "a .npy array", str(error)[:200]) from error
+            if found != entry.sha256:
+                raise ReleaseIntegrityError(target, f"predictions of sha256 {entry.sha256}",
+                                            f"sha256 {found}")
+        say(f"  {target}: {len(answer.content) / 1e6:.2f} MB")
+        written.append(target)
+    return written

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -95,11 +97,13 @@ def execute_claim(
     gpus_told: str = "none",
     client: Any = None,
     on_container_started: Callable[[datetime], None] | None = None,
+    predictions_home: Path | None = None,
 ) -> ExecutionReport:
     """Stage, run, validate and score a claimed job; never raises for a job's failure.
 
     Evaluator-side exceptions (staging, folders, engine settings, anything unexpected) become an
-    ``infra`` report carrying the error's message.
+    ``infra`` report carrying the error's message. With ``predictions_home``, a scored job's
+    predictions are kept there for its owners (``predictions.keep_predictions``).
     """
     from evaluator.jobs import TaskSettings, run_staged_job, stage_inputs
 
@@ -125,8 +129,16 @@ def execute_claim(
                               staging_root)
         stage_s = time.perf_counter() - t_stage
         work_dir.mkdir(parents=True, exist_ok=True)
-        result = run_staged_job(executor, staged, limits, gpus=list(claim.gpus) or None,
-                                work_dir=work_dir, stage_s=stage_s)
+        keep = (Path(tempfile.mkdtemp(prefix=f"keep-{claim.job_id}-", dir=work_dir))
+                if predictions_home is not None else None)
+        try:
+            result = run_staged_job(executor, staged, limits, gpus=list(claim.gpus) or None,
+                                    work_dir=work_dir, stage_s=stage_s, keep_output=keep)
+            if keep is not None and predictions_home is not None:
+                _keep_predictions(claim.job_id, predictions_home, keep, result.score)
+        finally:
+            if keep is not None:
+                shutil.rmtree(keep, ignore_errors=True)
     except BenchError as error:
         return ExecutionReport("infra", "evaluator_error", str(error),
                                timings={"total_s": time.perf_counter() - t0},
@@ -155,6 +167,20 @@ def execute_claim(
     return ExecutionReport(kind, result.status, message, score=result.score,
                            log_text=result.log_tail, timings=timings,
                            container_started_at=started.get("at"), model_card=card)
+
+
+def _keep_predictions(job_id: int, home: Path, kept: Path, score: Any) -> None:
+    """Keep a scored job's predictions for its owners; a failure costs the download only."""
+    from evaluator.orchestrator.predictions import keep_predictions
+
+    source = kept / "predictions.npy"
+    if score is None or not score.predictions_sha256 or not source.is_file():
+        return
+    try:
+        if keep_predictions(home, source, score.predictions_sha256) is None:
+            log.info("job %s: predictions too large to keep", job_id)
+    except (OSError, ValueError) as error:
+        log.warning("job %s: predictions not kept: %s", job_id, error)
 
 
 def scrub_paths(message: str, home: Path) -> str:

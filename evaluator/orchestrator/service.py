@@ -39,6 +39,12 @@ from evaluator.orchestrator.errors import (
     QueueUnavailable,
     SubmissionRejected,
 )
+from evaluator.orchestrator.estimates import (
+    ETA_METHOD,
+    format_eta,
+    queue_estimates,
+    submissions_left_today,
+)
 from evaluator.orchestrator.images import (
     ImageFacts,
     archive_path,
@@ -136,6 +142,8 @@ class SubmissionReceipt(BaseModel):
                                                              "entry's previous version")
     paper_url: str | None = None
     code_url: str | None = None
+    submissions_left_today: int | None = Field(
+        default=None, description="After this one; None for admins (no daily limit)")
 
 
 class JobView(BaseModel):
@@ -151,6 +159,9 @@ class JobView(BaseModel):
     attempts: int
     max_attempts: int
     failure_kind: str | None
+    outcome: str | None = Field(
+        default=None, description="The last attempt's status in the contract's names "
+                                  "(exit_nonzero, timed_out, ..., succeeded); None before one")
     run: int = Field(default=0, description="0: the ranked evaluation; 1, 2, ...: re-runs")
     message: str
     queued_at: datetime
@@ -158,6 +169,22 @@ class JobView(BaseModel):
     finished_at: datetime | None
     worker: str | None
     log_tail: str | None = None
+    queue_position: int | None = Field(
+        default=None, description="Queued jobs only: 1 = the next to run on the service")
+    eta_s: float | None = Field(
+        default=None, description="Queued jobs only: estimated seconds until done (see "
+                                  "SubmissionStatus.eta_method); None without history")
+
+    def status_name(self) -> str:
+        """The status in the contract's names: a failed job shows what failed (exit_nonzero,
+        timed_out, ..., or the infrastructure's engine_unavailable, worker_lost, ...); a queued
+        one its position and ETA."""
+        if self.status == "failed" and self.outcome and self.outcome not in (
+                "succeeded", "duplicate_result"):
+            return self.outcome
+        if self.status == "queued" and self.queue_position is not None:
+            return f"queued #{self.queue_position}, ETA {format_eta(self.eta_s)}"
+        return self.status
 
 
 class SubmissionStatus(BaseModel):
@@ -181,6 +208,10 @@ class SubmissionStatus(BaseModel):
     withdrawn: bool = False
     paper_url: str | None = None
     code_url: str | None = None
+    eta_method: str = ""
+    submissions_left_today: int | None = Field(
+        default=None, description="The owning team's submissions left today (UTC), shown to "
+                                  "the team and admins; None: no limit, or not yours")
 
     @property
     def done(self) -> bool:
@@ -353,7 +384,9 @@ def _record(bench: Bench, *, by: Team | None, team_name: str | None, name: str,
             jobs_queued=len(queued.to_enqueue), message="",
             limits=JobLimits.from_settings(bench.settings), version=submission.version,
             supersedes=earlier[-1].id if earlier else None, paper_url=submission.paper_url,
-            code_url=submission.code_url)
+            code_url=submission.code_url,
+            submissions_left_today=submissions_left_today(session, team,
+                                                          bench.settings.daily_submissions))
     note = _enqueue_after_commit(bench, queued.to_enqueue)
     if receipt.release_id is None:
         receipt.message = ("recorded; no release is published yet, so nothing was queued "
@@ -544,14 +577,22 @@ def get_status(bench: Bench, ref: str | int, *, by: Team | None = None,
                             "found a hidden or withdrawn one of another team")
         jobs = []
         for job in jobs_of(session, submission.id or 0) if own else []:
-            tail = None
-            if logs:
-                attempts = attempts_of(session, job.id or 0)
-                tail = attempts[-1].log_text if attempts else ""
+            attempts = attempts_of(session, job.id or 0)
+            tail = (attempts[-1].log_text if attempts else "") if logs else None
             view = _job_view(job, tail)
+            view.outcome = attempts[-1].outcome if attempts else None
             if not operator:
                 view.worker = None
             jobs.append(view)
+        estimates = queue_estimates(session, [job.job_id for job in jobs
+                                              if job.status == "queued"])
+        for view in jobs:
+            if view.job_id in estimates:
+                view.queue_position = estimates[view.job_id].position
+                view.eta_s = estimates[view.job_id].eta_s
+        left = None
+        if own and team is not None:
+            left = submissions_left_today(session, team, bench.settings.daily_submissions)
         results = []
         for release_id in sorted({job.release_id for job in jobs}):
             for track in ("raw", "spackle"):
@@ -568,7 +609,8 @@ def get_status(bench: Bench, ref: str | int, *, by: Team | None = None,
                       for v in versions_of(session, submission.team_id, submission.name)
                       if own or not (v.hidden or v.withdrawn_at is not None)},
             withdrawn=submission.withdrawn_at is not None, paper_url=submission.paper_url,
-            code_url=submission.code_url)
+            code_url=submission.code_url, eta_method=ETA_METHOD if estimates else "",
+            submissions_left_today=left)
 
 
 def _job_view(job: Job, tail: str | None) -> JobView:

@@ -282,7 +282,8 @@ class Worker:
                         claim, release, limits=self.options.limits,
                         staging_root=self.staging_root, work_dir=self.work_dir,
                         seed=self.settings.seed, gpus_told=self.settings.job_gpus,
-                        client=client, on_container_started=started)
+                        client=client, on_container_started=started,
+                        predictions_home=self.settings.home)
         # The message reaches the author (and the public list of incomplete entries): no
         # host paths of the staging, work or image folders.
         report.message = scrub_paths(report.message, self.settings.home)

@@ -7,6 +7,11 @@ training data of every dataset, with sha256 and size); ``GET /api/releases/<ref>
 serves one of those files, with HTTP ranges (a pull that stopped resumes where it stopped) and
 the file's sha256 as its ETag. Nothing else of the release store is reachable: only the paths
 the manifest lists (never the hidden split), read-rate limited like every read.
+
+``GET /api/predictions?submission=<id or TEAM/NAME>`` lists an entry's kept hidden-split
+predictions (one per result) and ``GET /api/predictions/<result_id>`` serves one as ``.npy``
+(the array's SHA-256 as ETag and ``X-Content-SHA256``): the owning team's or an admin's bearer
+token only (401 without one, 403 for another team's public entry, 404 for a hidden one).
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from evaluator.datasets.release import (
 )
 from leaderboard import data
 from leaderboard.db import db, state
-from leaderboard.errors import NotFoundError
+from leaderboard.errors import BadParameter, NotFoundError
+from leaderboard.views.common import authenticated_team
 
 downloads = Blueprint("downloads", __name__, url_prefix="/api")
 
@@ -71,4 +77,34 @@ def public_file(ref: str, rel: str) -> Response:
         raise BenchError(f"{rel}: expected the release file on this server, found it "
                          f"unreadable ({type(error).__name__})") from error
     response.headers["X-Content-SHA256"] = entry.sha256
+    return response
+
+
+@downloads.get("/predictions")
+def predictions_list() -> Response:
+    """An entry's kept predictions on the hidden split; its own team and admins only."""
+    from flask import request
+
+    from evaluator.orchestrator.predictions import list_predictions
+
+    team = authenticated_team()
+    ref = (request.args.get("submission") or "").strip()
+    if not ref:
+        raise BadParameter("submission", "an id such as 12 or TEAM/NAME", "nothing")
+    files = list_predictions(state().bench(), ref, by=team)
+    return jsonify([f.model_dump(mode="json") for f in files])
+
+
+@downloads.get("/predictions/<int:result_id>")
+def predictions_file(result_id: int) -> Response:
+    """One result's predictions as ``.npy`` (float32, rows in test.h5ad order); owners only."""
+    from evaluator.orchestrator.predictions import prediction_file
+
+    team = authenticated_team()
+    entry, path = prediction_file(state().bench(), result_id, by=team)
+    name = f"{entry.submission_id}-{entry.dataset}-{entry.track}-run{entry.run}.npy"
+    response = send_file(path, mimetype="application/octet-stream", conditional=True,
+                         etag=entry.sha256, max_age=0, download_name=name)
+    response.headers["X-Content-SHA256"] = entry.sha256
+    response.headers["Cache-Control"] = "private, no-store"
     return response

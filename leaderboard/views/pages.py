@@ -102,6 +102,7 @@ def entry_owner(submission_id: int) -> str:
 def _owner_page(submission_id: int, team: Any, own: bool, notice: str | None = None) -> str:
     """The entry page with the owner's part filled in for ``team``."""
     from evaluator.orchestrator import get_status
+    from evaluator.orchestrator.estimates import TRIES_NOTE
 
     context = _entry_context(submission_id, private=own)
     owner: dict[str, Any] = {"team": team.name, "own": own, "jobs": [],
@@ -116,6 +117,10 @@ def _owner_page(submission_id: int, team: Any, own: bool, notice: str | None = N
                 tail = tail.encode()[-cap:].decode(errors="replace")
             owner["jobs"].append({"job": job, "log": tail, "cut": cut})
         owner["counts"] = status.counts
+        owner["left"] = status.submissions_left_today
+        owner["team_of_entry"] = status.team
+        owner["eta_method"] = status.eta_method
+        owner["tries_note"] = TRIES_NOTE
     context["owner"] = owner
     return render_template("pages/entry.html", **context)
 
@@ -205,6 +210,7 @@ def guide() -> Response:
                 "server": public_url() or "SERVER_URL",
                 "max_upload_mb": state().max_upload_bytes / 2**20,
                 "count_keys": data.PARAMETER_COUNT_KEYS,
+                "daily_submissions": state().settings.daily_submissions,
                 "limits": JobLimits.from_settings(state().settings), **_common()}
 
     return cached_response(("page", "guide"),

@@ -2,8 +2,9 @@
 
 Runs with no arguments, no network, a read-only filesystem (write only to /output and /tmp),
 as user 10001, within task.time_limit_s. See submissions/CONTRACT.md.
-Try it:  spared-bench check --runner local "python submissions/template/predict.py"
-then:    docker build --network none -t my-model:1 -f submissions/template/Dockerfile submissions
+Make a folder of your own with `spared-bench template my-model`, then
+try it:  spared-bench check --runner local "python my-model/predict.py"
+then:    docker build --network none -t my-model:1 my-model
          spared-bench check my-model:1
 """
 
@@ -12,9 +13,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# spared_sdk.py sits in ../sdk in this repository and in /app/sdk in the image built by the
-# template's Dockerfile; if you copied it next to this file, this line changes nothing.
+# spared_sdk.py sits next to this file (`spared-bench template` puts it there; so does the
+# Dockerfile, in /app); in this repository's submissions/template it is found in ../sdk.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sdk"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 import spared_sdk as sdk

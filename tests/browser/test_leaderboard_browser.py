@@ -120,6 +120,13 @@ def test_browse_the_leaderboard(site: tuple[str, LeaderboardEnv], browser: Any) 
     assert page.locator("#jobs tr.status-failed").count() == 1
     page.click("#jobs tr.status-failed + tr.log details summary")
     assert "shapes differ" in page.inner_text("#jobs tr.status-failed + tr.log pre")
+    # What failed in the contract's name, the tries explained, the queue and the day's budget.
+    assert page.inner_text("#jobs tr.status-failed td.job-status") == \
+        "exit_nonzero (the model)"
+    assert page.inner_text("#jobs tr.status-queued td.job-status").startswith("queued #")
+    assert "a model's own failure" in page.inner_text("#tries-note")
+    assert "Submissions left today (UTC) for team team-b" in page.inner_text(
+        "#submissions-left")
     shot(page, "04-entry-owner-view")
 
     page.click("header.site nav a:has-text('Significance')")

@@ -129,6 +129,12 @@ def test_submit_an_archive_over_http(fresh_env: LeaderboardEnv) -> None:
     status = client.get(f"/api/submissions/{receipt.submission_id}",
                         headers=fresh_env.token("team-a")).get_json()
     assert status["counts"] == {"queued": 6}
+    # The day's budget after this one (default 5 a day), on the receipt and in the status;
+    # queued jobs carry their position on the service.
+    assert receipt.submissions_left_today == 4 and status["submissions_left_today"] == 4
+    positions = sorted(job["queue_position"] for job in status["jobs"])
+    assert len(positions) == 6 and positions == sorted(set(positions)) and positions[0] >= 1
+    assert "median wall time" in status["eta_method"]
     board = client.get("/api/leaderboard").get_json()
     listed = next(e for e in board["incomplete"] if e["entry"] == "team-a/web-model")
     assert listed["n_datasets"] == 0 and "queued" in listed["reason"]
@@ -205,3 +211,53 @@ def test_token_bucket_refills_at_its_rate() -> None:
     for index, key in enumerate(("x", "y", "z")):
         small.take(key, now=float(index * 10))
     assert len(small._buckets) <= 2
+
+
+def test_predictions_are_for_their_own_team_and_admins(fresh_env: LeaderboardEnv) -> None:
+    """The list and the file: the owner (and admins) only; 401, 403, 404 otherwise."""
+    import hashlib
+    import io
+
+    import numpy as np
+
+    from evaluator.orchestrator.predictions import keep_predictions
+    from evaluator.store import Result, open_store, session_scope
+
+    client = fresh_env.client()
+    own, other = fresh_env.token("team-a"), fresh_env.token("team-b")
+    admin = fresh_env.token("baselines")
+    entry = fresh_env.seeded.ids["team-a/vit-delta"]
+    listed = client.get(f"/api/predictions?submission={entry}", headers=own)
+    assert listed.status_code == 200, listed.get_json()
+    files = listed.get_json()
+    assert files and all(f["submission_id"] == entry for f in files)
+    assert not any(f["kept"] for f in files)  # seeded results: scored, nothing kept
+    first = files[0]
+    assert client.get(f"/api/predictions/{first['result_id']}", headers=own).status_code == 404
+    # Kept under the result's hash: served to the owner, byte for byte an .npy of it.
+    array = np.full((3, 2), 0.5, np.float32)
+    source = fresh_env.home / "p.npy"
+    np.save(source, array)
+    sha = hashlib.sha256(array.tobytes()).hexdigest()
+    with session_scope(open_store(fresh_env.url)) as session:
+        result = session.get(Result, first["result_id"])
+        assert result is not None
+        result.predictions_sha256 = sha
+    keep_predictions(fresh_env.home, source, sha)
+    got = client.get(f"/api/predictions/{first['result_id']}", headers=own)
+    assert got.status_code == 200 and got.headers["X-Content-SHA256"] == sha
+    assert "no-store" in got.headers["Cache-Control"]
+    assert np.array_equal(np.load(io.BytesIO(got.get_data())), array)
+    got.close()
+    by_admin = client.get(f"/api/predictions/{first['result_id']}", headers=admin)
+    assert by_admin.status_code == 200
+    by_admin.close()
+    for url in ("/api/predictions?submission=team-a/vit-delta",
+                f"/api/predictions/{first['result_id']}"):
+        assert client.get(url).status_code == 401
+        assert client.get(url, headers=other).status_code == 403
+    assert client.get("/api/predictions", headers=own).status_code == 400
+    assert client.post(f"/api/admin/entries/{entry}/hide", json={"hidden": True},
+                       headers=admin).status_code == 200
+    assert client.get(f"/api/predictions?submission={entry}", headers=other).status_code == 404
+    assert client.get(f"/api/predictions?submission={entry}", headers=own).status_code == 200

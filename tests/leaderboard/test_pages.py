@@ -203,9 +203,12 @@ def test_entry_owner_view_needs_the_owners_token(env: LeaderboardEnv) -> None:
     assert own.status_code == 200
     html = own.get_data(as_text=True)
     jobs = table(html, "jobs")
-    assert any("failed" in " ".join(row) for row in jobs.rows)
+    # The contract's name of what failed, and whose fault, as `status` says it.
+    assert any("exit_nonzero (the model)" in " ".join(row) for row in jobs.rows)
     assert "Traceback: ValueError: shapes differ" in html
-    assert any("queued" in " ".join(row) for row in jobs.rows)
+    assert any("queued #" in " ".join(row) for row in jobs.rows)
+    assert "a model&#39;s own failure (exit_nonzero" in html.split('id="tries-note"')[1]
+    assert 'id="submissions-left"' in html
     other = client.post(f"/entries/{broken}", data={"token": env.seeded.tokens["team-a"]})
     assert other.status_code == 200
     assert "not to this entry's team" in other.get_data(as_text=True)
@@ -282,6 +285,10 @@ def test_guide_renders_the_contract_and_the_commands(client: Any) -> None:
     assert "<table>" in html.split('id="contract"')[1]
     assert "spared-bench check" in html and "spared-bench submit" in html
     assert "--server SERVER_URL" in html  # no public URL configured; never the Host header
+    assert "spared-bench template my-model" in html
+    assert "spared-bench predictions TEAM/NAME" in html.split('id="own-predictions"')[1]
+    daily = html.split('id="daily-limit"')[1].split("</li>")[0]
+    assert "may submit 5 time(s) per UTC day" in daily and "left today" in daily
 
 
 def test_api_reference_page_lists_every_operation(client: Any) -> None:
