@@ -485,12 +485,17 @@ def _archive_lock(bench: Bench) -> Iterator[None]:
     across the processes of this machine (web workers, CLI): a refused upload removes the
     archive it placed only while no other upload of the same image is between the two."""
     bench.images_dir.mkdir(parents=True, exist_ok=True)
-    with open(bench.images_dir / ".intake.lock", "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    # Opened read-only (flock needs no write access): the lock file may belong to another
+    # user of the same store (workers run as root, the web app as 10001).
+    fd = os.open(bench.images_dir / ".intake.lock", os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _drop_unreferenced_archive(bench: Bench, archive: Path, image_id: str) -> None:

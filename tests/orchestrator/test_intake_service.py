@@ -305,3 +305,41 @@ def test_status_shows_logs_to_their_own_team_only(published: BenchEnv, tmp_path:
         get_status(bench, receipt.submission_id, by=rival)
     with pytest.raises(NotFound):
         get_status(bench, 999)
+
+
+def test_the_intake_lock_serves_every_user_of_the_store(tmp_path: Path) -> None:
+    """Workers and the CLI run as root, the compose web app as uid 10001: a lock file one of
+    them created must not stop the other (the web app's uploads answered 500 in the stack)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    from evaluator.orchestrator.service import _archive_lock
+
+    del tmp_path  # pytest's folders are private to root; this one uid 10001 can reach
+    root = Path(tempfile.mkdtemp(prefix="intake-lock-", dir="/tmp"))
+    os.chmod(root, 0o755)
+    images = root / "images"
+    images.mkdir()
+    os.chown(images, 10001, 10001)
+
+    class _Bench:
+        images_dir = images
+
+    with _archive_lock(_Bench()):  # type: ignore[arg-type]  # as root, as a worker would
+        pass
+    lock = images / ".intake.lock"
+    assert lock.stat().st_uid == 0 and lock.stat().st_mode & 0o777 == 0o644
+    script = ("import sys; from pathlib import Path\n"
+              "from evaluator.orchestrator.service import _archive_lock\n"
+              "class B: images_dir = Path(sys.argv[1])\n"
+              "with _archive_lock(B()):\n    print('locked')\n")
+    done = subprocess.run(["setpriv", "--reuid", "10001", "--regid", "10001", "--clear-groups",
+                           sys.executable, "-c", script, str(images)],
+                          capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+    shutil.rmtree(root)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "locked"
