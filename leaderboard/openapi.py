@@ -202,6 +202,17 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                 "responses": {"200": {"description": "OK", "content": {
                     "application/json": {"schema": _ref(SubmissionStatus)}}},
                     **_errors(401, 403, 404, 429)}}},
+            "/api/submissions/{team}/{name}": {"get": {
+                "summary": "An entry's newest version: jobs, results and (own team) logs",
+                "tags": ["submit"], "operationId": "entry_status",
+                "security": [{"bearerAuth": []}], "parameters": [
+                    _param("team", {"type": "string", "minLength": 1, "maxLength": 100},
+                           "team name", where="path"),
+                    _param("name", {"type": "string", "minLength": 1, "maxLength": 100},
+                           "entry name", where="path")],
+                "responses": {"200": {"description": "OK", "content": {
+                    "application/json": {"schema": _ref(SubmissionStatus)}}},
+                    **_errors(401, 403, 404, 429)}}},
             "/api/admin/reevaluate": _post("Re-evaluate entries on a release", ReevaluateIn,
                                            ReevaluateReport, (400, 401, 403, 404, 409, 429,
                                                               503)),

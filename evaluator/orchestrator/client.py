@@ -78,7 +78,10 @@ def post_submission(server: str, token: str, chunks: Iterable[bytes], *, name: s
 
 def get_submission_status(server: str, token: str, submission: str | int) -> SubmissionStatus:
     """A submission's status from the server; raises ``ServerUnavailable``."""
-    url = f"{server.rstrip('/')}/api/submissions/{str(submission).lstrip('#')}"
+    ref = str(submission).lstrip("#")
+    # An id, or TEAM/NAME (the newest version): each part quoted, the slash between them kept
+    ref = "/".join(quote(part, safe="") for part in ref.split("/", 1))
+    url = f"{server.rstrip('/')}/api/submissions/{ref}"
     response = _request("GET", url, headers={"Authorization": f"Bearer {token}"})
     if response.status_code != 200:
         raise _error(url, response)

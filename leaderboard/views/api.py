@@ -309,10 +309,20 @@ def submit() -> tuple[Response, int]:
 def submission_status(submission_id: int) -> Response:
     """A submission's jobs and results; job logs only for its own team and admins (403 for
     another team's hidden entry)."""
+    return _status_response(submission_id)
+
+
+@api.get("/submissions/<team>/<name>")
+def entry_status(team: str, name: str) -> Response:
+    """The newest version of the entry TEAM/NAME, as ``submission_status`` shows it."""
+    return _status_response(f"{team}/{name}")
+
+
+def _status_response(ref: int | str) -> Response:
     from evaluator.orchestrator import get_status
 
     team = authenticated_team()
-    status = get_status(state().bench(), submission_id, by=team, logs=True)
+    status = get_status(state().bench(), ref, by=team, logs=True)
     cap = state().config.log_cap_bytes
     for job in status.jobs:
         if job.log_tail and len(job.log_tail.encode()) > cap:

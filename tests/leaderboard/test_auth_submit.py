@@ -43,6 +43,19 @@ def test_logs_only_for_the_owner_and_admins(env: LeaderboardEnv) -> None:
     assert client.get("/api/submissions/99999", headers=env.token("team-b")).status_code == 404
 
 
+def test_status_by_team_and_name_as_the_readme_writes_it(env: LeaderboardEnv) -> None:
+    """`spared-bench status TEAM/NAME --server URL` (it answered 404): the same status as by id,
+    through the HTTP route and the client the CLI uses."""
+    client = env.client()
+    broken = env.seeded.ids["team-b/broken"]
+    by_id = client.get(f"/api/submissions/{broken}", headers=env.token("team-b")).get_json()
+    by_name = client.get("/api/submissions/team-b/broken", headers=env.token("team-b"))
+    assert by_name.status_code == 200 and by_name.get_json() == by_id
+    missing = client.get("/api/submissions/team-b/no-such-entry", headers=env.token("team-b"))
+    assert missing.status_code == 404
+    assert client.get("/api/submissions/team-b/broken").status_code == 401
+
+
 def test_owner_logs_are_capped(tmp_path: Any) -> None:
     log = "".join(f"line {i:04d} of a long training log\n" for i in range(200)) + "last words\n"
     long_env = make_env(tmp_path / "home", log_cap_bytes=256, log_text=log)

@@ -110,6 +110,10 @@ def test_an_author_follows_and_downloads_on_the_service(
     assert "submissions left today (UTC) for team lab: 0" in status.stdout
 
     with _served(bench_env) as url:
+        # `status TEAM/NAME --server URL`, as the README writes it (it answered 404)
+        remote = _cli(bench_env, "status", "lab/crash", "--server", url, "--token", token)
+        assert remote.returncode == 0, remote.stderr
+        assert "jobs: exit_nonzero 2" in remote.stdout
         out = bench_env.home / "downloads"
         got = _cli(bench_env, "predictions", "lab/ok", "--server", url, "--token", token,
                    "--out", str(out))
