@@ -54,7 +54,7 @@ def _numpy_stats(
     t: np.ndarray, p: np.ndarray, m: np.ndarray, kt: np.ndarray, kp: np.ndarray,
     col: np.ndarray, row: np.ndarray,
 ) -> None:
-    """Fill ``col`` and ``row`` like the numba kernel, with vectorised numpy over row chunks."""
+    """Fill ``col`` and ``row`` (see ``sufficient_stats``), vectorised numpy over row chunks."""
     for start in range(0, t.shape[0], _NUMPY_CHUNK_ROWS):
         stop = min(t.shape[0], start + _NUMPY_CHUNK_ROWS)
         mc = m[start:stop]
