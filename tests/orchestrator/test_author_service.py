@@ -11,8 +11,6 @@ import hashlib
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -26,7 +24,7 @@ from evaluator.orchestrator import register_image, wait_for
 from evaluator.orchestrator.estimates import TRIES_NOTE
 from evaluator.store import Result, session_scope
 from tests.orchestrator.conftest import BenchEnv, publish_small
-from tests.orchestrator.test_pull import _port
+from tests.orchestrator.served import served_app
 from tests.store.dbsupport import REPO
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -41,27 +39,8 @@ def _cli(env: BenchEnv, *argv: str) -> subprocess.CompletedProcess[str]:
                           timeout=120)
 
 
-@contextlib.contextmanager
-def _served(env: BenchEnv) -> Iterator[str]:
-    port = _port()
-    with open(env.home / "serve.log", "wb") as log:
-        process = subprocess.Popen([CLI, "serve", "--port", str(port)], env=env.env,
-                                   stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
-                                   start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise AssertionError((env.home / "serve.log").read_text()[-3000:])
-            time.sleep(0.3)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+def _served(env: BenchEnv) -> contextlib.AbstractContextManager[str]:
+    return served_app(env.env, env.home)
 
 
 def test_an_author_follows_and_downloads_on_the_service(

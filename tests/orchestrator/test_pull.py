@@ -7,14 +7,10 @@ and `check` on the pulled copy.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +19,7 @@ import pytest
 import requests
 
 from tests.orchestrator.conftest import _release_into
+from tests.orchestrator.served import free_port, served_app
 from tests.store.dbsupport import REPO, sqlite_url
 
 CLI = str(Path(sys.executable).parent / "spared-bench")
@@ -41,12 +38,6 @@ np.save(out / "predictions.npy", np.zeros((task["n_test_spots"], len(task["genes
 (out / "model.json").write_text(json.dumps({"name": "limits", "parameters": {
     "time_limit_s": task["time_limit_s"], **task["limits"]}}))
 """
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -68,24 +59,8 @@ def service(tmp_path_factory: pytest.TempPathFactory, tiny_release: Any) -> Iter
     publish_release(bench, tiny_release.release_id, queue_baselines=False)
     bench.close()
     dispose_engines()
-    port = _port()
-    with open(home / "serve.log", "wb") as log:
-        process = subprocess.Popen([CLI, "serve", "--port", str(port)], env=env, stdout=log,
-                                   stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("serve did not answer: " + (home / "serve.log").read_text()[-3000:])
-            time.sleep(0.3)
+    with served_app(env, home) as url:
         yield url, tiny_release
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
 
 
 def _pull(home: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -189,7 +164,7 @@ def test_pull_names_unknown_datasets_and_a_silent_server(service: tuple[str, Any
     url, _release = service
     wrong = _pull(tmp_path / "a", url, "--datasets", "no_such_dataset")
     assert wrong.returncode == 2 and "--datasets: expected names among" in wrong.stderr
-    silent = _pull(tmp_path / "b", f"http://127.0.0.1:{_port()}")
+    silent = _pull(tmp_path / "b", f"http://127.0.0.1:{free_port()}")
     assert silent.returncode == 2 and "no answer" in silent.stderr
     assert "Traceback" not in wrong.stderr + silent.stderr
 
