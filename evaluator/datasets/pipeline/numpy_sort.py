@@ -29,12 +29,10 @@ def _aheapsort(v: list[float], tosort: list[int], lo: int, n: int) -> None:
     def put(k: int, x: int) -> None:
         tosort[lo + k - 1] = x
 
-    top = n >> 1
-    while top > 0:
-        tmp = get(top)
-        i, j = top, top << 1
-        while j <= n:
-            if j < n and _less(v[get(j)], v[get(j + 1)]):
+    def sift_down(i: int, tmp: int, size: int) -> None:
+        j = i << 1
+        while j <= size:
+            if j < size and _less(v[get(j)], v[get(j + 1)]):
                 j += 1
             if _less(v[tmp], v[get(j)]):
                 put(i, get(j))
@@ -43,22 +41,14 @@ def _aheapsort(v: list[float], tosort: list[int], lo: int, n: int) -> None:
             else:
                 break
         put(i, tmp)
-        top -= 1
+
+    for top in range(n >> 1, 0, -1):
+        sift_down(top, get(top), n)
     while n > 1:
         tmp = get(n)
         put(n, get(1))
         n -= 1
-        i, j = 1, 2
-        while j <= n:
-            if j < n and _less(v[get(j)], v[get(j + 1)]):
-                j += 1
-            if _less(v[tmp], v[get(j)]):
-                put(i, get(j))
-                i = j
-                j += j
-            else:
-                break
-        put(i, tmp)
+        sift_down(1, tmp, n)
 
 
 def introsort_argsort(values: np.ndarray) -> np.ndarray:
