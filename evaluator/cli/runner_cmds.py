@@ -34,7 +34,6 @@ from evaluator.jobs import (
     run_jobs,
 )
 from evaluator.jobs.baselines import BaselineScore, validation_baselines
-from evaluator.orchestrator.client import fetch_limits
 from evaluator.runners import RunLimits
 
 LOG_TAIL_LINES = 20
@@ -124,7 +123,12 @@ def _run(purpose: Purpose, submission: str, runner: str, release_ref: str | None
     settings = Settings.from_env()
     # The service's limits (fetched with --server, else this machine's SPARED_BENCH_JOB_*),
     # then what the command line changes.
-    published = fetch_limits(server) if server else JobLimits.from_settings(settings)
+    if server:
+        from evaluator.orchestrator.client import fetch_limits  # the HTTP client: only here
+
+        published = fetch_limits(server)
+    else:
+        published = JobLimits.from_settings(settings)
     overrides = {"time_limit_s": time_limit_s, "mem_limit_gb": mem_limit_gb, "cpus": cpus}
     published = published.model_copy(update={k: v for k, v in overrides.items()
                                               if v is not None})

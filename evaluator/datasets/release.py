@@ -219,27 +219,18 @@ class Release:
             info = path.stat()
             if info.st_size != entry.bytes:
                 raise ReleaseIntegrityError(path, f"{entry.bytes} bytes", f"{info.st_size} bytes")
-            # Hash a file again only when its inode changed since it was last hashed (any
-            # write or chmod moves ctime): 46 GB of patches are not re-read on every load.
-            seen = self.root.parent / VERIFIED_DIR / entry.sha256
-            if seen.is_file() and seen.read_text() == _inode_signature(info):
+            if hashed_before(self.root.parent, path, entry.sha256):
                 continue
             digest = sha256_file(path)
             if digest != entry.sha256:
                 raise ReleaseIntegrityError(path, f"sha256 {entry.sha256}", f"sha256 {digest}")
-            self._remember(entry.sha256, info)
+            remember_hash(self.root.parent, path, entry.sha256)
         self._check_unlisted()
 
     def remember_verified(self, rels: Iterable[str]) -> None:
         """Record files as verified in their current state (just written and hashed)."""
         for rel in rels:
-            self._remember(self.manifest.files[rel].sha256, (self.root / rel).stat())
-
-    def _remember(self, sha256: str, info: os.stat_result) -> None:
-        with contextlib.suppress(OSError):  # a read-only store still verifies, slowly
-            seen = self.root.parent / VERIFIED_DIR / sha256
-            seen.parent.mkdir(exist_ok=True)
-            atomic_write_bytes(seen, _inode_signature(info).encode())
+            remember_hash(self.root.parent, self.root / rel, self.manifest.files[rel].sha256)
 
     def _check_unlisted(self) -> None:
         listed = set(self.manifest.files) | {MANIFEST_NAME}
@@ -253,6 +244,26 @@ class Release:
 
 def _inode_signature(info: os.stat_result) -> str:
     return f"{info.st_dev} {info.st_ino} {info.st_size} {info.st_mtime_ns} {info.st_ctime_ns}"
+
+
+def hashed_before(releases_dir: Path, path: Path, sha256: str) -> bool:
+    """True when ``path`` was hashed to ``sha256`` and its inode has not changed since.
+
+    Any write or chmod moves ctime: 46 GB of patches are not re-read on every load.
+    """
+    try:
+        seen = (releases_dir / VERIFIED_DIR / sha256).read_text()
+        return seen == _inode_signature(path.stat())
+    except OSError:
+        return False
+
+
+def remember_hash(releases_dir: Path, path: Path, sha256: str) -> None:
+    """Record that ``path``, as it is now, has the content ``sha256`` (``hashed_before``)."""
+    with contextlib.suppress(OSError):  # a read-only store still verifies, slowly
+        seen = releases_dir / VERIFIED_DIR / sha256
+        seen.parent.mkdir(exist_ok=True)
+        atomic_write_bytes(seen, _inode_signature(path.stat()).encode())
 
 
 def _sha256_text(text: str) -> str:

@@ -29,8 +29,10 @@ from evaluator.datasets.release import (
     Release,
     ReleaseManifest,
     check_files,
+    hashed_before,
     load_release,
     partial_manifest,
+    remember_hash,
 )
 from evaluator.orchestrator.errors import ServerUnavailable
 from evaluator.orchestrator.service import SubmissionReceipt, SubmissionStatus, WithdrawReport
@@ -161,12 +163,15 @@ def pull_release(server: str, releases_dir: Path, *, ref: str = "current",
         f"{len(offered.files)} files, {total / 1e6:.1f} MB of training data")
     for rel, entry in sorted(offered.files.items()):
         target = root / rel
-        if target.is_file() and target.stat().st_size == entry.bytes and \
-                sha256_file(target) == entry.sha256:
+        if target.is_file() and target.stat().st_size == entry.bytes and (
+                hashed_before(releases_dir, target, entry.sha256)
+                or sha256_file(target) == entry.sha256):
             say(f"  {rel}: here already")
-            continue
-        _fetch_file(f"{base}/api/releases/{offered.release_id}/files/{rel}", entry,
-                    parts / rel, target, say)
+        else:
+            _fetch_file(f"{base}/api/releases/{offered.release_id}/files/{rel}", entry,
+                        parts / rel, target, say)
+        # hashed as it was fetched (or just now): loading the release does not read it again
+        remember_hash(releases_dir, target, entry.sha256)
     files = {**(held.files if held else {}), **offered.files}
     names = {rel.split("/")[1] for rel in files}
     merged = offered.model_copy(update={

@@ -96,7 +96,7 @@ def test_the_service_offers_training_data_only(service: tuple[str, Any]) -> None
 
 
 def test_pull_then_check_on_the_pulled_copy(service: tuple[str, Any], tmp_path: Path) -> None:
-    from evaluator.datasets.release import load_release
+    from evaluator.datasets.release import hashed_before, load_release
 
     url, release = service
     home = tmp_path / "author"
@@ -106,6 +106,8 @@ def test_pull_then_check_on_the_pulled_copy(service: tuple[str, Any], tmp_path: 
     assert pulled.manifest.partial
     for rel, entry in pulled.manifest.files.items():
         assert release.manifest.files[rel] == entry
+        # hashed while fetched: recorded, so loading does not read the pixels a second time
+        assert hashed_before(home / "releases", pulled.root / rel, entry.sha256)
     assert not list((pulled.root).rglob("truth.h5ad"))
     assert not list((pulled.root).rglob("test_*"))
     with pytest.raises(Exception, match="pulled copy"):
