@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from evaluator.core.settings import Settings
+from evaluator.core.text import escape_controls
 
 
 @click.command("pull")
@@ -25,7 +26,7 @@ def pull_command(server: str, ref: str, names: str | None) -> None:
     settings = Settings.from_env()
     datasets = [n.strip() for n in names.split(",") if n.strip()] if names else None
     release = pull_release(server, settings.releases_dir, ref=ref, datasets=datasets,
-                           say=lambda line: click.echo(line, err=True))
+                           say=lambda line: click.echo(escape_controls(line), err=True))
     click.echo(f"pulled release {release.release_id} ({len(release.datasets)} datasets, "
                f"training data) into {release.root}")
     click.echo(f"next: spared-bench check IMAGE --release {release.release_id[:12]}")

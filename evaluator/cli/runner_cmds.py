@@ -142,8 +142,9 @@ def _run(purpose: Purpose, submission: str, runner: str, release_ref: str | None
         update={"gpus": f"none here ({published.gpus} on the service)"})
     task_settings = TaskSettings(time_limit_s=time_limit_s, device="cuda" if gpu_ids else "cpu",
                                  seed=settings.seed if seed is None else seed, limits=told)
-    click.echo(f"job limits{' of ' + server if server else ''}: "
-               f"{', '.join(published.lines())}", err=True)
+    # a server's text (its GPU description) reaches the terminal: controls shown, not obeyed
+    click.echo(escape_controls(f"job limits{' of ' + server if server else ''}: "
+                               f"{', '.join(published.lines())}"), err=True)
     label = "public validation split" if purpose == "validation" else "hidden split"
     click.echo(f"{'checking' if purpose == 'validation' else 'evaluating'} {submission} "
                f"({runner} runner) on the {label} of release {release.release_id[:12]}"
