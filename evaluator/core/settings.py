@@ -32,6 +32,9 @@ _ENV_VARIABLES: dict[str, str] = {
     "job_tmp_mb": "SPARED_BENCH_JOB_TMP_MB",
     "job_output_mb": "SPARED_BENCH_JOB_OUTPUT_MB",
     "job_gpus": "SPARED_BENCH_JOB_GPUS",
+    "registry_url": "SPARED_BENCH_REGISTRY_URL",
+    "registry_api_url": "SPARED_BENCH_REGISTRY_API_URL",
+    "registry_key": "SPARED_BENCH_REGISTRY_KEY",
 }
 
 
@@ -75,6 +78,15 @@ class Settings(BaseModel):
       ``servers``; never taken from a request's ``Host`` header. Unset: ``spared-bench serve``
       uses its own ``http://HOST:PORT`` when that is a specific address, else the documents
       show a placeholder.
+    - ``SPARED_BENCH_REGISTRY_URL``: the submission registry as authors and the workers'
+      Docker engines reach it (e.g. ``http://127.0.0.1:5000``; unset: no registry, submissions
+      are uploaded as ``docker save`` archives). Authors push to ``HOST:PORT/team-<id>/NAME``
+      with their team token (``evaluator.orchestrator.registry``).
+    - ``SPARED_BENCH_REGISTRY_API_URL``: the same registry as the web app reaches it, when that
+      differs (a container network name; default ``SPARED_BENCH_REGISTRY_URL``).
+    - ``SPARED_BENCH_REGISTRY_KEY``: the PEM file (RSA key and certificate) that signs registry
+      tokens; the registry trusts its certificate (default
+      ``$SPARED_BENCH_HOME/registry/token-key.pem``, created on first use).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -97,6 +109,12 @@ class Settings(BaseModel):
     job_gpus: str = Field(default="none", min_length=1, max_length=200)
     public_url: str | None = Field(default=None, max_length=300,
                                    pattern=r"^https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/\-]*)?$")
+
+    registry_url: str | None = Field(default=None, max_length=300,
+                                     pattern=r"^https?://[A-Za-z0-9.\-\[\]]+(:[0-9]{1,5})?/?$")
+    registry_api_url: str | None = Field(
+        default=None, max_length=300, pattern=r"^https?://[A-Za-z0-9.\-\[\]]+(:[0-9]{1,5})?/?$")
+    registry_key: Path | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -137,6 +155,11 @@ class Settings(BaseModel):
         import sys
 
         return self.progress if self.progress is not None else sys.stderr.isatty()
+
+    @property
+    def registry_key_path(self) -> Path:
+        """``registry_key``, or the key file under ``home``."""
+        return self.registry_key or self.home / "registry" / "token-key.pem"
 
     @property
     def processed_dir(self) -> Path:
