@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build, start and stop the scaled stack of compose.yaml (Postgres, Redis, web, N workers).
+# Build, start and stop the scaled stack of compose.yaml (Postgres, Redis, the submission
+# registry, web, N workers).
 #
 #   bash scripts/stack.sh build            # the four images, offline (idempotent, recipe hashes)
 #   bash scripts/stack.sh up [N] [--gpu]   # build if needed, then start with N CPU workers
@@ -9,7 +10,8 @@
 #
 # Offline: no registry is reachable, so every image is built here with `docker build
 # --network none`:
-#   spared-bench/postgres:15, spared-bench/redis:7  FROM spared-bench/debian-py:bookworm (the
+#   spared-bench/postgres:15, spared-bench/redis:7, spared-bench/registry:2.8
+#       FROM spared-bench/debian-py:bookworm (the
 #       debootstrapped rootfs of scripts/build_base_image.sh) + Debian's packages. apt inside
 #       the build has no network, so the exact packages it would install are computed by
 #       `apt-get install -s` in that image with the host's apt lists mounted, downloaded on the
@@ -27,6 +29,8 @@
 #   SPARED_STACK_PROJECT     compose project name   (default spared-bench)
 #   SPARED_STACK_PG_PORT     Postgres on 127.0.0.1  (default 55433)
 #   SPARED_STACK_WEB_PORT    web on 127.0.0.1       (default 8080)
+#   SPARED_STACK_PUBLIC_URL  the web app's address  (default http://127.0.0.1:$SPARED_STACK_WEB_PORT)
+#   SPARED_STACK_REGISTRY_PORT registry on 127.0.0.1 (default 5000)
 #   SPARED_STACK_DB_PASSWORD database password      (default spared)
 #   SPARED_STACK_GPUS        the gpu-worker's GPU   (default 0)
 set -euo pipefail
@@ -35,6 +39,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
 export SPARED_STACK_HOME="${SPARED_STACK_HOME:-/var/lib/spared-bench/stack}"
+export SPARED_STACK_PUBLIC_URL="${SPARED_STACK_PUBLIC_URL:-http://127.0.0.1:${SPARED_STACK_WEB_PORT:-8080}}"
 PROJECT="${SPARED_STACK_PROJECT:-spared-bench}"
 BASE_VERSION="$(tr -d '[:space:]' < images/base/offline/VERSION)"
 BASE_IMAGE="spared-bench/base:$BASE_VERSION"
@@ -161,6 +166,7 @@ cmd_build() {
     step "stack images"
     build_service postgres spared-bench/postgres:15 postgresql-15 postgresql-client-15
     build_service redis spared-bench/redis:7 redis-server
+    build_service registry spared-bench/registry:2.8 docker-registry
     build_evaluator
 }
 
@@ -177,6 +183,16 @@ cmd_up() {
     # The web app (uid 10001, as every job container) keeps uploaded archives in images/.
     mkdir -p "$SPARED_STACK_HOME/images"
     chown 10001:10001 "$SPARED_STACK_HOME/images"
+    # The registry's configuration, token key and storage (the key signs the web app's and
+    # the workers' registry tokens; the registry trusts its certificate). Realm: the web app
+    # as Docker clients (authors, this host's engine) reach it.
+    step "registry configuration (realm $SPARED_STACK_PUBLIC_URL/api/registry/token)"
+    docker run --rm --network none --user 0:0 -e SPARED_BENCH_HOME="$SPARED_STACK_HOME" \
+        -v "$SPARED_STACK_HOME:$SPARED_STACK_HOME" spared-bench/evaluator:1 \
+        spared-bench registry serve --config-only --listen 0.0.0.0:5000 \
+        --realm "$SPARED_STACK_PUBLIC_URL/api/registry/token" >/dev/null \
+        || die "writing the registry's configuration failed"
+    chown -R 10001:10001 "$SPARED_STACK_HOME/registry"
     step "starting the stack ($workers worker(s)) as project $PROJECT; home $SPARED_STACK_HOME"
     # --no-build: every image was built above, offline; compose must not try a registry.
     compose "${profile[@]}" up -d --no-build --scale "worker=$workers" >&2
@@ -185,7 +201,7 @@ cmd_up() {
         (( SECONDS < deadline )) || { compose logs --tail 30 >&2; die "expected the web health endpoint to answer within 120 s, found it silent"; }
         sleep 1
     done
-    note "stack up: web http://127.0.0.1:${SPARED_STACK_WEB_PORT:-8080}/healthz, Postgres 127.0.0.1:${SPARED_STACK_PG_PORT:-55433}"
+    note "stack up: web http://127.0.0.1:${SPARED_STACK_WEB_PORT:-8080}/healthz, Postgres 127.0.0.1:${SPARED_STACK_PG_PORT:-55433}, registry 127.0.0.1:${SPARED_STACK_REGISTRY_PORT:-5000}"
 }
 
 cmd_down() {

@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, render_template, request
 
 from evaluator.contract import JobLimits
+from evaluator.orchestrator.registry import registry_host
 from leaderboard import data
 from leaderboard.db import db, state, version
 from leaderboard.filters import tissues
@@ -211,6 +212,7 @@ def guide() -> Response:
                 "max_upload_mb": state().max_upload_bytes / 2**20,
                 "count_keys": data.PARAMETER_COUNT_KEYS,
                 "daily_submissions": state().settings.daily_submissions,
+                "registry": registry_host(state().settings.registry_url or ""),
                 "limits": JobLimits.from_settings(state().settings), **_common()}
 
     return cached_response(("page", "guide"),

@@ -335,3 +335,38 @@ def test_entry_versions_links_and_withdrawal(tmp_path_factory: pytest.TempPathFa
         page.close()
         server.shutdown()
         thread.join(timeout=10)
+
+
+def test_the_guide_says_how_to_push_to_the_registry(tmp_path_factory: pytest.TempPathFactory,
+                                                     site: tuple[str, LeaderboardEnv],
+                                                     browser: Any) -> None:
+    """With a registry the guide's submit step names it and the push commands (only missing
+    layers travel, a known image refused first); without one it shows the archive upload."""
+    from werkzeug.serving import make_server
+
+    env = make_env(tmp_path_factory.mktemp("browser-registry"),
+                   registry_url="http://127.0.0.1:5999")
+    server = make_server("127.0.0.1", 0, env.app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    page = browser.new_page(viewport={"width": 1360, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(f"http://127.0.0.1:{server.server_port}/guide")
+        step = page.locator("#submit")
+        assert step.is_visible()
+        text = step.inner_text()
+        assert "registry 127.0.0.1:5999" in text
+        assert "docker push 127.0.0.1:5999/team-ID/my-model:v1" in text
+        assert "refused before any upload" in text and "--archive" in text
+        assert page.locator("#job-limits").is_visible()
+        shot(page, "13-guide-registry")
+        page.goto(f"{site[0]}/guide")
+        assert page.locator("#registry").count() == 0
+        assert "application/x-tar" in page.inner_text("#submit")
+        assert errors == []
+    finally:
+        page.close()
+        server.shutdown()
+        thread.join(timeout=10)

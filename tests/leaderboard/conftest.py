@@ -31,7 +31,7 @@ class LeaderboardEnv:
 
 
 def make_env(home: Path, *, log_text: str | None = None, url: str | None = None,
-             **config: Any) -> LeaderboardEnv:
+             registry_url: str | None = None, **config: Any) -> LeaderboardEnv:
     """Seed a fresh store (SQLite under ``home``, or the empty database at ``url``) and build
     the app (rate limits off unless given)."""
     from evaluator.core.settings import Settings
@@ -42,7 +42,7 @@ def make_env(home: Path, *, log_text: str | None = None, url: str | None = None,
     url = url or f"sqlite:///{home / f'bench-{uuid.uuid4().hex[:8]}.db'}"
     seeded = seed_store(open_store(url), **({"log_text": log_text} if log_text else {}))
     settings = Settings(home=home, database_url=url,
-                        queue_url=f"sqlite:///{home / 'queue.db'}")
+                        queue_url=f"sqlite:///{home / 'queue.db'}", registry_url=registry_url)
     options = {"read_rate_per_s": 0.0, "write_rate_per_min": 0.0, **config}
     app = create_app(settings, database_url=url, config=LeaderboardConfig(**options))
     app.testing = True

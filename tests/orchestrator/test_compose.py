@@ -31,7 +31,8 @@ class Stack:
         self.env = {**os.environ, "SPARED_STACK_HOME": str(self.home),
                     "SPARED_STACK_PROJECT": f"sbtest{suffix}",
                     "SPARED_STACK_PG_PORT": str(_free_port()),
-                    "SPARED_STACK_WEB_PORT": str(_free_port())}
+                    "SPARED_STACK_WEB_PORT": str(_free_port()),
+                    "SPARED_STACK_REGISTRY_PORT": str(_free_port())}
 
     def run(self, *args: str, timeout_s: float = 900) -> str:
         done = subprocess.run(["bash", str(REPO / "scripts" / "stack.sh"), *args],
@@ -150,3 +151,40 @@ def test_stack_evaluates_a_baseline_into_postgres(stack: Stack, tiny_release: An
                == [(0,)], 240, "every job of the web submission to finish")
     assert rows(f"select count(*) from results where submission_id = "
                 f"{via_web['submission_id']}") == [(6,)]
+
+    # Through the stack's registry: `docker push` with the team token, the image removed from
+    # this engine (the workers' engine), submitted by digest: the workers pull it.
+    pushed = build_image("ok", nonce="via-registry")
+    registry = f"127.0.0.1:{stack.env['SPARED_STACK_REGISTRY_PORT']}"
+    asked = urllib.request.Request(f"{server}/api/registry",
+                                   headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(asked, timeout=10) as response:
+        info = json.loads(response.read())
+    assert info["registry"] == registry
+    target = f"{registry}/{info['namespace']}/via-registry:v1"
+    docker_env = {**os.environ, "DOCKER_CONFIG": str(stack.home.parent / f"{stack.home.name}-dc")}
+    try:
+        login = subprocess.run(["docker", "login", registry, "-u", "lab", "--password-stdin"],
+                               input=token, env=docker_env, capture_output=True, text=True,
+                               timeout=60, check=False)
+        assert login.returncode == 0, login.stderr
+        subprocess.run(["docker", "tag", pushed, target], check=True, timeout=60)
+        push = subprocess.run(["docker", "push", target], env=docker_env, capture_output=True,
+                              text=True, timeout=600, check=False)
+        assert push.returncode == 0, push.stderr
+    finally:
+        shutil.rmtree(docker_env["DOCKER_CONFIG"], ignore_errors=True)
+    digest = push.stdout.split("digest: ")[1].split()[0]
+    docker_engine.images.remove(pushed, force=True)
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "spared-bench"), "submit",
+         f"{target.rsplit(':', 1)[0]}@{digest}", "--name", "via-registry", "--server", server,
+         "--token", token, "--json"], capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    via_registry = json.loads(done.stdout)
+    assert via_registry["image_digest"] == pushed and via_registry["jobs_queued"] == 6
+    wait_until(lambda: rows("select count(*) from jobs where status in ('queued', 'running')")
+               == [(0,)], 240, "every job of the pushed submission to finish")
+    assert rows(f"select status, count(*) from jobs where submission_id = "
+                f"{via_registry['submission_id']} group by status") == [("succeeded", 6)]
+    assert docker_engine.images.get(pushed).id == pushed
