@@ -13,13 +13,17 @@ from __future__ import annotations
 from typing import Any
 
 from evaluator.orchestrator.auth import (
+    add_worker_token,
     authenticate,
+    authenticate_worker,
     create_team,
     ensure_team,
     hash_token,
     issue_token,
+    list_worker_tokens,
     require_admin,
     revoke_token,
+    revoke_worker_token,
 )
 from evaluator.orchestrator.errors import (
     AuthError,
@@ -29,6 +33,7 @@ from evaluator.orchestrator.errors import (
     QueueUrlError,
     ServerUnavailable,
     SubmissionRejected,
+    WrongTokenKind,
 )
 from evaluator.orchestrator.images import (
     REQUIRED_PLATFORM,
@@ -100,7 +105,10 @@ __all__ = [
     "WithdrawReport",
     "Worker",
     "WorkerOptions",
+    "WrongTokenKind",
+    "add_worker_token",
     "authenticate",
+    "authenticate_worker",
     "check_links",
     "classify",
     "create_team",
@@ -110,6 +118,7 @@ __all__ = [
     "get_status",
     "hash_token",
     "issue_token",
+    "list_worker_tokens",
     "make_huey",
     "publish_release",
     "queue_rerun",
@@ -119,6 +128,7 @@ __all__ = [
     "require_admin",
     "rerun",
     "revoke_token",
+    "revoke_worker_token",
     "submit_image_archive",
     "wait_for",
     "withdraw",

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue as stdqueue
 import socket
 import threading
@@ -36,6 +37,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from evaluator.core.devices import describe_gpus
 from evaluator.core.settings import Settings
 from evaluator.core.text import clean_text
 from evaluator.datasets.release import Release, load_release
@@ -52,6 +54,7 @@ from evaluator.runners import RunLimits
 from evaluator.store import (
     Claim,
     DatabaseUnavailable,
+    beat_worker,
     claim_job,
     complete_job,
     fail_job,
@@ -60,8 +63,10 @@ from evaluator.store import (
     mark_container_started,
     open_store,
     queued_job_ids,
+    register_worker,
     requeue_stale,
     requeue_worker_jobs,
+    stop_worker,
     utcnow,
     with_retry,
 )
@@ -432,8 +437,27 @@ class Worker:
                 enqueued += lost
         return enqueued
 
+    def register(self) -> None:
+        """Write this worker's record (host, GPUs, slots) for ``spared-bench workers``."""
+        options = self.options
+        gpu_ids = ",".join(str(g) for g in options.gpus)
+        with_retry(self.engine, lambda s: register_worker(
+            s, options.name, host=socket.gethostname(), pid=os.getpid(), gpu_ids=gpu_ids,
+            gpu_names=describe_gpus(options.gpus), slots=options.slots),
+            wait_s=self.options.db_wait_s, what="register worker")
+
+    def beat(self) -> None:
+        """Record that this worker is alive (its record's ``heartbeat_at``)."""
+        if not with_retry(self.engine, lambda s: beat_worker(s, self.options.name),
+                          wait_s=self.options.reap_interval_s, what="worker heartbeat"):
+            self.register()
+
     def _upkeep_loop(self) -> None:
         while not self._stop.wait(self.options.reap_interval_s):
+            try:
+                self.beat()
+            except Exception as error:
+                log.warning("worker heartbeat failed (retried next round): %s", error)
             try:
                 self.reap()
             except Exception as error:
@@ -442,6 +466,7 @@ class Worker:
     def run(self) -> None:
         """Recover, start upkeep, consume the queue until SIGTERM (graceful) or SIGINT."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.register()
         requeued = self.recover()
         log.info("worker %s: %d slot(s), gpus %s, queue %s, %d job(s) recovered",
                  self.options.name, self.options.slots, list(self.options.gpus) or "none",
@@ -455,6 +480,11 @@ class Worker:
         finally:
             self._stop.set()
             upkeep.join(timeout=5)
+            try:
+                with_retry(self.engine, lambda s: stop_worker(s, self.options.name), wait_s=5,
+                           what="record worker stop")
+            except Exception as error:  # shown as silent once its heartbeat is old
+                log.warning("worker stop not recorded: %s", error)
 
 
 def _short_error(error: BaseException, limit: int = 300) -> str:
