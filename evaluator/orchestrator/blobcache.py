@@ -141,6 +141,7 @@ class BlobCache:
         part = self.root / PARTS / f"{sha256}.part"
         error: Exception = ServerUnavailable(f"blob {sha256[:12]}: not fetched")
         for attempt in range(1, FETCH_ATTEMPTS + 1):
+            held = _size(part)
             try:
                 self.fetched_bytes += fetch_verified(
                     blob_url(self.server, sha256), sha256, size, part, blob,
@@ -149,6 +150,7 @@ class BlobCache:
                 return
             except ServerUnavailable as stopped:  # the part is kept: resumed next round
                 error = stopped
+                self.fetched_bytes += max(0, _size(part) - held)
             except ReleaseIntegrityError as wrong:  # the part is gone: fetched from its start
                 error = wrong
             log.warning("blob %s: attempt %d of %d failed: %s", sha256[:12], attempt,
@@ -285,6 +287,13 @@ class BlobCache:
             atomic_write_json(root / MANIFEST_NAME,
                               _restricted(manifest, files).model_dump(mode="json"))
             return load_release(manifest.release_id, self.releases_dir)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _held_manifest(root: Path) -> ReleaseManifest | None:
