@@ -355,3 +355,82 @@ def test_cache_evicts_least_recently_used_by_size(service: Service, tmp_path: Pa
     before = cache.fetched_bytes
     cache.materialise(manifest, b, "raw")
     assert cache.fetched_bytes > before
+
+
+# -- the workers listing ------------------------------------------------------------------------
+
+
+def _wait_for(condition: Any, timeout_s: float = 60.0) -> Any:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError("condition not met in time")
+
+
+def test_a_running_worker_is_listed_by_the_cli_the_api_and_the_admin_page(
+        service: Service) -> None:
+    import json
+    import signal
+    import socket
+
+    log = open(service.home / "worker-listed.log", "wb")  # noqa: SIM115 (closed below)
+    worker = subprocess.Popen(
+        [CLI, "worker", "--name", "listed-1", "--reap-interval-s", "0.5", "--heartbeat-s",
+         "0.2", "--lease-s", "5"], cwd=REPO, env=service.env, stdout=log,
+        stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        def listed() -> dict[str, Any] | None:
+            answer = service.cli("workers", "--json")
+            assert answer.returncode == 0, answer.stderr
+            rows = {w["name"]: w for w in json.loads(answer.stdout)["workers"]}
+            return rows.get("listed-1")
+
+        row = _wait_for(listed)
+        assert row["host"] == socket.gethostname() and row["pid"] == worker.pid
+        assert row["state"] == "alive" and row["jobs"] == [] and row["jobs_last_hour"] == 0
+        assert (row["gpu_ids"], row["gpu_names"], row["slots"]) == ("", "", 1)
+        first_beat = row["heartbeat_at"]
+        _wait_for(lambda: (listed() or {}).get("heartbeat_at", first_beat) > first_beat)
+        table = service.cli("workers")
+        assert table.returncode == 0
+        header, _rule, *lines = table.stdout.splitlines()
+        assert header.split() == ["worker", "state", "host", "gpus", "current", "jobs",
+                                  "heartbeat", "jobs/hour"]
+        line = next(x for x in lines if x.startswith("listed-1"))
+        assert line.split()[:5] == ["listed-1", "alive", socket.gethostname(), "none", "idle"]
+
+        # The same through the admins' API, with --server; other tokens are refused.
+        remote = service.cli("workers", "--json", "--server", service.url, "--token",
+                             service.tokens["admins"])
+        assert remote.returncode == 0, remote.stderr
+        assert "listed-1" in {w["name"] for w in json.loads(remote.stdout)["workers"]}
+        refused = service.cli("workers", "--server", service.url, "--token",
+                              service.tokens["lab"])
+        assert refused.returncode == 2 and "HTTP 403" in refused.stderr
+        api = service.get("/api/admin/workers?lease_s=30", service.tokens["admins"]).json()
+        assert api["lease_s"] == 30 and "listed-1" in {w["name"] for w in api["workers"]}
+        assert service.get("/api/admin/workers").status_code == 401
+        assert service.get("/api/admin/workers", service.tokens["lab"]).status_code == 403
+
+        # The admin page: a form first, the table for an admin's token, 403 for another's.
+        form = requests.get(f"{service.url}/admin/workers", timeout=30)
+        assert form.status_code == 200 and 'id="workers-form"' in form.text
+        assert "listed-1" not in form.text
+        page = requests.post(f"{service.url}/admin/workers",
+                             data={"token": service.tokens["admins"]}, timeout=30)
+        assert page.status_code == 200 and 'data-name="listed-1"' in page.text
+        assert socket.gethostname() in page.text
+        other = requests.post(f"{service.url}/admin/workers",
+                              data={"token": service.tokens["lab"]}, timeout=30)
+        assert other.status_code == 403 and "listed-1" not in other.text
+    finally:
+        os.killpg(worker.pid, signal.SIGINT)
+        worker.wait(timeout=30)
+        log.close()
+    stopped = _wait_for(lambda: (listed() or {}).get("state") == "stopped" and listed())
+    assert stopped["stopped_at"] is not None
