@@ -36,6 +36,7 @@ from evaluator.core.fsio import atomic_write_json, link_or_copy, sha256_file
 from evaluator.core.settings import Settings
 from evaluator.datasets.release import (
     MANIFEST_NAME,
+    VERIFIED_DIR,
     FileEntry,
     Release,
     ReleaseManifest,
@@ -207,8 +208,10 @@ class BlobCache:
                     break
                 if sha in protected:
                     continue
-                (folder / sha).unlink(missing_ok=True)
-                (self.root / USED / sha).unlink(missing_ok=True)
+                for path in (folder / sha, self.root / USED / sha,
+                             self.root / VERIFIED_DIR / sha,
+                             self.releases_dir / VERIFIED_DIR / sha):
+                    path.unlink(missing_ok=True)
                 total -= sizes[sha]
                 evicted.append(sha)
             if evicted:

@@ -434,3 +434,36 @@ def test_a_running_worker_is_listed_by_the_cli_the_api_and_the_admin_page(
         log.close()
     stopped = _wait_for(lambda: (listed() or {}).get("state") == "stopped" and listed())
     assert stopped["stopped_at"] is not None
+
+
+def test_cache_shared_by_threads_and_processes_fetches_once_and_keeps_pinned_blobs(
+        service: Service, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from evaluator.datasets.release import job_files
+
+    token = service.add_worker("cache-5")
+    root = tmp_path / "shared"
+    # Two caches on one folder (two worker processes of a host), two threads each: one fetch.
+    caches = [_cache(service, root, token), _cache(service, root, token)]
+    rel = f"public/{service.release.datasets[2]}/train_patches.npy"
+    entry = service.release.manifest.files[rel]
+    with ThreadPoolExecutor(4) as pool:
+        blobs = list(pool.map(lambda i: caches[i % 2].get(entry.sha256, entry.bytes), range(4)))
+    assert len(set(blobs)) == 1 and blobs[0].read_bytes() == (service.release.root /
+                                                                rel).read_bytes()
+    assert sum(c.fetched_bytes for c in caches) == entry.bytes
+
+    # A running job's files stay while another job's fetch goes over the limit.
+    manifest = caches[0].manifest("current")
+    a, b = service.release.datasets[:2]
+    tight = _cache(service, tmp_path / "tight", token, max_bytes=1)
+    with tight.job_release(manifest, a, "raw") as release:
+        tight.materialise(manifest, b, "raw")
+        pinned = {e.sha256 for e in job_files(manifest, a, "raw").values()}
+        held = {p.name for p in (tmp_path / "tight" / "blobs").iterdir()}
+        assert pinned <= held  # a's files were not evicted under its running job
+        assert release.truth_path(a).is_file()
+    tight.evict()
+    assert not list((tmp_path / "tight" / "blobs").iterdir())  # nothing pinned: all over
+    assert not list((tmp_path / "tight" / ".verified").iterdir())
