@@ -14,9 +14,9 @@ Layout under the cache folder (``Settings.worker_cache_dir``)::
 hashed while it streams, resumable, moved into place atomically); a transfer that stops is
 resumed, a file that hashes wrong is dropped and fetched again from its start. The cache is
 kept under ``max_bytes`` by evicting the least recently used blobs (and their links in the
-release folders) after every fetch; the blobs of jobs running in this process are pinned.
-Several processes may share one cache: fetches of one blob and changes of the release folders
-hold file locks.
+release folders) after every fetch; the blobs of running jobs are pinned (shared file locks).
+Several threads and processes may share one cache: fetches of one blob, pins and changes of
+the release folders hold file locks.
 """
 
 from __future__ import annotations
@@ -25,9 +25,7 @@ import contextlib
 import fcntl
 import logging
 import os
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -84,8 +82,6 @@ class BlobCache:
         self.token = token
         self.max_bytes = max_bytes
         self.say = say
-        self._pins: Counter[str] = Counter()
-        self._pin_lock = threading.Lock()
         self.fetched_bytes = 0  # bytes that travelled, this process (for the benchmark)
 
     @classmethod
@@ -180,38 +176,34 @@ class BlobCache:
 
     @contextlib.contextmanager
     def pinned(self, shas: set[str]) -> Iterator[None]:
-        """Keep the blobs ``shas`` from eviction while the block runs (this process)."""
-        with self._pin_lock:
-            self._pins.update(shas)
-        try:
+        """Keep the blobs ``shas`` from eviction while the block runs, by any thread or process
+        using this cache folder: a shared ``flock`` on each ``used/<sha256>`` (eviction takes
+        an exclusive one without waiting, and passes a blob it cannot lock)."""
+        with contextlib.ExitStack() as stack:
+            for sha in sorted(shas):
+                used = self.root / USED / sha
+                used.parent.mkdir(parents=True, exist_ok=True)
+                fh = stack.enter_context(open(used, "a+b"))
+                fcntl.flock(fh, fcntl.LOCK_SH)
             yield
-        finally:
-            with self._pin_lock:
-                self._pins.subtract(shas)
-                self._pins += Counter()  # drop the zeros
 
     def evict(self, keep: set[str] | frozenset[str] = frozenset()) -> list[str]:
         """Remove least recently used blobs until the cache holds at most ``max_bytes``; never
-        ``keep`` nor a pinned blob. Their links in the release folders go with them (each
-        folder's manifest then lists only what it holds). Returns the evicted sha256s."""
+        ``keep`` nor a pinned blob (``pinned``, any process). Their links in the release
+        folders go with them (each folder's manifest then lists only what it holds). Returns
+        the evicted sha256s."""
         with _locked(self.root / ".lock"):
             folder = self.root / BLOBS
             if not folder.is_dir():
                 return []
-            with self._pin_lock:
-                protected = set(keep) | set(self._pins)
             sizes = {p.name: p.stat().st_size for p in folder.iterdir() if p.is_file()}
             total = sum(sizes.values())
             evicted: list[str] = []
             for sha in sorted(sizes, key=self._last_used):
                 if total <= self.max_bytes:
                     break
-                if sha in protected:
+                if sha in keep or not self._drop_unpinned(sha):
                     continue
-                for path in (folder / sha, self.root / USED / sha,
-                             self.root / VERIFIED_DIR / sha,
-                             self.releases_dir / VERIFIED_DIR / sha):
-                    path.unlink(missing_ok=True)
                 total -= sizes[sha]
                 evicted.append(sha)
             if evicted:
@@ -219,6 +211,23 @@ class BlobCache:
                 log.info("worker cache: evicted %d blob(s), %.1f MB held of %.1f MB",
                          len(evicted), total / 1e6, self.max_bytes / 1e6)
             return evicted
+
+    def _drop_unpinned(self, sha: str) -> bool:
+        """Remove blob ``sha`` unless a job pins it; True when removed. ``used/<sha>`` stays
+        (its inode is what pins lock: a pin taken meanwhile stays valid, and the job fetches
+        the blob again)."""
+        used = self.root / USED / sha
+        used.parent.mkdir(parents=True, exist_ok=True)
+        with open(used, "a+b") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            for path in (self.root / BLOBS / sha, self.root / VERIFIED_DIR / sha,
+                         self.releases_dir / VERIFIED_DIR / sha):
+                path.unlink(missing_ok=True)
+            fcntl.flock(fh, fcntl.LOCK_UN)
+        return True
 
     def _unlink_from_releases(self, gone: set[str]) -> None:
         if not self.releases_dir.is_dir():

@@ -464,6 +464,22 @@ def test_cache_shared_by_threads_and_processes_fetches_once_and_keeps_pinned_blo
         held = {p.name for p in (tmp_path / "tight" / "blobs").iterdir()}
         assert pinned <= held  # a's files were not evicted under its running job
         assert release.truth_path(a).is_file()
+    # A pin of another process (a second worker on this cache) holds too.
+    script = ("import sys, time; from pathlib import Path; "
+              "from evaluator.orchestrator.blobcache import BlobCache; "
+              "cache = BlobCache(Path(sys.argv[1]), 'http://unused', 'sbw_x', max_bytes=1)\n"
+              "with cache.pinned({sys.argv[2]}):\n"
+              "    print('pinned', flush=True); time.sleep(60)")
+    kept = next(iter(pinned))
+    other = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "tight"), kept],
+                             cwd=REPO, env=service.env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout is not None and other.stdout.readline().strip() == "pinned"
+        tight.evict()
+        assert {p.name for p in (tmp_path / "tight" / "blobs").iterdir()} == {kept}
+    finally:
+        other.kill()
+        other.communicate()
     tight.evict()
     assert not list((tmp_path / "tight" / "blobs").iterdir())  # nothing pinned: all over
     assert not list((tmp_path / "tight" / ".verified").iterdir())
