@@ -64,3 +64,46 @@ def test_workers_listing_shows_host_gpus_jobs_heartbeat_and_throughput(engine) -
                         slots=1, now=now)
         again = {v.name: v for v in list_workers(session, now=now)}["old"]
     assert (again.host, again.state, again.stopped_at) == ("node-d", "alive", None)
+
+
+def test_worker_tokens_on_both_databases(engine) -> None:
+    import pytest
+
+    from evaluator.orchestrator import (
+        AuthError,
+        OrchestratorError,
+        WrongTokenKind,
+        add_worker_token,
+        authenticate,
+        authenticate_worker,
+        create_team,
+        issue_token,
+        list_worker_tokens,
+        revoke_worker_token,
+    )
+
+    with session_scope(engine) as session:
+        secret = add_worker_token(session, "w1")
+        create_team(session, "lab", admin=True)
+        team_token = issue_token(session, "lab")
+    with session_scope(engine) as session:
+        assert authenticate_worker(session, secret) == "w1"
+        with pytest.raises(WrongTokenKind, match="expected a worker token"):
+            authenticate_worker(session, team_token)
+        with pytest.raises(WrongTokenKind, match="expected a team's API token"):
+            authenticate(session, secret)
+        with pytest.raises(OrchestratorError, match="already has an active token"):
+            add_worker_token(session, "w1")
+    with session_scope(engine) as session:
+        assert list_worker_tokens(session)[0].last_used_at is not None
+        assert revoke_worker_token(session, "w1")
+        assert not revoke_worker_token(session, "w1")
+    with session_scope(engine) as session, pytest.raises(AuthError, match="revoked"):
+        authenticate_worker(session, secret)
+    with session_scope(engine) as session:
+        again = add_worker_token(session, "w1")
+    with session_scope(engine) as session:
+        assert authenticate_worker(session, again) == "w1"
+        with pytest.raises(AuthError, match="unknown"):
+            authenticate_worker(session, secret)
+        assert [t.name for t in list_worker_tokens(session)] == ["w1"]
