@@ -33,6 +33,7 @@ from evaluator.orchestrator.errors import (
     LimitExceeded,
     OrchestratorError,
     QueueUnavailable,
+    RegistryNotConfigured,
     SubmissionRejected,
 )
 from evaluator.store import NotFound, StoreError, open_store
@@ -102,7 +103,7 @@ def _within(address: str, networks: tuple[Any, ...]) -> bool:
 def _status_of(error: Exception) -> int:
     if isinstance(error, WebError):
         return error.status
-    if isinstance(error, NotFound | DatasetNotFound | ReleaseNotFound):
+    if isinstance(error, NotFound | DatasetNotFound | ReleaseNotFound | RegistryNotConfigured):
         return 404
     if isinstance(error, AuthError):
         return 403

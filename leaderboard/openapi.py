@@ -10,9 +10,13 @@ from pydantic.json_schema import models_json_schema
 from evaluator.contract import JobLimits
 from evaluator.datasets.release import ReleaseManifest
 from evaluator.orchestrator.predictions import PredictionFile
+from evaluator.orchestrator.registry import SERVICE as REGISTRY_SERVICE
+from evaluator.orchestrator.registry import RegistryTokenOut
 from evaluator.orchestrator.service import (
+    PrecheckReport,
     PublishReport,
     ReevaluateReport,
+    RegistryInfo,
     RerunReport,
     SubmissionReceipt,
     SubmissionStatus,
@@ -46,6 +50,7 @@ MODELS: tuple[type[BaseModel], ...] = (
 )
 MODELS += (PredictionFile,)  # an owner's downloads of their predictions
 MODELS += (WorkersReport,)  # the admins' view of the workers
+MODELS += (RegistryInfo, RegistryTokenOut, PrecheckReport)  # pushing to the registry
 
 _ERROR_TEXT = {
     400: "a parameter or body that does not parse",
@@ -55,7 +60,8 @@ _ERROR_TEXT = {
     404: "no such release, entry or dataset",
     409: "the action conflicts with the stored state",
     413: "upload over the size limit",
-    422: "an archive that is not one linux/amd64 image, or one submitted before",
+    422: "an archive or pushed image that is not one linux/amd64 image, is outside the "
+         "team's namespace, or was submitted before",
     429: "over a rate limit or the team's daily submission limit (see Retry-After)",
     503: "the database or the queue did not answer",
 }
@@ -160,7 +166,9 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
         "servers": [{"url": server_url.rstrip("/") or "/"}],
         "components": {"schemas": schemas, "securitySchemes": {
             "bearerAuth": {"type": "http", "scheme": "bearer",
-                           "description": "a team's API token (`spared-bench team token`)"}}},
+                           "description": "a team's API token (`spared-bench team token`)"},
+            "basicAuth": {"type": "http", "scheme": "basic",
+                          "description": "any user name, a team's API token as password"}}},
         "paths": {
             "/api/releases": _get("List published releases", ReleasesOut, [],
                                   errors=(400, 429)),
@@ -183,16 +191,51 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
             "/api/results": _get("Long results table of a release and track", ResultsOut,
                                  _view_params(filters=False)),
             "/api/submissions": _post(
-                "Submit a docker save archive", None, SubmissionReceipt,
-                (400, 401, 413, 422, 429, 503), status=201, raw_body=True,
+                "Submit a docker save archive or a pushed image", None, SubmissionReceipt,
+                (400, 401, 404, 413, 422, 429, 503), status=201, raw_body=True,
                 params=[_param("name", {"type": "string", "minLength": 1, "maxLength": 100},
                                "entry name, unique within the team", required=True),
+                        _param("image", {"type": "string", "maxLength": 300},
+                               "an image pushed to the registry, REGISTRY/team-ID/REPO@sha256:"
+                               "DIGEST (then no body)"),
                         _param("description", {"type": "string", "maxLength": 10000},
                                "what the model is"),
                         _param("paper_url", {"type": "string", "maxLength": 500},
                                "http(s) link to the model's paper"),
                         _param("code_url", {"type": "string", "maxLength": 500},
                                "http(s) link to the model's code")]),
+            "/api/submissions/precheck": {"get": {
+                "summary": "Would this image under this name be accepted (before uploading)",
+                "tags": ["submit"], "operationId": "submission_precheck",
+                "security": [{"bearerAuth": []}], "parameters": [
+                    _param("name", {"type": "string", "minLength": 1, "maxLength": 100},
+                           "entry name", required=True),
+                    _param("image_id", {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+                           "the image's id (sha256 of its config)", required=True)],
+                "responses": {"200": {"description": "OK", "content": {
+                    "application/json": {"schema": _ref(PrecheckReport)}}},
+                    **_errors(400, 401, 422, 429)}}},
+            "/api/registry": {"get": {
+                "summary": "Where your team pushes images (registry and namespace)",
+                "tags": ["submit"], "operationId": "registry_info",
+                "security": [{"bearerAuth": []}], "parameters": [],
+                "responses": {"200": {"description": "OK", "content": {
+                    "application/json": {"schema": _ref(RegistryInfo)}}},
+                    **_errors(401, 404, 429)}}},
+            "/api/registry/token": {"get": {
+                "summary": "Registry token realm (Docker token authentication; Basic, the "
+                           "team token as password)",
+                "tags": ["submit"], "operationId": "registry_token",
+                "security": [{"basicAuth": []}, {"bearerAuth": []}], "parameters": [
+                    _param("service", {"type": "string", "enum": [REGISTRY_SERVICE]},
+                           "the registry's service name", required=True),
+                    _param("scope", {"type": "string", "maxLength": 300},
+                           "repository:NAME:pull,push (repeatable)"),
+                    _param("account", {"type": "string", "maxLength": 200},
+                           "the user name Docker sends (not used)")],
+                "responses": {"200": {"description": "OK", "content": {
+                    "application/json": {"schema": _ref(RegistryTokenOut)}}},
+                    **_errors(400, 401, 404, 429)}}},
             "/api/withdrawals": {"post": {
                 **_post("Withdraw an entry or one version", WithdrawIn, WithdrawReport,
                         (400, 401, 403, 404, 429))["post"], "tags": ["submit"],

@@ -23,6 +23,8 @@ fi
 
 step "Postgres and Redis on loopback (store and queue tests)"; bash scripts/ensure_postgres.sh >/dev/null && bash scripts/ensure_redis.sh >/dev/null
 
+step "Debian's docker-registry (the submission registry's tests)"; bash scripts/ensure_registry.sh >/dev/null
+
 step "SpaRED's library in its own venv (the reference of tests/datasets/spared_reference)"
 bash scripts/ensure_spared_reference.sh >/dev/null
 

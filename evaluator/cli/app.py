@@ -17,6 +17,7 @@ from evaluator.cli import (
     datasets_cmds,
     pipeline_cmds,
     pull_cmds,
+    registry_cmds,
     runner_cmds,
     scoring_cmds,
     service_cmds,
@@ -42,7 +43,7 @@ def cli() -> None:
 
 
 for _module in (datasets_cmds, scoring_cmds, completion_cmds, runner_cmds, service_cmds,
-                pipeline_cmds, web_cmds, author_cmds, workers_cmds):
+                pipeline_cmds, web_cmds, author_cmds, registry_cmds, workers_cmds):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 datasets_cmds.data_group.add_command(pull_cmds.pull_command)

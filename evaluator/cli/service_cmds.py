@@ -168,6 +168,33 @@ def _save_stream(image: str) -> Iterator[bytes]:
     return iter(saved.save(chunk_size=1 << 20, named=True))
 
 
+def _push(server: str, token: str, image: str, name: str, info: Any) -> str:
+    """Check a local image against the server, push it to the server's registry and return
+    it by digest."""
+    from evaluator.orchestrator.client import precheck_submission
+    from evaluator.orchestrator.push import push_image
+    from evaluator.runners import docker_client
+
+    client = docker_client()
+    from docker.errors import ImageNotFound
+
+    try:
+        image_id = client.images.get(image).id
+    except ImageNotFound as error:
+        raise BenchError(f"image {image!r}: expected it on this machine's Docker engine, found "
+                         "no such image") from error
+    check = precheck_submission(server, token, name=name, image_id=image_id)
+    click.echo(escape_controls(f"{image_id[:19]} is new; it will be version {check.version} "
+                               f"of {name}; pushing to {info.registry}/{info.namespace}"),
+               err=True)
+    report = push_image(client, image, registry=info.registry, namespace=info.namespace,
+                        token=token, entry=name, image_id=image_id,
+                        say=lambda line: click.echo(escape_controls(line), err=True))
+    click.echo(f"pushed {report.layers_pushed} layer(s), {report.layers_present} already in "
+               f"the registry: {report.ref}", err=True)
+    return str(report.ref)
+
+
 def _file_chunks(path: Path) -> Iterator[bytes]:
     with open(path, "rb") as handle:
         while chunk := handle.read(1 << 20):
@@ -192,34 +219,59 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
 @click.option("--no-archive", is_flag=True,
               help="Local image: do not keep a `docker save` archive for workers on other "
                    "engines (every worker shares this engine).")
+@click.option("--archive", "force_archive", is_flag=True,
+              help="With --server: upload a `docker save` archive even when the server has a "
+                   "registry (by default only the layers the registry lacks are pushed).")
 @click.option("--wait", "wait_s", type=click.FloatRange(0), default=None,
               help="Local use: wait up to this many seconds for the jobs to finish.")
 @click.option("--json", "as_json", is_flag=True, help="Print the receipt as JSON.")
 def submit_command(image: str, name: str, description: str, paper_url: str | None,
                    code_url: str | None, team: str | None,
                    token: str | None, server: str | None, baseline: bool, no_archive: bool,
-                   wait_s: float | None, as_json: bool) -> None:
-    """Submit IMAGE (an image on this engine, or a `docker save` .tar file) for evaluation.
+                   force_archive: bool, wait_s: float | None, as_json: bool) -> None:
+    """Submit IMAGE for evaluation: an image on this engine, a `docker save` .tar file, or an
+    image pushed to the service's registry (REGISTRY/team-ID/REPO@sha256:DIGEST).
 
+    With --server, a local image goes to the server's registry when it has one: the image is
+    checked against the server first (an image submitted before is refused before any
+    upload), then pushed (only the layers the registry lacks travel) and submitted by digest.
     Locally the image is loaded (or registered), its content digest recorded, and one job per
     dataset and track of the current release is queued; `spared-bench worker` runs them.
     """
     is_file = Path(image).is_file()
+    by_digest = "@sha256:" in image and not is_file
     if server:
-        from evaluator.orchestrator.client import post_submission
+        from evaluator.orchestrator.client import get_registry_info, post_submission
 
         if not token:
             raise BenchError("--server: expected an API token (--token or SPARED_BENCH_TOKEN), "
                              "found none")
-        chunks = _file_chunks(Path(image)) if is_file else _save_stream(image)
-        receipt = post_submission(server, token, chunks, name=name, description=description,
-                                  paper_url=paper_url, code_url=code_url)
+        links: dict[str, Any] = {"name": name, "description": description,
+                                 "paper_url": paper_url, "code_url": code_url}
+        info = None if is_file or by_digest or force_archive else \
+            get_registry_info(server, token)
+        if by_digest:
+            receipt = post_submission(server, token, image_ref=image, **links)
+        elif info is not None:
+            receipt = post_submission(server, token, image_ref=_push(server, token, image,
+                                                                     name, info), **links)
+        else:
+            chunks = _file_chunks(Path(image)) if is_file else _save_stream(image)
+            receipt = post_submission(server, token, chunks, **links)
     else:
-        from evaluator.orchestrator import register_image, submit_image_archive
+        from evaluator.orchestrator import (
+            register_image,
+            submit_image_archive,
+            submit_registry_image,
+        )
 
         bench = _bench()
         by = _by(bench, token)
-        if is_file:
+        if by_digest:
+            receipt = submit_registry_image(bench, image, name=name, description=description,
+                                            by=by, team=team, baseline=baseline,
+                                            paper_url=paper_url, code_url=code_url)
+        elif is_file:
             receipt = submit_image_archive(bench, Path(image), name=name,
                                            description=description, by=by, team=team,
                                            baseline=baseline, paper_url=paper_url,

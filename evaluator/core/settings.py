@@ -33,6 +33,9 @@ _ENV_VARIABLES: dict[str, str] = {
     "job_output_mb": "SPARED_BENCH_JOB_OUTPUT_MB",
     "job_gpus": "SPARED_BENCH_JOB_GPUS",
     "worker_cache_gb": "SPARED_BENCH_WORKER_CACHE_GB",
+    "registry_url": "SPARED_BENCH_REGISTRY_URL",
+    "registry_api_url": "SPARED_BENCH_REGISTRY_API_URL",
+    "registry_key": "SPARED_BENCH_REGISTRY_KEY",
 }
 
 
@@ -80,6 +83,15 @@ class Settings(BaseModel):
       (``$SPARED_BENCH_HOME/worker-cache``, fetched by content address from the service) is
       kept under by evicting the least recently used files (default 100 GB; the files a
       running job uses are never evicted, so one job larger than the cache still runs).
+    - ``SPARED_BENCH_REGISTRY_URL``: the submission registry as authors and the workers'
+      Docker engines reach it (e.g. ``http://127.0.0.1:5000``; unset: no registry, submissions
+      are uploaded as ``docker save`` archives). Authors push to ``HOST:PORT/team-<id>/NAME``
+      with their team token (``evaluator.orchestrator.registry``).
+    - ``SPARED_BENCH_REGISTRY_API_URL``: the same registry as the web app reaches it, when that
+      differs (a container network name; default ``SPARED_BENCH_REGISTRY_URL``).
+    - ``SPARED_BENCH_REGISTRY_KEY``: the PEM file (RSA key and certificate) that signs registry
+      tokens; the registry trusts its certificate (default
+      ``$SPARED_BENCH_HOME/registry/token-key.pem``, created on first use).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -103,6 +115,12 @@ class Settings(BaseModel):
     worker_cache_gb: float = Field(default=100.0, gt=0)
     public_url: str | None = Field(default=None, max_length=300,
                                    pattern=r"^https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/\-]*)?$")
+
+    registry_url: str | None = Field(default=None, max_length=300,
+                                     pattern=r"^https?://[A-Za-z0-9.\-\[\]]+(:[0-9]{1,5})?/?$")
+    registry_api_url: str | None = Field(
+        default=None, max_length=300, pattern=r"^https?://[A-Za-z0-9.\-\[\]]+(:[0-9]{1,5})?/?$")
+    registry_key: Path | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -143,6 +161,11 @@ class Settings(BaseModel):
         import sys
 
         return self.progress if self.progress is not None else sys.stderr.isatty()
+
+    @property
+    def registry_key_path(self) -> Path:
+        """``registry_key``, or the key file under ``home``."""
+        return self.registry_key or self.home / "registry" / "token-key.pem"
 
     @property
     def processed_dir(self) -> Path:

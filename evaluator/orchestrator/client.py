@@ -4,6 +4,10 @@ The API (served by the leaderboard web app):
 - ``POST <URL>/api/submissions?name=N&description=D`` with ``Authorization: Bearer TOKEN`` and
   the ``docker save`` archive as the body (``Content-Type: application/x-tar``, streamed,
   chunked). Answers 201 with a ``SubmissionReceipt`` as JSON; 4xx with ``{"error": "..."}``.
+- ``GET <URL>/api/registry`` (bearer token): the registry and the team's namespace to push to;
+  ``GET <URL>/api/submissions/precheck?name=N&image_id=sha256:...`` refuses a known image
+  before any upload; ``POST <URL>/api/submissions?name=N&image=REGISTRY/REPO@sha256:...``
+  (no body) submits a pushed image.
 - ``GET <URL>/api/submissions/<id>`` (bearer token) answers a ``SubmissionStatus`` as JSON.
 - ``GET <URL>/api/releases/<ref>/public`` and ``.../files/<path>`` (no token): the training
   data an author pulls to run ``check`` on the service's own data (``pull_release``).
@@ -41,7 +45,13 @@ from evaluator.datasets.release import (
     remember_hash,
 )
 from evaluator.orchestrator.errors import ServerUnavailable
-from evaluator.orchestrator.service import SubmissionReceipt, SubmissionStatus, WithdrawReport
+from evaluator.orchestrator.service import (
+    PrecheckReport,
+    RegistryInfo,
+    SubmissionReceipt,
+    SubmissionStatus,
+    WithdrawReport,
+)
 from evaluator.store import WorkersReport
 
 CONNECT_TIMEOUT_S = 10.0
@@ -69,20 +79,46 @@ def _request(method: str, url: str, **kwargs: Any) -> Any:
             f"({type(error).__name__}); check --server (is the web app running?)") from error
 
 
-def post_submission(server: str, token: str, chunks: Iterable[bytes], *, name: str,
-                    description: str = "", paper_url: str | None = None,
-                    code_url: str | None = None) -> SubmissionReceipt:
-    """Stream an image archive to the server; raises ``ServerUnavailable`` with its answer."""
+def post_submission(server: str, token: str, chunks: Iterable[bytes] | None = None, *,
+                    name: str, description: str = "", paper_url: str | None = None,
+                    code_url: str | None = None, image_ref: str | None = None
+                    ) -> SubmissionReceipt:
+    """Submit an image: stream an archive (``chunks``) or name one pushed to the service's
+    registry (``image_ref``, by digest); raises ``ServerUnavailable`` with the answer."""
     url = server.rstrip("/") + "/api/submissions"
     params = {"name": name, "description": description}
-    params.update({k: v for k, v in (("paper_url", paper_url), ("code_url", code_url)) if v})
+    params.update({k: v for k, v in (("paper_url", paper_url), ("code_url", code_url),
+                                     ("image", image_ref)) if v})
+    headers = {"Authorization": f"Bearer {token}"}
+    if chunks is not None:
+        headers["Content-Type"] = "application/x-tar"
     response = _request("POST", url, params=params,
-                        data=iter(chunks),
-                        headers={"Authorization": f"Bearer {token}",
-                                 "Content-Type": "application/x-tar"})
+                        data=iter(chunks) if chunks is not None else None, headers=headers)
     if response.status_code not in (200, 201):
         raise _error(url, response)
     return SubmissionReceipt.model_validate(response.json())
+
+
+def get_registry_info(server: str, token: str) -> RegistryInfo | None:
+    """Where the token's team pushes images, or None when the server has no registry."""
+    url = server.rstrip("/") + "/api/registry"
+    response = _request("GET", url, headers={"Authorization": f"Bearer {token}"})
+    if response.status_code == 404:
+        return None
+    if response.status_code != 200:
+        raise _error(url, response)
+    return RegistryInfo.model_validate(response.json())
+
+
+def precheck_submission(server: str, token: str, *, name: str,
+                        image_id: str) -> PrecheckReport:
+    """Ask whether ``image_id`` under ``name`` would be accepted, before any upload."""
+    url = server.rstrip("/") + "/api/submissions/precheck"
+    response = _request("GET", url, params={"name": name, "image_id": image_id},
+                        headers={"Authorization": f"Bearer {token}"})
+    if response.status_code != 200:
+        raise _error(url, response)
+    return PrecheckReport.model_validate(response.json())
 
 
 def get_submission_status(server: str, token: str, submission: str | int) -> SubmissionStatus:

@@ -41,6 +41,15 @@ class SubmissionRejected(OrchestratorError):
     """A submission refused on intake: not an image, too big, wrong platform, duplicate."""
 
 
+class RegistryNotConfigured(OrchestratorError):
+    """The service has no submission registry (``SPARED_BENCH_REGISTRY_URL`` unset)."""
+
+    def __init__(self) -> None:
+        super().__init__("registry: expected this service to have a submission registry "
+                         "(SPARED_BENCH_REGISTRY_URL), found none; upload a `docker save` "
+                         "archive instead (`spared-bench submit IMAGE --archive`)")
+
+
 class LimitExceeded(OrchestratorError):
     """A team over its daily submission limit."""
 

@@ -363,18 +363,65 @@ def _decompressor(magic: bytes, name: str, where: str) -> Callable[[], Any] | No
 
 def _layer_bytes(handle: BinaryIO, member: _Member, budget: int, max_files: int,
                  where: str) -> tuple[int, int]:
-    """The decompressed size of a layer's files and their count; refuse past ``budget`` bytes
-    or ``max_files`` entries."""
-    name = member.name
+    """The decompressed size of an archive layer's files and their count (``scan_layer``)."""
     handle.seek(member.entry.offset_data)
     magic = handle.read(6)
     region = _Region(handle, member.entry.offset_data, member.entry.size)
+    return scan_layer(region, magic, budget, max_files, where, member.name)
+
+
+class _Chunks(io.RawIOBase):
+    """Read an iterator of byte chunks (an HTTP body) as a raw stream."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = chunk
+        size = min(len(target), len(self._pending))
+        target[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def scan_stream_layer(chunks: Iterable[bytes], budget: int, max_files: int, where: str,
+                      name: str) -> tuple[int, int]:
+    """``scan_layer`` of a layer that arrives as chunks (a registry blob)."""
+    iterator = iter(chunks)
+    head = b""
+    for chunk in iterator:
+        head += chunk
+        if len(head) >= 6:
+            break
+
+    def rest() -> Iterable[bytes]:
+        yield head
+        yield from iterator
+
+    return scan_layer(_Chunks(rest()), head[:6], budget, max_files, where, name)
+
+
+def scan_layer(source: io.RawIOBase, magic: bytes, budget: int, max_files: int, where: str,
+               name: str) -> tuple[int, int]:
+    """The decompressed size of a layer's files and their count; refuse past ``budget`` bytes
+    or ``max_files`` entries, paths with ``..`` and sparse files.
+
+    ``magic``: the first bytes of ``source`` (which still starts with them), naming the
+    compression. Reads in bounded chunks: a bomb stops at the budget, never on an engine.
+    Raises ``SubmissionRejected``.
+    """
     decompressor = _decompressor(magic, name, where)
-    source: io.RawIOBase = region
     if decompressor is not None:
-        # A bomb (a few MB unpacking to GB) stops here at the budget, never on an engine.
         # The tar stream (headers, padding, what follows its end) may be larger than its files.
-        source = _Decompressed(region, decompressor, 2 * max(budget, 0) + 64 * 2**20)
+        source = _Decompressed(source, decompressor, 2 * max(budget, 0) + 64 * 2**20)
     reader = io.BufferedReader(source, buffer_size=_CHUNK_BYTES)
     stream = TarStream(reader, what=f"{where}: layer {name[:100]}",
                        max_header_bytes=MAX_HEADER_BYTES, max_members=max(max_files, 0))
@@ -531,8 +578,11 @@ def save_archive(client: Any, image_id: str, images_dir: Path) -> Path:
     return target
 
 
-def ensure_image(client: Any, image_id: str, images_dir: Path) -> str | None:
-    """Make ``image_id`` present on the engine, loading its kept archive if needed.
+def ensure_image(client: Any, image_id: str, images_dir: Path, *, image_ref: str = "",
+                 registry_token: Callable[[str], str] | None = None) -> str | None:
+    """Make ``image_id`` present on the engine: pull it from the registry by digest when
+    ``image_ref`` is a registry reference (``registry_token(repository)`` signs the pull),
+    else load its kept archive.
 
     Returns None when present, else a message saying why it cannot be (for the job's record).
     """
@@ -549,6 +599,8 @@ def ensure_image(client: Any, image_id: str, images_dir: Path) -> str | None:
         return f"the Docker engine failed to inspect {image_id[:19]}: {error}"
     except Exception as error:
         return f"the Docker engine did not answer: {error}"
+    if "@sha256:" in image_ref:
+        return _pull_by_digest(client, image_id, image_ref, registry_token)
     archive = archive_path(images_dir, image_id)
     if not archive.is_file():
         return (f"expected image {image_id[:19]} on this worker's engine or its kept archive, "
@@ -561,4 +613,28 @@ def ensure_image(client: Any, image_id: str, images_dir: Path) -> str | None:
         client.images.get(image_id)
     except Exception as error:
         return f"loading the kept archive of {image_id[:19]} failed: {str(error)[:300]}"
+    return None
+
+
+def _pull_by_digest(client: Any, image_id: str, image_ref: str,
+                    registry_token: Callable[[str], str] | None) -> str | None:
+    """Pull ``image_ref`` (``HOST/REPO@sha256:...``, never a tag) and check it is ``image_id``."""
+    name, digest = image_ref.rsplit("@", 1)
+    repository = name.partition("/")[2]
+    if registry_token is None:
+        return (f"expected a registry key on this worker to pull {image_ref[:120]}, found none "
+                "(set SPARED_BENCH_REGISTRY_KEY)")
+    auth = {"registrytoken": registry_token(repository)}
+    log.info("pulling %s", image_ref[:120])
+    try:
+        for event in client.api.pull(name, tag=digest, auth_config=auth, stream=True,
+                                     decode=True):
+            if isinstance(event, dict) and event.get("error"):
+                return f"pulling {image_ref[:120]} failed: {str(event['error'])[:300]}"
+        pulled = client.images.get(image_ref)
+    except Exception as error:
+        return f"pulling {image_ref[:120]} failed: {str(error)[:300]}"
+    if pulled.id != image_id:
+        return (f"pulling {image_ref[:120]}: expected image {image_id[:19]}, found "
+                f"{str(pulled.id)[:19]}")
     return None

@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from evaluator.contract import JobLimits
+from evaluator.contract.image import image_problem
 from evaluator.core.errors import BenchError
 from evaluator.core.links import link_problem
 from evaluator.core.settings import Settings
@@ -37,6 +39,7 @@ from evaluator.orchestrator.errors import (
     LimitExceeded,
     OrchestratorError,
     QueueUnavailable,
+    RegistryNotConfigured,
     SubmissionRejected,
 )
 from evaluator.orchestrator.estimates import (
@@ -46,6 +49,8 @@ from evaluator.orchestrator.estimates import (
     submissions_left_today,
 )
 from evaluator.orchestrator.images import (
+    MAX_IMAGE_FILES,
+    MAX_IMAGE_LAYERS,
     ImageFacts,
     archive_path,
     check_platform,
@@ -56,9 +61,18 @@ from evaluator.orchestrator.images import (
     read_archive,
     receive_stream,
     save_archive,
+    scan_stream_layer,
     strip_tags,
 )
 from evaluator.orchestrator.queue import JobQueue
+from evaluator.orchestrator.registry import (
+    RegistryClient,
+    RegistryRef,
+    TokenSigner,
+    granted_actions,
+    registry_host,
+    team_namespace,
+)
 from evaluator.store import (
     Job,
     NewJobs,
@@ -118,6 +132,12 @@ class Bench:
     def max_image_bytes(self) -> int:
         """The largest image accepted, archive or unpacked."""
         return int(self.settings.max_image_mb * 2**20)
+
+    def registry_signer(self) -> TokenSigner:
+        """The key that signs registry tokens; ``RegistryNotConfigured`` without a registry."""
+        if not self.settings.registry_url:
+            raise RegistryNotConfigured()
+        return TokenSigner.load_or_create(self.settings.registry_key_path)
 
 
 class SubmissionReceipt(BaseModel):
@@ -477,6 +497,154 @@ def submit_image_archive(bench: Bench, source: Path | BinaryIO | Iterable[bytes]
                 raise
     finally:
         received.unlink(missing_ok=True)
+
+
+class RegistryInfo(BaseModel):
+    """Where a team pushes its images: the registry as Docker names it and the team's own
+    namespace in it (``push`` shows the commands)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    registry: str
+    namespace: str
+    push: str
+
+
+class PrecheckReport(BaseModel):
+    """What submitting an image under a name would make, checked before any upload."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    image_digest: str
+    version: int
+    submissions_left_today: int | None
+
+
+def registry_info(bench: Bench, by: Team) -> RegistryInfo:
+    """The registry and namespace ``by`` pushes to; ``RegistryNotConfigured`` without one."""
+    bench.registry_signer()
+    host = registry_host(bench.settings.registry_url or "")
+    namespace = team_namespace(by.id or 0)
+    return RegistryInfo(
+        registry=host, namespace=namespace,
+        push=(f"docker login {host} -u {namespace} (your token as the password); docker tag "
+              f"IMAGE {host}/{namespace}/NAME:v1; docker push {host}/{namespace}/NAME:v1; "
+              f"spared-bench submit {host}/{namespace}/NAME@sha256:DIGEST --name NAME "
+              "(or just `spared-bench submit IMAGE --name NAME --server URL`, which does all)"))
+
+
+def registry_token(bench: Bench, by: Team, scopes: list[str]) -> str:
+    """Sign a registry token for ``by`` granting what ``scopes`` ask within its rights
+    (``registry.granted_actions``); scopes outside them are left out (the registry then
+    answers 'denied')."""
+    signer = bench.registry_signer()
+    namespace = team_namespace(by.id or 0)
+    access = []
+    for scope in scopes[:20]:
+        actions = granted_actions(scope, namespace, admin=by.is_admin)
+        if actions:
+            access.append((scope.split(":")[1], actions))
+    return signer.token(f"team:{by.id}", access)
+
+
+def precheck_submission(bench: Bench, *, name: str, image_id: str, by: Team | None = None,
+                        team: str | None = None) -> PrecheckReport:
+    """Check that ``image_id`` under ``name`` would be accepted, before its upload: a known
+    digest, a bad name or a spent daily limit are refused without a byte of the image.
+
+    Raises ``SubmissionRejected``, ``LimitExceeded``, ``AuthError``.
+    """
+    if not re.fullmatch(r"sha256:[0-9a-f]{64}", image_id):
+        raise SubmissionRejected(f"image id: expected sha256:<64 hex digits>, found "
+                                 f"{image_id[:80]!r}")
+    with session_scope(bench.engine) as session:
+        owner = _team_of(session, by, team)
+        _check_daily_limit(session, bench, owner)
+        _check_new(session, owner, name, image_id)
+        earlier = versions_of(session, owner.id or 0, name)
+        return PrecheckReport(name=name, image_digest=image_id,
+                              version=max((s.version for s in earlier), default=0) + 1,
+                              submissions_left_today=submissions_left_today(
+                                  session, owner, bench.settings.daily_submissions))
+
+
+def submit_registry_image(bench: Bench, ref: str, *, name: str, description: str = "",
+                          by: Team | None = None, team: str | None = None,
+                          baseline: bool = False, paper_url: str | None = None,
+                          code_url: str | None = None) -> SubmissionReceipt:
+    """Take an image pushed to the service's registry (``HOST/team-<id>/REPO@sha256:...``,
+    by digest) as a submission of its namespace's team.
+
+    Reads the manifest and config through the registry's API (digest-verified): one
+    linux/amd64 image that can start as a job, new, within the size limit; every layer is
+    streamed through the same bounded scan as an uploaded archive's (a bomb stops at the
+    limit, never on a worker's engine). No engine is touched: workers pull by digest.
+    Raises ``SubmissionRejected``, ``LimitExceeded``, ``AuthError``,
+    ``RegistryNotConfigured``.
+    """
+    links = check_links({"paper_url": paper_url, "code_url": code_url})
+    signer = bench.registry_signer()
+    parsed = RegistryRef.parse(ref)
+    host = registry_host(bench.settings.registry_url or "")
+    with session_scope(bench.engine) as session:
+        owner = _team_of(session, by, team)
+        _check_daily_limit(session, bench, owner)
+        namespace = team_namespace(owner.id or 0)
+    if parsed.host != host:
+        raise SubmissionRejected(f"image {parsed}: expected an image in this service's registry "
+                                 f"{host}, found registry {parsed.host}")
+    if not parsed.repository.startswith(namespace + "/"):
+        raise SubmissionRejected(f"image {parsed}: expected a repository of your team's "
+                                 f"namespace {namespace}/, found {parsed.repository}")
+    client = RegistryClient(bench.settings.registry_api_url or bench.settings.registry_url
+                            or "", signer)
+    try:
+        facts = _registry_facts(bench, client, parsed)
+        check_platform(facts.platform, f"image {parsed}")
+        check_runnable(facts.problem, f"image {parsed}")
+        with session_scope(bench.engine) as session:
+            _check_new(session, _team_of(session, by, team), name, facts.image_id)
+        _scan_registry_layers(bench, client, parsed)
+    finally:
+        client.close()
+    return _record(bench, by=by, team_name=team, name=name, description=description,
+                   image_ref=str(parsed), facts=facts, baseline=baseline, links=links)
+
+
+def _registry_facts(bench: Bench, client: RegistryClient, ref: RegistryRef) -> ImageFacts:
+    manifest = client.manifest(ref)
+    layers = manifest["layers"]
+    if len(layers) > MAX_IMAGE_LAYERS:
+        raise SubmissionRejected(f"image {ref}: expected at most {MAX_IMAGE_LAYERS} layers, "
+                                 f"found {len(layers)}")
+    pushed = sum(int(layer.get("size") or 0) for layer in layers if isinstance(layer, dict))
+    check_size(pushed, bench.max_image_bytes, f"image {ref} (compressed layers)")
+    config_digest = str(manifest["config"].get("digest") or "")
+    if not re.fullmatch(r"sha256:[0-9a-f]{64}", config_digest):
+        raise SubmissionRejected(f"image {ref}: expected a config digest, found "
+                                 f"{config_digest[:80]!r}")
+    config = client.config(ref, config_digest)
+    runtime = config.get("config")
+    return ImageFacts(image_id=config_digest,
+                      platform=f"{config.get('os', '?')}/{config.get('architecture', '?')}",
+                      size_bytes=pushed, repo_tags=(),
+                      problem=image_problem(runtime if isinstance(runtime, dict) else {}))
+
+
+def _scan_registry_layers(bench: Bench, client: RegistryClient, ref: RegistryRef) -> None:
+    """Stream every layer through the archive's bounded scan (unpacked size, file count)."""
+    manifest = client.manifest(ref)
+    budget, files = bench.max_image_bytes, MAX_IMAGE_FILES
+    for layer in manifest["layers"]:
+        digest = str(layer.get("digest") or "") if isinstance(layer, dict) else ""
+        if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+            raise SubmissionRejected(f"image {ref}: expected layer digests, found "
+                                     f"{digest[:80]!r}")
+        unpacked, members = scan_stream_layer(client.blob_stream(ref, digest), budget, files,
+                                              f"image {ref}", digest)
+        budget -= unpacked
+        files -= members
 
 
 @contextlib.contextmanager

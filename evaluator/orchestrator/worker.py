@@ -30,7 +30,7 @@ import queue as stdqueue
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ from evaluator.orchestrator.execution import (
 )
 from evaluator.orchestrator.images import ensure_image
 from evaluator.orchestrator.queue import JobQueue
+from evaluator.orchestrator.registry import TokenSigner
 from evaluator.runners import RunLimits
 from evaluator.store import (
     Claim,
@@ -301,7 +302,9 @@ class Worker:
 
         with _Heartbeat(self, claim, self.options.heartbeat_s):
             client = self.docker()
-            problem = ensure_image(client, claim.image_digest, self.images_dir)
+            problem = ensure_image(client, claim.image_digest, self.images_dir,
+                                   image_ref=claim.image_ref,
+                                   registry_token=self._registry_token())
             if problem is not None:
                 report = ExecutionReport("infra", "image_missing", problem)
             else:
@@ -324,6 +327,15 @@ class Worker:
         report.timings["queue_wait_s"] = queue_wait_s
         report.timings["worker_s"] = time.perf_counter() - t0
         return report
+
+    def _registry_token(self) -> Callable[[str], str] | None:
+        """Sign pull tokens for the submission registry, if this worker holds its key."""
+        path = self.settings.registry_key_path
+        if not path.is_file():
+            return None
+        signer = TokenSigner.load_or_create(path)
+        name = self.options.name
+        return lambda repository: signer.token(f"worker:{name}", [(repository, ["pull"])])
 
     def _finish(self, claim: Claim, report: ExecutionReport) -> None:
         """Record the job's end; a store that refuses the record still gets a clean one.

@@ -13,11 +13,19 @@ from flask import Blueprint, Response, jsonify, request
 
 from evaluator.core.links import LINK_FIELDS, link_problem
 from evaluator.core.text import clean_text, name_problem
-from evaluator.store import session_scope
+from evaluator.orchestrator.registry import SERVICE as REGISTRY_SERVICE
+from evaluator.orchestrator.registry import TOKEN_TTL_S, RegistryTokenOut
+from evaluator.orchestrator.service import (
+    precheck_submission,
+    registry_info,
+    registry_token,
+    submit_registry_image,
+)
+from evaluator.store import session_scope, utcnow
 from leaderboard import data
 from leaderboard.board import release_out
 from leaderboard.db import db, state, version
-from leaderboard.errors import BadParameter, PayloadTooLarge
+from leaderboard.errors import BadParameter, PayloadTooLarge, Unauthorized
 from leaderboard.openapi import openapi_document
 from leaderboard.schemas import (
     HideIn,
@@ -31,6 +39,7 @@ from leaderboard.schemas import (
 from leaderboard.views.common import (
     admin_team,
     authenticated_team,
+    bearer_token,
     cached_response,
     csv_bytes,
     current_release,
@@ -38,6 +47,7 @@ from leaderboard.views.common import (
     model_json,
     output_format,
     public_url,
+    team_for_token,
 )
 
 api = Blueprint("api", __name__, url_prefix="/api")
@@ -282,11 +292,14 @@ def _submission_links() -> dict[str, str | None]:
 
 @api.post("/submissions")
 def submit() -> tuple[Response, int]:
-    """Take a ``docker save`` archive (the body, streamed) as a submission of the token's team.
+    """Take a submission of the token's team: with ``?image=REGISTRY/REPO@sha256:...`` an
+    image pushed to the service's registry (no body), else a ``docker save`` archive (the
+    body, streamed).
 
-    Answers 201 with the receipt; 401 without a valid token, 400 for a bad name, 413 past the
-    upload limit, 422 for an archive that is not one linux/amd64 image or was submitted
-    before, 429 over the team's daily limit.
+    Answers 201 with the receipt; 401 without a valid token, 400 for a bad name, 404 for
+    ``image`` without a registry, 413 past the upload limit, 422 for an image that is not one
+    linux/amd64 image, is outside the team's namespace or was submitted before, 429 over the
+    team's daily limit.
     """
     from evaluator.orchestrator import submit_image_archive
 
@@ -294,6 +307,12 @@ def submit() -> tuple[Response, int]:
     name, description = _submission_name()
     links = _submission_links()
     app_state = state()
+    if (image := request.args.get("image")) is not None:
+        receipt = submit_registry_image(app_state.bench(), image, name=name,
+                                        description=description, by=team,
+                                        paper_url=links["paper_url"],
+                                        code_url=links["code_url"])
+        return jsonify(receipt.model_dump(mode="json")), 201
     limit = app_state.max_upload_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"image archive: expected at most {limit / 2**20:.4g} MB, found "
@@ -303,6 +322,50 @@ def submit() -> tuple[Response, int]:
                                    name=name, description=description, by=team, load=False,
                                    paper_url=links["paper_url"], code_url=links["code_url"])
     return jsonify(receipt.model_dump(mode="json")), 201
+
+
+@api.get("/submissions/precheck")
+def submission_precheck() -> Response:
+    """Say whether image ``image_id`` (``sha256:`` of its config) under ``name`` would be
+    accepted, before any upload: 422 for an image submitted before or a bad name, 429 over
+    the daily limit; else the version it would make and the submissions left today."""
+    team = authenticated_team()
+    name, _ = _submission_name()
+    report = precheck_submission(state().bench(), name=name,
+                                 image_id=request.args.get("image_id") or "", by=team)
+    return jsonify(report.model_dump(mode="json"))
+
+
+# -- registry -----------------------------------------------------------------------------------
+
+
+@api.get("/registry")
+def registry() -> Response:
+    """Where the token's team pushes images: the registry, its namespace, the commands
+    (404 when the service has no registry)."""
+    team = authenticated_team()
+    return jsonify(registry_info(state().bench(), team).model_dump(mode="json"))
+
+
+@api.get("/registry/token")
+def registry_token_realm() -> Response:
+    """The registry's token realm (Docker's token authentication): HTTP Basic with any user
+    name and the team token as password; answers a short-lived token granting the asked
+    ``scope``s within the team's namespace (pull and push) and nothing else."""
+    service = request.args.get("service")
+    if service != REGISTRY_SERVICE:
+        raise BadParameter("service", REGISTRY_SERVICE, service)
+    auth = request.authorization
+    secret = auth.password if auth is not None and auth.type == "basic" else bearer_token()
+    try:
+        team = team_for_token(secret or None)
+    except Unauthorized as error:
+        error.headers = {"WWW-Authenticate": 'Basic realm="spared-bench registry"'}
+        raise
+    token = registry_token(state().bench(), team, request.args.getlist("scope"))
+    return jsonify(RegistryTokenOut(token=token, access_token=token, expires_in=TOKEN_TTL_S,
+                                    issued_at=utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"))
+                   .model_dump(mode="json"))
 
 
 @api.get("/submissions/<int:submission_id>")
