@@ -48,6 +48,7 @@ from leaderboard.views.api import api
 from leaderboard.views.downloads import downloads
 from leaderboard.views.pages import pages
 from leaderboard.views.plots import plots
+from leaderboard.views.workers import workers
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +268,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.register_blueprint(api)
     app.register_blueprint(downloads)
     app.register_blueprint(plots)
+    app.register_blueprint(workers)
     _register_hooks(app, app_state)
     _register_errors(app)
     if warm:

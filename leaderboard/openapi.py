@@ -22,6 +22,7 @@ from evaluator.orchestrator.service import (
     SubmissionStatus,
     WithdrawReport,
 )
+from evaluator.store import WorkersReport
 from leaderboard.filters import tissues
 from leaderboard.schemas import (
     DatasetOut,
@@ -48,12 +49,14 @@ MODELS: tuple[type[BaseModel], ...] = (
     JobLimits, WithdrawIn, WithdrawReport,
 )
 MODELS += (PredictionFile,)  # an owner's downloads of their predictions
+MODELS += (WorkersReport,)  # the admins' view of the workers
 MODELS += (RegistryInfo, RegistryTokenOut, PrecheckReport)  # pushing to the registry
 
 _ERROR_TEXT = {
     400: "a parameter or body that does not parse",
     401: "no valid API token",
-    403: "a token without the right (not an admin, another team's entry)",
+    403: "a token without the right (not an admin, another team's entry, a worker token at a "
+         "team endpoint or a team token at a worker endpoint)",
     404: "no such release, entry or dataset",
     409: "the action conflicts with the stored state",
     413: "upload over the size limit",
@@ -312,6 +315,36 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                                                    "type": "string", "format": "binary"}}}},
                     "304": {"description": "not modified (If-None-Match)"},
                     **_errors(401, 403, 404, 429)}}},
+            "/api/admin/workers": {"get": {
+                **_get("The workers: host, GPUs, current jobs, heartbeat age, throughput",
+                       WorkersReport, [_param("lease_s", {"type": "number", "minimum": 1,
+                                                          "maximum": 86400},
+                                              "seconds without a heartbeat after which a "
+                                              "worker is shown as silent (default 60)")],
+                       csv=False, errors=(400, 401, 403, 429), tag="admin")["get"],
+                "security": [{"bearerAuth": []}]}},
+            "/api/worker/releases/{ref}": {"get": {
+                **_get("A published release's whole manifest (workers)", ReleaseManifest,
+                       [release_ref], csv=False, errors=(401, 403, 404, 429),
+                       tag="worker")["get"],
+                "security": [{"bearerAuth": []}]}},
+            "/api/worker/blobs/{sha256}": {"get": {
+                "summary": "One file of a published release by its sha256 (workers; ranges)",
+                "tags": ["worker"], "operationId": "worker_blob",
+                "security": [{"bearerAuth": []}],
+                "parameters": [_param("sha256", {"type": "string", "maxLength": 64},
+                                      "a sha256 listed by /api/worker/releases/{ref}",
+                                      where="path")],
+                "responses": {
+                    "200": {"description": "the file; ETag and X-Content-SHA256: its sha256",
+                            "content": {"application/octet-stream": {
+                                "schema": {"type": "string", "format": "binary"}}}},
+                    "206": {"description": "the byte range asked for (Range header)",
+                            "content": {"application/octet-stream": {
+                                "schema": {"type": "string", "format": "binary"}}}},
+                    "304": {"description": "not modified (If-None-Match)"},
+                    "416": {"description": "a range outside the file"},
+                    **_errors(400, 401, 403, 404, 429)}}},
             "/healthz": {"get": {"summary": "Health", "tags": ["read"],
                                  "operationId": "health", "responses": {"200": {
                                      "description": "OK", "content": {"application/json": {

@@ -22,6 +22,7 @@ from evaluator.cli import (
     scoring_cmds,
     service_cmds,
     web_cmds,
+    workers_cmds,
 )
 from evaluator.core.errors import BenchError
 from evaluator.core.text import escape_controls
@@ -42,7 +43,7 @@ def cli() -> None:
 
 
 for _module in (datasets_cmds, scoring_cmds, completion_cmds, runner_cmds, service_cmds,
-                pipeline_cmds, web_cmds, author_cmds, registry_cmds):
+                pipeline_cmds, web_cmds, author_cmds, registry_cmds, workers_cmds):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 datasets_cmds.data_group.add_command(pull_cmds.pull_command)

@@ -425,9 +425,17 @@ def withdraw_command(entry: str, version: int | None, undo: bool, token: str | N
               help="[default: SPARED_BENCH_JOB_CPUS]")
 @click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING"]), default="INFO",
               show_default=True)
+@click.option("--server", envvar="SPARED_BENCH_SERVER", default=None,
+              help="Fetch each job's release files from this service by content address into "
+                   "the worker's cache (SPARED_BENCH_WORKER_CACHE_GB) instead of reading "
+                   "SPARED_BENCH_HOME/releases [env SPARED_BENCH_SERVER].")
+@click.option("--token", envvar="SPARED_BENCH_WORKER_TOKEN", default=None,
+              help="This worker's token, with --server (`spared-bench workers add NAME`) "
+                   "[env SPARED_BENCH_WORKER_TOKEN].")
 def worker_command(gpus: str | None, name: str | None, lease_s: float, heartbeat_s: float,
                    reap_interval_s: float, retry_delay_s: float, timeout_s: float | None,
-                   mem_limit_gb: float | None, cpus: float | None, log_level: str) -> None:
+                   mem_limit_gb: float | None, cpus: float | None, log_level: str,
+                   server: str | None, token: str | None) -> None:
     """Consume the job queue until SIGTERM (finishes running jobs) or SIGINT."""
     from evaluator.contract import JobLimits
     from evaluator.orchestrator import Worker, WorkerOptions
@@ -449,7 +457,15 @@ def worker_command(gpus: str | None, name: str | None, lease_s: float, heartbeat
         "reap_interval_s": reap_interval_s, "retry_delay_s": retry_delay_s, "limits": limits}
     if name:
         options["name"] = name
-    Worker(settings, WorkerOptions(**options)).run()
+    blobs = None
+    if server:
+        from evaluator.orchestrator.blobcache import BlobCache
+
+        if not token:
+            raise click.BadParameter("expected a worker token with --server (--token or "
+                                     "SPARED_BENCH_WORKER_TOKEN), found none")
+        blobs = BlobCache.from_settings(settings, server, token)
+    Worker(settings, WorkerOptions(**options), blobs=blobs).run()
 
 
 @click.command("reevaluate")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["nvidia_gpu_visible"]
+__all__ = ["describe_gpus", "nvidia_gpu_models", "nvidia_gpu_visible"]
 
 NVIDIA_GPUS_DIR = Path("/proc/driver/nvidia/gpus")
 
@@ -23,3 +24,35 @@ def nvidia_gpu_visible(gpus_dir: Path = NVIDIA_GPUS_DIR) -> bool:
         return any(gpus_dir.iterdir())
     except OSError:
         return False
+
+
+def nvidia_gpu_models(gpus_dir: Path = NVIDIA_GPUS_DIR) -> list[str]:
+    """The model of each GPU the NVIDIA driver lists (``information``'s ``Model:`` line), in
+    PCI bus order: the order of NVML's indices, which ``--gpus 0,1`` and Docker's device ids
+    use. Empty without a driver."""
+    try:
+        folders = sorted(p for p in gpus_dir.iterdir() if p.is_dir())
+    except OSError:
+        return []
+    models = []
+    for folder in folders:
+        model = "unknown NVIDIA GPU"
+        try:
+            for line in (folder / "information").read_text(errors="replace").splitlines():
+                key, _, value = line.partition(":")
+                if key.strip() == "Model" and value.strip():
+                    model = " ".join(value.split())[:100]
+                    break
+        except OSError:
+            pass
+        models.append(model)
+    return models
+
+
+def describe_gpus(ids: Sequence[int], gpus_dir: Path = NVIDIA_GPUS_DIR) -> str:
+    """What the GPUs ``ids`` are, as a worker reports them: ``"0: NVIDIA H100 80GB HBM3"``
+    (comma-separated), ``"2: not seen by the driver"`` for an id the driver does not list,
+    ``""`` for none."""
+    models = nvidia_gpu_models(gpus_dir) if ids else []
+    return ", ".join(f"{i}: {models[i] if 0 <= i < len(models) else 'not seen by the driver'}"
+                     for i in ids)

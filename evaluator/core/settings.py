@@ -32,6 +32,7 @@ _ENV_VARIABLES: dict[str, str] = {
     "job_tmp_mb": "SPARED_BENCH_JOB_TMP_MB",
     "job_output_mb": "SPARED_BENCH_JOB_OUTPUT_MB",
     "job_gpus": "SPARED_BENCH_JOB_GPUS",
+    "worker_cache_gb": "SPARED_BENCH_WORKER_CACHE_GB",
     "registry_url": "SPARED_BENCH_REGISTRY_URL",
     "registry_api_url": "SPARED_BENCH_REGISTRY_API_URL",
     "registry_key": "SPARED_BENCH_REGISTRY_KEY",
@@ -78,6 +79,10 @@ class Settings(BaseModel):
       ``servers``; never taken from a request's ``Host`` header. Unset: ``spared-bench serve``
       uses its own ``http://HOST:PORT`` when that is a specific address, else the documents
       show a placeholder.
+    - ``SPARED_BENCH_WORKER_CACHE_GB``: the size a worker's local cache of release files
+      (``$SPARED_BENCH_HOME/worker-cache``, fetched by content address from the service) is
+      kept under by evicting the least recently used files (default 100 GB; the files a
+      running job uses are never evicted, so one job larger than the cache still runs).
     - ``SPARED_BENCH_REGISTRY_URL``: the submission registry as authors and the workers'
       Docker engines reach it (e.g. ``http://127.0.0.1:5000``; unset: no registry, submissions
       are uploaded as ``docker save`` archives). Authors push to ``HOST:PORT/team-<id>/NAME``
@@ -107,6 +112,7 @@ class Settings(BaseModel):
     job_tmp_mb: int = Field(default=1024, gt=0)
     job_output_mb: float = Field(default=1024.0, gt=0)
     job_gpus: str = Field(default="none", min_length=1, max_length=200)
+    worker_cache_gb: float = Field(default=100.0, gt=0)
     public_url: str | None = Field(default=None, max_length=300,
                                    pattern=r"^https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/\-]*)?$")
 
@@ -170,6 +176,16 @@ class Settings(BaseModel):
     def releases_dir(self) -> Path:
         """Folder of immutable releases, one sub-folder per release id."""
         return self.home / "releases"
+
+    @property
+    def worker_cache_dir(self) -> Path:
+        """A worker's cache of release files fetched from the service (``blobcache``)."""
+        return self.home / "worker-cache"
+
+    @property
+    def worker_cache_bytes(self) -> int:
+        """``worker_cache_gb`` in bytes."""
+        return int(self.worker_cache_gb * 1e9)
 
     @property
     def cache_dir(self) -> Path:

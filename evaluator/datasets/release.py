@@ -787,6 +787,22 @@ def check_files(manifest: ReleaseManifest, datasets: Iterable[str] | None = None
     return kept
 
 
+def job_files(manifest: ReleaseManifest, dataset: str, track: str, *, truth: bool = True
+              ) -> dict[str, FileEntry]:
+    """Return the files of ``manifest`` that one evaluation job of ``dataset`` and ``track``
+    reads: the track's ``train.h5ad``, both patch files, ``test_inputs.h5ad`` and, with
+    ``truth``, the hidden truth the scorer reads. ``BenchError`` when the release lacks one."""
+    wanted = [f"public/{dataset}/{track}/train.h5ad", f"public/{dataset}/{TRAIN_PATCHES}",
+              f"public/{dataset}/test_inputs.h5ad", f"public/{dataset}/{TEST_PATCHES}"]
+    if truth:
+        wanted.append(f"hidden/{dataset}/truth.h5ad")
+    missing = [rel for rel in wanted if rel not in manifest.files]
+    if missing:
+        raise BenchError(f"release {manifest.release_id[:12]}: expected the files of a job of "
+                         f"{dataset}/{track}, found {', '.join(missing)} missing")
+    return {rel: manifest.files[rel] for rel in wanted}
+
+
 def partial_manifest(manifest: ReleaseManifest, datasets: Iterable[str] | None = None
                      ) -> ReleaseManifest:
     """Return the manifest of an author's copy: ``check_files`` of ``datasets`` (or all)."""

@@ -13,13 +13,17 @@ from __future__ import annotations
 from typing import Any
 
 from evaluator.orchestrator.auth import (
+    add_worker_token,
     authenticate,
+    authenticate_worker,
     create_team,
     ensure_team,
     hash_token,
     issue_token,
+    list_worker_tokens,
     require_admin,
     revoke_token,
+    revoke_worker_token,
 )
 from evaluator.orchestrator.errors import (
     AuthError,
@@ -30,6 +34,7 @@ from evaluator.orchestrator.errors import (
     RegistryNotConfigured,
     ServerUnavailable,
     SubmissionRejected,
+    WrongTokenKind,
 )
 from evaluator.orchestrator.images import (
     REQUIRED_PLATFORM,
@@ -110,7 +115,10 @@ __all__ = [
     "WithdrawReport",
     "Worker",
     "WorkerOptions",
+    "WrongTokenKind",
+    "add_worker_token",
     "authenticate",
+    "authenticate_worker",
     "check_links",
     "classify",
     "create_team",
@@ -120,6 +128,7 @@ __all__ = [
     "get_status",
     "hash_token",
     "issue_token",
+    "list_worker_tokens",
     "make_huey",
     "precheck_submission",
     "publish_release",
@@ -132,6 +141,7 @@ __all__ = [
     "require_admin",
     "rerun",
     "revoke_token",
+    "revoke_worker_token",
     "submit_image_archive",
     "submit_registry_image",
     "wait_for",

@@ -2,21 +2,29 @@
 
 A token is ``sbt_`` + 43 URL-safe characters (256 random bits): guessing one is hopeless, so a
 fast hash suffices (no dictionary attack applies), and lookups are one indexed equality.
+
+Workers have tokens of their own (``sbw_``, table ``worker_tokens``): one per worker name, made
+by an admin (``spared-bench workers add NAME``), revoked by name and refused at once. A worker
+token opens only the worker endpoints (``/api/worker/...``); a team token opens none of them,
+and a worker token no team or admin endpoint (``WrongTokenKind``, answered 403).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from evaluator.core.text import name_problem
-from evaluator.orchestrator.errors import AuthError, OrchestratorError
-from evaluator.store import ApiToken, Team, get_team, utcnow
+from evaluator.orchestrator.errors import AuthError, OrchestratorError, WrongTokenKind
+from evaluator.store import ApiToken, Team, WorkerToken, get_team, utcnow
 
 TOKEN_PREFIX = "sbt_"
+WORKER_TOKEN_PREFIX = "sbw_"
+WORKER_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
 
 
 def hash_token(token: str) -> str:
@@ -78,6 +86,9 @@ def authenticate(session: Session, token: str | None) -> Team:
     """
     if not token:
         raise AuthError("expected an API token (--token or SPARED_BENCH_TOKEN), found none")
+    if token.startswith(WORKER_TOKEN_PREFIX):
+        raise WrongTokenKind(f"token {token[:12]}...: expected a team's API token, found a "
+                             "worker token (it opens only the worker endpoints)")
     row = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).first()
     if row is None:
         raise AuthError(f"token {token[:12]}...: expected a valid API token, found an unknown "
@@ -109,3 +120,67 @@ def require_admin(team: Team, action: str) -> None:
     """Raise ``AuthError`` unless the team is an admin team."""
     if not team.is_admin:
         raise AuthError(f"{action}: expected an admin token, found one of team {team.name!r}")
+
+
+# -- worker tokens -------------------------------------------------------------------------------
+
+
+def add_worker_token(session: Session, name: str) -> str:
+    """Create the token of worker ``name`` and return the secret (shown once, stored hashed).
+
+    A revoked name may be added again (a new secret; the old one stays refused); an active one
+    is refused (``OrchestratorError``): revoke it first.
+    """
+    if not re.fullmatch(WORKER_NAME_PATTERN, name):
+        raise OrchestratorError(f"worker name {name[:120]!r}: expected 1-100 letters, digits, "
+                                "'_', '.' or '-' starting with a letter or digit, found otherwise")
+    row = session.exec(select(WorkerToken).where(WorkerToken.name == name)).first()
+    if row is not None and row.revoked_at is None:
+        raise OrchestratorError(f"worker {name!r} already has an active token: expected a new "
+                                f"name, or `spared-bench workers revoke {name}` first")
+    secret = WORKER_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = row or WorkerToken(name=name, token_hash="", prefix="")
+    row.token_hash, row.prefix = hash_token(secret), secret[:12]
+    row.created_at, row.last_used_at, row.revoked_at = utcnow(), None, None
+    session.add(row)
+    session.flush()
+    return secret
+
+
+def revoke_worker_token(session: Session, name: str) -> bool:
+    """Revoke worker ``name``'s token; False when it has none active. Refused from the next
+    request on (every request looks the token up)."""
+    row = session.exec(select(WorkerToken).where(WorkerToken.name == name,
+                                                 col(WorkerToken.revoked_at).is_(None))).first()
+    if row is None:
+        return False
+    row.revoked_at = utcnow()
+    session.add(row)
+    return True
+
+
+def list_worker_tokens(session: Session) -> list[WorkerToken]:
+    """Every worker token, by name (revoked ones too)."""
+    return list(session.exec(select(WorkerToken).order_by(col(WorkerToken.name))).all())
+
+
+def authenticate_worker(session: Session, token: str | None) -> str:
+    """The worker name a token belongs to; ``AuthError`` for a missing, unknown or revoked one,
+    ``WrongTokenKind`` for a team's token. Records the token's last use."""
+    if not token:
+        raise AuthError("expected a worker token (SPARED_BENCH_WORKER_TOKEN), found none")
+    if token.startswith(TOKEN_PREFIX):
+        raise WrongTokenKind(f"token {token[:12]}...: expected a worker token, found a team's "
+                             "API token (worker endpoints take only worker tokens: "
+                             "`spared-bench workers add NAME`)")
+    row = session.exec(select(WorkerToken)
+                       .where(WorkerToken.token_hash == hash_token(token))).first()
+    if row is None:
+        raise AuthError(f"token {token[:12]}...: expected a valid worker token, found an "
+                        "unknown one")
+    if row.revoked_at is not None:
+        raise AuthError(f"worker token {row.prefix}... of {row.name!r}: expected an active "
+                        f"token, found it revoked on {row.revoked_at:%Y-%m-%d}")
+    row.last_used_at = utcnow()
+    session.add(row)
+    return row.name

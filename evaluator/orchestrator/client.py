@@ -11,6 +11,12 @@ The API (served by the leaderboard web app):
 - ``GET <URL>/api/submissions/<id>`` (bearer token) answers a ``SubmissionStatus`` as JSON.
 - ``GET <URL>/api/releases/<ref>/public`` and ``.../files/<path>`` (no token): the training
   data an author pulls to run ``check`` on the service's own data (``pull_release``).
+- ``GET <URL>/api/worker/releases/<ref>`` and ``/api/worker/blobs/<sha256>`` (a worker token):
+  what a worker fetches into its blob cache (``orchestrator.blobcache``).
+- ``GET <URL>/api/admin/workers`` (an admin token): the workers (``fetch_workers``).
+
+Every release file travels through one downloader, ``fetch_verified`` (hash-verified while it
+streams, resumable with HTTP ranges, moved into place atomically).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import hashlib
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -46,6 +52,7 @@ from evaluator.orchestrator.service import (
     SubmissionStatus,
     WithdrawReport,
 )
+from evaluator.store import WorkersReport
 
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 600.0
@@ -245,9 +252,27 @@ def _held_manifest(root: Path) -> ReleaseManifest | None:
 def _fetch_file(url: str, entry: FileEntry, part: Path, target: Path,
                 say: Callable[[str], None]) -> None:
     """Download ``url`` into ``part`` (resuming it), check size and sha256, move to ``target``."""
+    fetch_verified(url, entry.sha256, entry.bytes, part, target, say=say)
+    os.chmod(target, 0o444)
+
+
+def fetch_verified(url: str, sha256: str, size: int, part: Path, target: Path, *,
+                   headers: Mapping[str, str] | None = None,
+                   say: Callable[[str], None] = lambda _line: None) -> int:
+    """Download ``url`` to ``target``: into ``part`` first, resuming what ``part`` holds with an
+    HTTP range, hashing while it streams; move it to ``target`` (atomic) only when its size and
+    sha256 are as expected. Returns the bytes fetched now.
+
+    The one downloader of release files: ``data pull`` (authors) and the workers' blob cache.
+    A transfer that stops mid-body raises ``ServerUnavailable`` and keeps ``part`` (the next
+    call resumes it); a file that is too long or hashes wrong raises ``ReleaseIntegrityError``
+    and removes ``part`` (a wrong file is never resumed).
+    """
+    import requests
+
     part.parent.mkdir(parents=True, exist_ok=True)
     have = part.stat().st_size if part.is_file() else 0
-    if have > entry.bytes:
+    if have > size:
         part.unlink()
         have = 0
     digest = hashlib.sha256()
@@ -255,30 +280,93 @@ def _fetch_file(url: str, entry: FileEntry, part: Path, target: Path,
         with open(part, "rb") as fh:
             while chunk := fh.read(PULL_CHUNK_BYTES):
                 digest.update(chunk)
-    if have < entry.bytes:
-        headers = {"Range": f"bytes={have}-"} if have else {}
-        response = _request("GET", url, headers=headers, stream=True)
+    fetched = 0
+    if have < size:
+        asked = {**(headers or {}), **({"Range": f"bytes={have}-"} if have else {})}
+        response = _request("GET", url, headers=asked, stream=True)
         if have and response.status_code == 200:  # the server sent the whole file
             have, digest = 0, hashlib.sha256()
         elif response.status_code not in (200, 206):
             raise _error(url, response)
         say(f"  {target.name}: {'resuming at ' + f'{have / 1e6:.1f} MB, ' if have else ''}"
-            f"{(entry.bytes - have) / 1e6:.1f} MB to fetch")
+            f"{(size - have) / 1e6:.1f} MB to fetch")
         with open(part, "ab" if have else "wb") as fh:
-            for chunk in response.iter_content(PULL_CHUNK_BYTES):
-                if have + len(chunk) > entry.bytes:
-                    raise ReleaseIntegrityError(part, f"{entry.bytes} bytes", "more")
-                fh.write(chunk)
-                digest.update(chunk)
-                have += len(chunk)
+            try:
+                for chunk in response.iter_content(PULL_CHUNK_BYTES):
+                    if have + len(chunk) > size:
+                        part.unlink(missing_ok=True)
+                        raise ReleaseIntegrityError(target, f"{size} bytes", "more")
+                    fh.write(chunk)
+                    digest.update(chunk)
+                    have += len(chunk)
+                    fetched += len(chunk)
+            except requests.exceptions.RequestException as error:
+                raise ServerUnavailable(
+                    f"server {url}: expected {size} bytes, found the transfer stopped after "
+                    f"{have} ({type(error).__name__}); fetching again resumes it") from error
+            finally:
+                response.close()
     found = digest.hexdigest()
-    if have != entry.bytes or found != entry.sha256:
+    if have != size or found != sha256:
         part.unlink(missing_ok=True)  # a wrong file is not resumed
-        raise ReleaseIntegrityError(target, f"{entry.bytes} bytes of sha256 {entry.sha256}",
+        raise ReleaseIntegrityError(target, f"{size} bytes of sha256 {sha256}",
                                     f"{have} bytes of sha256 {found}")
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(part, target)
-    os.chmod(target, 0o444)
+    return fetched
+
+
+def _worker_headers(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def fetch_release_manifest(server: str, token: str, ref: str) -> ReleaseManifest:
+    """A published release's whole manifest for a worker (``GET /api/worker/releases/<ref>``,
+    worker token); ``ServerUnavailable`` for an answer that is not one, or whose names would
+    write outside a release folder."""
+    from pydantic import ValidationError
+
+    url = f"{server.rstrip('/')}/api/worker/releases/{quote(ref, safe='')}"
+    response = _request("GET", url, headers=_worker_headers(token))
+    if response.status_code != 200:
+        raise _error(url, response)
+    try:
+        manifest = ReleaseManifest.model_validate(response.json())
+    except (ValueError, ValidationError) as error:
+        raise ServerUnavailable(f"server {url}: expected a release manifest, found "
+                                f"something else ({str(error)[:200]})") from error
+    if not re.fullmatch(r"[0-9a-f]{64}", manifest.release_id):
+        raise ServerUnavailable(f"server {url}: expected a release id of 64 hex digits, "
+                                f"found {manifest.release_id[:80]!r}")
+    for rel, entry in manifest.files.items():
+        parts = rel.split("/")
+        if parts[0] not in ("public", "hidden") or any(p in ("", ".", "..") for p in parts) \
+                or not re.fullmatch(r"[A-Za-z0-9_./-]+", rel) \
+                or not re.fullmatch(r"[0-9a-f]{64}", entry.sha256):
+            raise ServerUnavailable(f"server {url}: expected file paths under public/ or "
+                                    f"hidden/ with sha256 digests, found {rel[:100]!r}")
+    return manifest
+
+
+def blob_url(server: str, sha256: str) -> str:
+    """Where a worker fetches the blob ``sha256`` (``GET /api/worker/blobs/<sha256>``)."""
+    return f"{server.rstrip('/')}/api/worker/blobs/{sha256}"
+
+
+def fetch_workers(server: str, token: str, *, lease_s: float = 60.0) -> WorkersReport:
+    """The service's workers (``GET /api/admin/workers``, an admin token); ``ServerUnavailable``."""
+    from pydantic import ValidationError
+
+    url = server.rstrip("/") + "/api/admin/workers"
+    response = _request("GET", url, params={"lease_s": lease_s},
+                        headers={"Authorization": f"Bearer {token}"})
+    if response.status_code != 200:
+        raise _error(url, response)
+    try:
+        return WorkersReport.model_validate(response.json())
+    except (ValueError, ValidationError) as error:
+        raise ServerUnavailable(f"server {url}: expected the workers, found something else "
+                                f"({str(error)[:200]})") from error
 
 
 def download_predictions(server: str, token: str, submission: str | int, out_dir: Path,

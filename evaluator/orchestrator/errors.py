@@ -32,6 +32,11 @@ class AuthError(OrchestratorError):
     """A token that is missing, unknown or revoked, or a team without the right."""
 
 
+class WrongTokenKind(AuthError):
+    """A valid-looking token of the other kind: a worker's at a team endpoint, or a team's at a
+    worker endpoint (answered 403)."""
+
+
 class SubmissionRejected(OrchestratorError):
     """A submission refused on intake: not an image, too big, wrong platform, duplicate."""
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue as stdqueue
 import socket
 import threading
@@ -36,9 +37,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from evaluator.core.devices import describe_gpus
 from evaluator.core.settings import Settings
 from evaluator.core.text import clean_text
-from evaluator.datasets.release import Release, load_release
+from evaluator.datasets.release import Release, ReleaseManifest, load_release
+from evaluator.orchestrator.blobcache import BlobCache
 from evaluator.orchestrator.errors import QueueUnavailable
 from evaluator.orchestrator.execution import (
     WORKER_LABEL,
@@ -53,6 +56,7 @@ from evaluator.runners import RunLimits
 from evaluator.store import (
     Claim,
     DatabaseUnavailable,
+    beat_worker,
     claim_job,
     complete_job,
     fail_job,
@@ -61,8 +65,10 @@ from evaluator.store import (
     mark_container_started,
     open_store,
     queued_job_ids,
+    register_worker,
     requeue_stale,
     requeue_worker_jobs,
+    stop_worker,
     utcnow,
     with_retry,
 )
@@ -129,9 +135,14 @@ class _Heartbeat:
 class Worker:
     """Consumes the queue (see the module doc); ``run()`` blocks until SIGTERM/SIGINT."""
 
-    def __init__(self, settings: Settings, options: WorkerOptions) -> None:
+    def __init__(self, settings: Settings, options: WorkerOptions, *,
+                 blobs: BlobCache | None = None) -> None:
+        """``blobs``: fetch each job's release files from the service into this cache (a
+        worker without the service's release folder); None reads ``settings.releases_dir``."""
         self.settings = settings
         self.options = options
+        self.blobs = blobs
+        self._manifests: dict[str, ReleaseManifest] = {}
         self.engine = open_store(settings.resolved_database_url)
         self.queue = JobQueue(settings.resolved_queue_url)
         self.queue.set_handler(self.handle)
@@ -171,6 +182,28 @@ class Worker:
             with self._lock:
                 self._releases[release_id] = release
         return release
+
+    @contextlib.contextmanager
+    def _job_release(self, claim: Claim, timings: dict[str, float]) -> Iterator[Release]:
+        """The release a job runs on: the local release store's, or (with a blob cache) the
+        job's files fetched from the service by content address, pinned until the job ends.
+        Records ``data_fetch_s`` and ``data_fetched_mb`` in ``timings``."""
+        if self.blobs is None:
+            yield self._release(claim.release_id)
+            return
+        t0 = time.perf_counter()
+        before = self.blobs.fetched_bytes
+        with self._lock:
+            manifest = self._manifests.get(claim.release_id)
+        if manifest is None:
+            manifest = self.blobs.manifest(claim.release_id)
+            with self._lock:
+                self._manifests[claim.release_id] = manifest
+        with self.blobs.job_release(manifest, claim.dataset, claim.track) as release:
+            timings["data_fetch_s"] = time.perf_counter() - t0
+            # with several slots, fetches of other jobs may overlap: an upper bound then
+            timings["data_fetched_mb"] = (self.blobs.fetched_bytes - before) / 1e6
+            yield release
 
     def docker(self) -> Any:
         """This worker's Docker client (created on first use; None while no engine answers)."""
@@ -275,18 +308,19 @@ class Worker:
             if problem is not None:
                 report = ExecutionReport("infra", "image_missing", problem)
             else:
+                fetch: dict[str, float] = {}
                 try:
-                    release = self._release(claim.release_id)
-                except Exception as error:
+                    with self._job_release(claim, fetch) as release:
+                        report = execute_claim(
+                            claim, release, limits=self.options.limits,
+                            staging_root=self.staging_root, work_dir=self.work_dir,
+                            seed=self.settings.seed, gpus_told=self.settings.job_gpus,
+                            client=client, on_container_started=started,
+                            predictions_home=self.settings.home)
+                except Exception as error:  # the release could not be read or fetched
                     report = ExecutionReport("infra", "evaluator_error",
                                              f"release {claim.release_id[:12]}: {error}")
-                else:
-                    report = execute_claim(
-                        claim, release, limits=self.options.limits,
-                        staging_root=self.staging_root, work_dir=self.work_dir,
-                        seed=self.settings.seed, gpus_told=self.settings.job_gpus,
-                        client=client, on_container_started=started,
-                        predictions_home=self.settings.home)
+                report.timings.update(fetch)
         # The message reaches the author (and the public list of incomplete entries): no
         # host paths of the staging, work or image folders.
         report.message = scrub_paths(report.message, self.settings.home)
@@ -444,8 +478,27 @@ class Worker:
                 enqueued += lost
         return enqueued
 
+    def register(self) -> None:
+        """Write this worker's record (host, GPUs, slots) for ``spared-bench workers``."""
+        options = self.options
+        gpu_ids = ",".join(str(g) for g in options.gpus)
+        with_retry(self.engine, lambda s: register_worker(
+            s, options.name, host=socket.gethostname(), pid=os.getpid(), gpu_ids=gpu_ids,
+            gpu_names=describe_gpus(options.gpus), slots=options.slots),
+            wait_s=self.options.db_wait_s, what="register worker")
+
+    def beat(self) -> None:
+        """Record that this worker is alive (its record's ``heartbeat_at``)."""
+        if not with_retry(self.engine, lambda s: beat_worker(s, self.options.name),
+                          wait_s=self.options.reap_interval_s, what="worker heartbeat"):
+            self.register()
+
     def _upkeep_loop(self) -> None:
         while not self._stop.wait(self.options.reap_interval_s):
+            try:
+                self.beat()
+            except Exception as error:
+                log.warning("worker heartbeat failed (retried next round): %s", error)
             try:
                 self.reap()
             except Exception as error:
@@ -454,6 +507,7 @@ class Worker:
     def run(self) -> None:
         """Recover, start upkeep, consume the queue until SIGTERM (graceful) or SIGINT."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.register()
         requeued = self.recover()
         log.info("worker %s: %d slot(s), gpus %s, queue %s, %d job(s) recovered",
                  self.options.name, self.options.slots, list(self.options.gpus) or "none",
@@ -467,6 +521,11 @@ class Worker:
         finally:
             self._stop.set()
             upkeep.join(timeout=5)
+            try:
+                with_retry(self.engine, lambda s: stop_worker(s, self.options.name), wait_s=5,
+                           what="record worker stop")
+            except Exception as error:  # shown as silent once its heartbeat is old
+                log.warning("worker stop not recorded: %s", error)
 
 
 def _short_error(error: BaseException, limit: int = 300) -> str:

@@ -57,6 +57,8 @@ from evaluator.store.models import (
     StoreState,
     Submission,
     Team,
+    WorkerRecord,
+    WorkerToken,
     utcnow,
 )
 from evaluator.store.queries import (
@@ -82,6 +84,15 @@ from evaluator.store.queries import (
     today_start_utc,
     upsert_release,
     versions_of,
+)
+from evaluator.store.workers import (
+    WorkerJob,
+    WorkersReport,
+    WorkerView,
+    beat_worker,
+    list_workers,
+    register_worker,
+    stop_worker,
 )
 
 __all__ = [
@@ -109,8 +120,14 @@ __all__ = [
     "StoreState",
     "Submission",
     "Team",
+    "WorkerJob",
+    "WorkerRecord",
+    "WorkerToken",
+    "WorkerView",
+    "WorkersReport",
     "attempts_of",
     "baselines",
+    "beat_worker",
     "bump_view_generation",
     "cancel_jobs",
     "check_schema",
@@ -134,12 +151,14 @@ __all__ = [
     "insert_result",
     "jobs_of",
     "list_release_records",
+    "list_workers",
     "mark_container_started",
     "normalize_url",
     "open_store",
     "queued_job_ids",
     "ranked_versions",
     "redact_url",
+    "register_worker",
     "reproducibility",
     "requeue_stale",
     "requeue_worker_jobs",
@@ -147,6 +166,7 @@ __all__ = [
     "results_rows",
     "session_scope",
     "status_counts",
+    "stop_worker",
     "submissions_submitted_since",
     "today_start_utc",
     "upgrade",

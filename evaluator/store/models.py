@@ -236,5 +236,43 @@ class StoreState(SQLModel, table=True):
     view_generation: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
+class WorkerToken(SQLModel, table=True):
+    """A worker's credential for the service's worker endpoints (``/api/worker/...``), stored
+    as the SHA-256 of the secret (shown once). Never a team's: it opens no team or admin
+    endpoint, and a team's token opens no worker endpoint. Revoked: refused at once."""
+
+    __tablename__ = "worker_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True, index=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    prefix: str = Field(max_length=16)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class WorkerRecord(SQLModel, table=True):
+    """A worker process as it reports itself: where it runs, its GPUs, its last heartbeat.
+
+    Written by the worker at start, on every upkeep round (``heartbeat_at``) and at a clean
+    stop (``stopped_at``); its current jobs and throughput are read from ``jobs`` and
+    ``job_attempts`` (``store.workers.list_workers``).
+    """
+
+    __tablename__ = "workers"
+
+    name: str = Field(primary_key=True, max_length=200)
+    host: str = Field(default="", max_length=200)
+    pid: int = 0
+    gpu_ids: str = Field(default="", max_length=100)
+    # What the GPUs are, as the driver names them ("0: NVIDIA H100 80GB HBM3"), or "".
+    gpu_names: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    slots: int = 1
+    started_at: datetime = Field(default_factory=utcnow)
+    heartbeat_at: datetime = Field(default_factory=utcnow, index=True)
+    stopped_at: datetime | None = None
+
+
 TABLES: tuple[type[SQLModel], ...] = (Team, ApiToken, ReleaseRecord, Submission, Job, JobAttempt,
-                                      Result, StoreState)
+                                      Result, StoreState, WorkerToken, WorkerRecord)

@@ -13,8 +13,8 @@ from flask import Response, request
 from pydantic import BaseModel, ValidationError
 
 from evaluator.core.text import csv_cell
-from evaluator.orchestrator.auth import authenticate
-from evaluator.orchestrator.errors import AuthError
+from evaluator.orchestrator.auth import authenticate, authenticate_worker
+from evaluator.orchestrator.errors import AuthError, WrongTokenKind
 from evaluator.store import Team, session_scope
 from leaderboard.data import ReleaseInfo, resolve_release
 from leaderboard.db import db, state, version
@@ -111,6 +111,24 @@ def team_for_token(token: str | None) -> Team:
     try:
         with session_scope(state().engine) as session:
             return authenticate(session, token)
+    except WrongTokenKind as error:
+        raise Forbidden(str(error)) from error
+    except AuthError as error:
+        raise Unauthorized(str(error)) from error
+
+
+def authenticated_worker() -> str:
+    """The worker name of the request's bearer token: 401 without a valid worker token, 403
+    for a team's token (worker endpoints take worker tokens only)."""
+    token = bearer_token()
+    if not token:
+        raise Unauthorized("expected a worker token in the header 'Authorization: Bearer "
+                           "<token>', found none")
+    try:
+        with session_scope(state().engine) as session:
+            return authenticate_worker(session, token)
+    except WrongTokenKind as error:
+        raise Forbidden(str(error)) from error
     except AuthError as error:
         raise Unauthorized(str(error)) from error
 

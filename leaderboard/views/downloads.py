@@ -69,14 +69,20 @@ def public_file(ref: str, rel: str) -> Response:
     if entry is None:
         raise NotFoundError(f"{rel[:200]!r}: expected a file listed by "
                             f"/api/releases/{manifest.release_id[:12]}/public, found none")
-    path = root / rel
+    return send_release_file(root / rel, entry.sha256, rel)
+
+
+def send_release_file(path: Path, sha256: str, name: str, *, max_age_s: int = 3600) -> Response:
+    """A release file (or blob) whole or as the byte range asked for (``Range``), its sha256
+    as ETag and ``X-Content-SHA256``; ``If-None-Match`` answers 304. Shared by the authors'
+    ``data pull`` files and the workers' blobs."""
     try:
         response = send_file(path, mimetype="application/octet-stream", conditional=True,
-                             etag=entry.sha256, max_age=3600, download_name=Path(rel).name)
+                             etag=sha256, max_age=max_age_s, download_name=Path(name).name)
     except OSError as error:
-        raise BenchError(f"{rel}: expected the release file on this server, found it "
+        raise BenchError(f"{name}: expected the release file on this server, found it "
                          f"unreadable ({type(error).__name__})") from error
-    response.headers["X-Content-SHA256"] = entry.sha256
+    response.headers["X-Content-SHA256"] = sha256
     return response
 
 

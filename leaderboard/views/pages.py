@@ -67,13 +67,13 @@ def _owner_team(submission_id: int) -> tuple[Any, Any, bool]:
 
     An entry that is not public (hidden, withdrawn) answers 404 unless the token is its own
     team's or an admin's, as its GET page does: nobody learns it exists."""
-    from leaderboard.errors import NotFoundError, Unauthorized
+    from leaderboard.errors import Forbidden, NotFoundError, Unauthorized
 
     token = (request.form.get("token") or "").strip()
     meta = data.get_entry(db(), submission_id, include_hidden=True)
     try:
         team = team_for_token(token)
-    except Unauthorized:
+    except (Unauthorized, Forbidden):
         if meta.public:
             raise
         team = None

@@ -101,3 +101,15 @@ def test_spackle_trains_at_the_papers_budget_on_a_gpu(monkeypatch: pytest.Monkey
     monkeypatch.setenv("SPARED_BENCH_SPACKLE_BUDGET", "fast")
     with pytest.raises(BenchError, match="SPARED_BENCH_SPACKLE_BUDGET"):
         Settings.from_env()
+
+
+def test_worker_cache_size_and_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SPARED_BENCH_HOME", str(tmp_path))
+    assert Settings.from_env().worker_cache_bytes == 100 * 10**9
+    monkeypatch.setenv("SPARED_BENCH_WORKER_CACHE_GB", "2.5")
+    settings = Settings.from_env()
+    assert settings.worker_cache_bytes == 2_500_000_000
+    assert settings.worker_cache_dir == tmp_path.resolve() / "worker-cache"
+    monkeypatch.setenv("SPARED_BENCH_WORKER_CACHE_GB", "0")
+    with pytest.raises(BenchError, match="SPARED_BENCH_WORKER_CACHE_GB"):
+        Settings.from_env()

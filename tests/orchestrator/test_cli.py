@@ -34,7 +34,7 @@ def test_db_team_and_token_commands(cli_env: BenchEnv, capsys: pytest.CaptureFix
     from evaluator.store import head_revision
 
     head = head_revision()
-    assert head == "0004"
+    assert head == "0005"
     code, out, _ = _run(capsys, "db", "upgrade")
     assert code == 0 and f"at revision {head}" in out
     code, out, _ = _run(capsys, "db", "current")

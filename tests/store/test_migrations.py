@@ -25,6 +25,7 @@ from evaluator.store import (
 )
 
 EXPECTED_TABLES = {"teams", "tokens", "releases", "submissions", "jobs", "job_attempts",
+                   "worker_tokens", "workers",
                    "results", "alembic_version"}
 
 

@@ -48,7 +48,7 @@ def test_0004_numbers_existing_entries_and_downgrade_keeps_every_row(db_url: str
     with engine.connect() as connection:
         names = connection.execute(text("SELECT id, name FROM submissions ORDER BY id")).all()
     assert [tuple(row) for row in names] == [(1, "m~v1"), (2, "m")]
-    assert upgrade(engine) == "0004"
+    assert upgrade(engine, "0004") == "0004"
 
 
 def test_ranked_versions_prefers_the_newest_version_with_results(db_url: str) -> None:
