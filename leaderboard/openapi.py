@@ -328,6 +328,14 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                        [release_ref], csv=False, errors=(401, 403, 404, 429),
                        tag="worker")["get"],
                 "security": [{"bearerAuth": []}]}},
+            "/api/worker/registry-token": {"get": {
+                **_get("A pull-only registry token for a submitted image (workers)",
+                       RegistryTokenOut, [_param("repository",
+                                                 {"type": "string", "maxLength": 300},
+                                                 "the repository of a submitted image",
+                                                 required=True)],
+                       csv=False, errors=(401, 403, 404, 422, 429), tag="worker")["get"],
+                "security": [{"bearerAuth": []}]}},
             "/api/worker/blobs/{sha256}": {"get": {
                 "summary": "One file of a published release by its sha256 (workers; ranges)",
                 "tags": ["worker"], "operationId": "worker_blob",

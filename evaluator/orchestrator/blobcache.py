@@ -46,6 +46,7 @@ from evaluator.datasets.release import (
 from evaluator.orchestrator.client import (
     _worker_headers,
     blob_url,
+    fetch_registry_token,
     fetch_release_manifest,
     fetch_verified,
 )
@@ -250,6 +251,10 @@ class BlobCache:
     def manifest(self, ref: str) -> ReleaseManifest:
         """A published release's whole manifest, from the service."""
         return fetch_release_manifest(self.server, self.token, ref)
+
+    def registry_token(self, repository: str) -> str:
+        """A pull-only registry token for a submitted image's repository, from the service."""
+        return fetch_registry_token(self.server, self.token, repository)
 
     def materialise(self, manifest: ReleaseManifest, dataset: str, track: str, *,
                     truth: bool = True) -> Release:

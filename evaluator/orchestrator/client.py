@@ -45,6 +45,7 @@ from evaluator.datasets.release import (
     remember_hash,
 )
 from evaluator.orchestrator.errors import ServerUnavailable
+from evaluator.orchestrator.registry import RegistryTokenOut
 from evaluator.orchestrator.service import (
     PrecheckReport,
     RegistryInfo,
@@ -318,6 +319,17 @@ def fetch_verified(url: str, sha256: str, size: int, part: Path, target: Path, *
 
 def _worker_headers(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def fetch_registry_token(server: str, token: str, repository: str) -> str:
+    """A pull-only registry token for ``repository`` for a worker
+    (``GET /api/worker/registry-token``, worker token); ``ServerUnavailable`` otherwise."""
+    url = f"{server.rstrip('/')}/api/worker/registry-token"
+    response = _request("GET", url, params={"repository": repository},
+                        headers=_worker_headers(token))
+    if response.status_code != 200:
+        raise _error(url, response)
+    return str(RegistryTokenOut.model_validate(response.json()).token)
 
 
 def fetch_release_manifest(server: str, token: str, ref: str) -> ReleaseManifest:

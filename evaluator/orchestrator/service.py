@@ -548,6 +548,20 @@ def registry_token(bench: Bench, by: Team, scopes: list[str]) -> str:
     return signer.token(f"team:{by.id}", access)
 
 
+def worker_pull_token(bench: Bench, worker: str, repository: str) -> str:
+    """Sign a pull-only token for ``repository`` for a worker: only repositories that a
+    submission names (an image pushed but never submitted stays its team's)."""
+    signer = bench.registry_signer()
+    host = registry_host(bench.settings.registry_url or "")
+    with session_scope(bench.engine) as session:
+        named = session.exec(select(Submission.id).where(
+            col(Submission.image_ref).startswith(f"{host}/{repository}@"))).first()
+    if named is None:
+        raise SubmissionRejected(f"repository {repository[:200]!r}: expected one that a "
+                                 "submission names, found none")
+    return signer.token(f"worker:{worker}", [(repository, ["pull"])])
+
+
 def precheck_submission(bench: Bench, *, name: str, image_id: str, by: Team | None = None,
                         team: str | None = None) -> PrecheckReport:
     """Check that ``image_id`` under ``name`` would be accepted, before its upload: a known

@@ -329,7 +329,10 @@ class Worker:
         return report
 
     def _registry_token(self) -> Callable[[str], str] | None:
-        """Sign pull tokens for the submission registry, if this worker holds its key."""
+        """Pull tokens for the submission registry: from the service (a worker with
+        ``--server``), else signed with the registry key if this worker holds it."""
+        if self.blobs is not None:
+            return self.blobs.registry_token
         path = self.settings.registry_key_path
         if not path.is_file():
             return None

@@ -5,6 +5,8 @@ refused with 403, no token or a revoked one with 401):
 
 - ``GET /api/worker/releases/<ref>`` answers the whole manifest of a published release (every
   file's sha256 and size, the hidden split's too: scoring needs the truth).
+- ``GET /api/worker/registry-token?repository=REPO``: a pull-only registry token for the
+  repository of a submitted image (the worker pulls by digest with it).
 - ``GET /api/worker/blobs/<sha256>`` serves one file of a published release by its content
   address, with HTTP ranges (a fetch that stopped resumes) and the sha256 as ETag
   (``blobcache.BlobCache`` on the worker's side). Only blobs that a published release lists
@@ -24,7 +26,15 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, render_template, request
 
 from evaluator.datasets.release import BLOBS_DIR, MANIFEST_NAME, ReleaseManifest
-from evaluator.store import WorkersReport, list_release_records, list_workers, session_scope
+from evaluator.orchestrator.registry import TOKEN_TTL_S, RegistryTokenOut
+from evaluator.orchestrator.service import worker_pull_token
+from evaluator.store import (
+    WorkersReport,
+    list_release_records,
+    list_workers,
+    session_scope,
+    utcnow,
+)
 from leaderboard.db import db, state, version
 from leaderboard.errors import BadParameter, Forbidden, NotFoundError
 from leaderboard.views.common import admin_team, authenticated_worker, team_for_token
@@ -77,6 +87,21 @@ def worker_blob(sha256: str) -> Response:
         raise NotFoundError(f"blob {sha256[:12]}: expected the sha256 of a file of a published "
                             "release, found none")
     response = send_release_file(path, sha256, sha256, max_age_s=0)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@workers.get("/api/worker/registry-token")
+def worker_registry_token() -> Response:
+    """A pull-only registry token for one submitted image's repository: workers only (a
+    worker needs no registry key of its own)."""
+    worker = authenticated_worker()
+    repository = request.args.get("repository") or ""
+    token = worker_pull_token(state().bench(), worker, repository)
+    response = jsonify(RegistryTokenOut(token=token, access_token=token,
+                                        expires_in=TOKEN_TTL_S,
+                                        issued_at=utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"))
+                       .model_dump(mode="json"))
     response.headers["Cache-Control"] = "private, no-store"
     return response
 

@@ -279,3 +279,48 @@ def test_namespaces_tokens_and_refusals(sqlite_bench_env: BenchEnv, build_image:
                                headers={"Authorization": f"Bearer {lab}"}, timeout=10)
         assert missing.status_code == 404 and "SPARED_BENCH_REGISTRY_URL" in \
             missing.json()["error"]
+
+
+@pytest.mark.parametrize("bench_env", ["postgres+redis"], indirect=True)
+def test_a_worker_with_only_urls_and_a_credential(
+        bench_env: BenchEnv, small_release: Any, build_image: Any, docker_engine: Any,
+        remove_worker_containers: list[str], tmp_path: Path) -> None:
+    """A worker whose home is empty (no release files, no image archives, no registry key)
+    runs a pushed submission: the store and queue by URL, the image pulled by digest with a
+    pull-only token from the service, the job's files fetched by content address."""
+    env = bench_env
+    bench = publish_small(env, small_release)
+    image = build_image("ok", nonce="registry-remote")
+    with registry_service(env) as (url, host, service_env):
+        token, team_id = _team(service_env, url, "lab")
+        made = _cli(service_env, "workers", "add", "remote-1")
+        assert made.returncode == 0, made.stderr
+        worker_token = made.stdout.strip()
+        author = {**service_env, "SPARED_BENCH_TOKEN": token}
+        sent = _cli(author, "submit", image, "--name", "remote", "--server", url, "--json")
+        assert sent.returncode == 0, sent.stderr
+        receipt = json.loads(sent.stdout)
+        docker_engine.images.remove(image, force=True)
+
+        # The worker token gets pull tokens only for repositories a submission names.
+        realm = f"{url}/api/worker/registry-token"
+        headers = {"Authorization": f"Bearer {worker_token}"}
+        other = requests.get(realm, params={"repository": f"team-{team_id}/never-submitted"},
+                             headers=headers, timeout=10)
+        assert other.status_code == 422
+        team_token = requests.get(realm, params={"repository": f"team-{team_id}/remote"},
+                                  headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert team_token.status_code == 403
+
+        remote_home = tmp_path / "remote-home"
+        remote_home.mkdir()
+        remove_worker_containers.append("remote-1")
+        env.start_worker("remote-1", *FAST, "--server", url, env={
+            "SPARED_BENCH_HOME": str(remote_home), "SPARED_BENCH_WORKER_TOKEN": worker_token})
+        final = wait_for(bench, receipt["submission_id"], timeout_s=300, poll_s=0.5)
+        log = env.worker_log("remote-1")
+        assert final.counts == {"succeeded": 2}, log[-3000:]
+        assert f"pulling {host}/team-{team_id}/remote@sha256:" in log
+        assert docker_engine.images.get(image).id == image
+        assert not (remote_home / "registry").exists() and not (remote_home / "images").exists()
+        assert not (remote_home / "releases").exists()
