@@ -1,5 +1,6 @@
-"""Read helpers over the store for the web app: column-level queries (no ORM objects per result
-row, so 100 entries x 26 datasets load in milliseconds), the store's version, model cards.
+"""Read helpers over the store for the web app: column-level queries (no ORM objects per row),
+the store's version, model cards. Results are read by the store's own ``result_views`` (one
+read model, ``evaluator.store.ResultView``).
 
 Everything here reads through the store's own models and sessions; the one write is hiding an
 entry (``set_hidden``), an admin action with no service function in the orchestrator.
@@ -34,8 +35,6 @@ from evaluator.store import (
 from evaluator.store import reproducibility as stored_reproducibility
 from leaderboard.errors import NotFoundError
 
-METRICS: tuple[str, ...] = ("mse", "mae", "pcc_gene", "pcc_patch", "r2_gene", "r2_patch",
-                            "constant_genes", "completed_mse", "completed_pcc_gene")
 # Keys of model.json's ``parameters`` read as the model's number of trainable parameters
 # (paper Fig. 8b), first match wins.
 PARAMETER_COUNT_KEYS: tuple[str, ...] = ("trainable_parameters", "n_parameters", "num_parameters",
@@ -108,14 +107,6 @@ class EntryMeta:
     def label(self) -> str:
         """``team/name``: how results tables and rankings name the entry."""
         return entry_label(self.team, self.name)
-
-
-def finite(value: Any) -> float | None:
-    """``value`` as a float, or None when missing or not finite (JSON has no NaN)."""
-    if value is None:
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
 
 
 def _release_info(record: ReleaseRecord) -> ReleaseInfo:
@@ -199,33 +190,6 @@ def get_entry(session: Session, submission_id: int, *, include_hidden: bool = Fa
         raise NotFoundError(f"entry {submission_id}: expected the id of a published entry, "
                             "found none")
     return found
-
-
-def result_rows(session: Session, release_id: str, track: str,
-                submission_ids: list[int] | None = None) -> list[dict[str, Any]]:
-    """The long results table of a release and track: one dict per (submission, dataset) with
-    ``METRICS``, counts, provenance and the block-bootstrap interval columns (run 0 only).
-
-    The version each entry shows on the release (``shown_versions``), or exactly
-    ``submission_ids`` whatever their state (an entry page's own, superseded or withdrawn)."""
-    statement = (
-        select(Result.submission_id, Result.dataset, Result.mse, Result.mae, Result.pcc_gene,
-               Result.pcc_patch, Result.r2_gene, Result.r2_patch, Result.constant_genes,
-               Result.completed_mse, Result.completed_pcc_gene, Result.n_spots, Result.n_genes,
-               Result.n_measured, Result.scorer_version, Result.scored_at, Result.image_digest,
-               Result.job_id, Result.mse_low, Result.mse_high, Result.pcc_gene_low,
-               Result.pcc_gene_high)
-        .join(Submission, col(Submission.id) == col(Result.submission_id))
-        .where(Result.release_id == release_id, Result.track == track, Result.run == 0)
-        .order_by(col(Result.submission_id), col(Result.dataset))
-    )
-    if submission_ids is None:
-        submission_ids = list(shown_versions(session, release_id).values())
-    statement = statement.where(col(Result.submission_id).in_(submission_ids))
-    names = ("submission_id", "dataset", *METRICS, "n_spots", "n_genes", "n_measured",
-             "scorer_version", "scored_at", "image_digest", "job_id", "mse_low", "mse_high",
-             "pcc_gene_low", "pcc_gene_high")
-    return [dict(zip(names, row, strict=True)) for row in session.exec(statement)]
 
 
 def job_states(session: Session, release_id: str, track: str | None = None,
