@@ -78,13 +78,10 @@ else:
                 "sees it: the entry, provenance, counts, and each metric of the specification "
                 "(``RESULT_METRICS``) with its interval columns; floats finite or None.",
         **metric_fields(intervals=True))
-_VIEW_COLUMNS = (Team.name, Submission.name, Submission.version, Submission.is_baseline,
-                 *(getattr(Result, name) for name in (
-                     "submission_id", "dataset", "track", "release_id", "n_spots", "n_genes",
-                     "n_measured", "scorer_version", "scored_at", "image_digest", "job_id",
-                     *METRIC_COLUMNS, *INTERVAL_COLUMNS)))
-_VIEW_NAMES = ("team", "name", "version", "is_baseline",
-               *(c.key for c in _VIEW_COLUMNS[4:]))
+_VIEW_FIELDS = ("submission_id", "dataset", "track", "release_id", "n_spots", "n_genes",
+                "n_measured", "scorer_version", "scored_at", "image_digest", "job_id",
+                *METRIC_COLUMNS, *INTERVAL_COLUMNS)
+"""What ``result_views`` reads of the results table (a metric's column is named after it)."""
 
 
 def current_release(session: Session) -> ReleaseRecord | None:
@@ -213,7 +210,8 @@ def result_views(session: Session, release_id: str, track: str, *,
     hidden and withdrawn ones too, with ``include_hidden``; of exactly ``submission_ids``
     whatever their state when given. One column-level query (no ORM object per row).
     """
-    query = (select(*_VIEW_COLUMNS)
+    query = (select(Team.name, Submission.name, Submission.version, Submission.is_baseline,
+                    *(getattr(Result, name) for name in _VIEW_FIELDS))
              .join(Submission, col(Submission.id) == col(Result.submission_id))
              .join(Team, col(Team.id) == col(Submission.team_id))
              .where(Result.release_id == release_id, Result.track == track, Result.run == 0)
@@ -224,7 +222,8 @@ def result_views(session: Session, release_id: str, track: str, *,
         query = query.where(col(Result.submission_id).in_(submission_ids))
     views = []
     for row in session.exec(query):
-        values = dict(zip(_VIEW_NAMES, row, strict=True))
+        values = dict(zip(("team", "name", "version", "is_baseline", *_VIEW_FIELDS), row,
+                          strict=True))
         views.append(ResultView(entry=entry_label(values["team"], values["name"]), **values))
     return views
 
