@@ -153,11 +153,13 @@ def entries(session: Session, *, include_hidden: bool = False,
             name: str | None = None) -> dict[int, EntryMeta]:
     """Submissions by id (every version; public ones, neither hidden nor withdrawn, unless
     ``include_hidden``), optionally of one team's entry."""
-    statement = (select(Submission.id, Team.name, Submission.name, Submission.description,
-                        Submission.is_baseline, Submission.hidden, Submission.created_at,
-                        Submission.image_digest, Submission.image_ref, Submission.platform,
-                        Submission.image_size_bytes, Submission.team_id, Submission.version,
-                        Submission.withdrawn_at, Submission.paper_url, Submission.code_url)
+    columns: tuple[Any, ...] = (
+        Submission.id, Team.name, Submission.name, Submission.description,
+        Submission.is_baseline, Submission.hidden, Submission.created_at, Submission.image_digest,
+        Submission.image_ref, Submission.platform, Submission.image_size_bytes,
+        Submission.team_id, Submission.version, Submission.withdrawn_at, Submission.paper_url,
+        Submission.code_url)
+    statement = (select(*columns)
                  .join(Team, col(Team.id) == col(Submission.team_id)))
     if not include_hidden:
         statement = statement.where(col(Submission.hidden).is_(False),
@@ -196,8 +198,9 @@ def job_states(session: Session, release_id: str, track: str | None = None,
                submission_ids: list[int] | None = None) -> list[dict[str, Any]]:
     """Jobs on a release (and track) of the versions shown there (or of ``submission_ids``):
     id, submission, dataset, track, status, failure kind, message."""
-    statement = (select(Job.id, Job.submission_id, Job.dataset, Job.track, Job.status,
-                        Job.failure_kind, Job.message)
+    columns: tuple[Any, ...] = (Job.id, Job.submission_id, Job.dataset, Job.track, Job.status,
+                                Job.failure_kind, Job.message)
+    statement = (select(*columns)
                  .where(Job.release_id == release_id, Job.run == 0))
     if track is not None:
         statement = statement.where(Job.track == track)

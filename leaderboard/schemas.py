@@ -56,8 +56,9 @@ class _DatasetScoreKey(_Out):
 
 
 if TYPE_CHECKING:  # a type checker does not see the fields made at run time
-    _ResultRowMetrics, _EntryDatasetMetrics, _DatasetScoreMetrics = (
-        _ResultRowKey, _EntryDatasetKey, _DatasetScoreKey)
+    _ResultRowMetrics = _ResultRowKey
+    _EntryDatasetMetrics = _EntryDatasetKey
+    _DatasetScoreMetrics = _DatasetScoreKey
 else:
     _ResultRowMetrics = _with_metrics(_ResultRowKey)
     _EntryDatasetMetrics = _with_metrics(_EntryDatasetKey)

@@ -24,6 +24,7 @@ __all__ = [
     "RESULT_COLUMNS",
     "RESULT_METRICS",
     "TRACKS",
+    "TRACK_LABELS",
     "Metric",
     "Track",
     "finite",
@@ -34,6 +35,8 @@ __all__ = [
 # missing ones as 0 (raw), or completed by SpaCKLE (spackle). Tested on the same hidden truth.
 Track = Literal["raw", "spackle"]
 TRACKS: tuple[Track, ...] = get_args(Track)
+TRACK_LABELS: dict[str, str] = {"raw": "raw training data",
+                                "spackle": "SpaCKLE-completed training data"}
 
 
 @dataclass(frozen=True)

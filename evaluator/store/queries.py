@@ -222,8 +222,8 @@ def result_views(session: Session, release_id: str, track: str, *,
         query = query.where(col(Result.submission_id).in_(submission_ids))
     views = []
     for row in session.exec(query):
-        values = dict(zip(("team", "name", "version", "is_baseline", *_VIEW_FIELDS), row,
-                          strict=True))
+        values: dict[str, Any] = dict(zip(("team", "name", "version", "is_baseline",
+                                           *_VIEW_FIELDS), row, strict=True))
         views.append(ResultView(entry=entry_label(values["team"], values["name"]), **values))
     return views
 
@@ -331,9 +331,10 @@ def reproducibility(session: Session, release_id: str) -> dict[int, RunCompariso
     """
     rerun = select(Result.submission_id).where(Result.release_id == release_id,
                                                col(Result.run) > 0)
+    columns: tuple[Any, ...] = (Result.submission_id, Result.dataset, Result.track, Result.run,
+                                Result.mse, Result.pcc_gene, Result.predictions_sha256)
     rows = session.exec(
-        select(Result.submission_id, Result.dataset, Result.track, Result.run, Result.mse,
-               Result.pcc_gene, Result.predictions_sha256)
+        select(*columns)
         .where(Result.release_id == release_id, col(Result.submission_id).in_(rerun)))
     jobs: dict[int, dict[tuple[str, str], list[tuple[int, float, float, str | None]]]] = \
         defaultdict(lambda: defaultdict(list))
