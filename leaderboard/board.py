@@ -19,7 +19,13 @@ from sqlmodel import Session
 from evaluator.core.vocabulary import TRACKS, Track, finite
 from evaluator.datasets import DatasetInfo
 from evaluator.scoring import StatisticsReport, compute_statistics
-from evaluator.store import ResultView, result_views
+from evaluator.store import (
+    ResultView,
+    RunComparison,
+    ranked_versions,
+    reproducibility,
+    result_views,
+)
 from leaderboard import data
 from leaderboard.cache import ViewCache
 from leaderboard.data import EntryMeta, ReleaseInfo, StoreVersion
@@ -98,7 +104,7 @@ class Board:
               release: ReleaseInfo) -> dict[tuple[int, str], int]:
         """(team id, name) -> the submission id each entry shows on a release."""
         return self._cached(("shown", version, release.release_id),
-                            lambda: data.shown_versions(session, release.release_id))
+                            lambda: ranked_versions(session, release.release_id))
 
     def rows(self, session: Session, version: StoreVersion, release: ReleaseInfo,
              track: str) -> list[ResultView]:
@@ -120,10 +126,10 @@ class Board:
                                 self.shown(session, version, release).values())))
 
     def runs(self, session: Session, version: StoreVersion,
-             release: ReleaseInfo) -> dict[int, Any]:
+             release: ReleaseInfo) -> dict[int, RunComparison]:
         """How re-run entries' runs compare on a release, by submission id."""
         return self._cached(("runs", version, release.release_id),
-                            lambda: data.reproducibility(session, release.release_id))
+                            lambda: reproducibility(session, release.release_id))
 
     def cards(self, session: Session, version: StoreVersion,
               release: ReleaseInfo) -> dict[int, dict[str, Any]]:
@@ -515,7 +521,7 @@ def _not_shown_reason(meta: EntryMeta, shown: EntryMeta | None) -> str | None:
             "has results")
 
 
-def _run_columns(comparison: Any) -> dict[str, Any]:
+def _run_columns(comparison: RunComparison | None) -> dict[str, Any]:
     """The reproducibility columns of a ranked entry (``evaluator.store.RunComparison``)."""
     if comparison is None or comparison.compared == 0:
         return {}

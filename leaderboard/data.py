@@ -32,7 +32,6 @@ from evaluator.store import (
     list_release_records,
     ranked_versions,
 )
-from evaluator.store import reproducibility as stored_reproducibility
 from leaderboard.errors import NotFoundError
 
 # Keys of model.json's ``parameters`` read as the model's number of trainable parameters
@@ -177,12 +176,6 @@ def entries(session: Session, *, include_hidden: bool = False,
     return out
 
 
-def shown_versions(session: Session, release_id: str) -> dict[tuple[int, str], int]:
-    """(team id, name) -> the submission id each entry shows on a release
-    (``evaluator.store.ranked_versions``)."""
-    return ranked_versions(session, release_id)
-
-
 def get_entry(session: Session, submission_id: int, *, include_hidden: bool = False
               ) -> EntryMeta:
     """One submission; ``NotFoundError`` when absent, hidden or withdrawn (unless
@@ -205,7 +198,7 @@ def job_states(session: Session, release_id: str, track: str | None = None,
     if track is not None:
         statement = statement.where(Job.track == track)
     if submission_ids is None:
-        submission_ids = list(shown_versions(session, release_id).values())
+        submission_ids = list(ranked_versions(session, release_id).values())
     statement = statement.where(col(Job.submission_id).in_(submission_ids))
     names = ("job_id", "submission_id", "dataset", "track", "status", "failure_kind", "message")
     return [dict(zip(names, row, strict=True)) for row in session.exec(statement)]
@@ -223,12 +216,6 @@ def model_cards(session: Session, release_id: str) -> dict[int, dict[str, Any]]:
         if isinstance(card, dict):
             cards[int(submission_id)] = card
     return cards
-
-
-def reproducibility(session: Session, release_id: str) -> dict[int, Any]:
-    """Each re-run entry's comparison of its runs on a release (``evaluator.store``'s
-    ``RunComparison``), by submission id."""
-    return stored_reproducibility(session, release_id)
 
 
 def parameter_count(card: dict[str, Any] | None) -> int | None:
