@@ -9,11 +9,11 @@ validated from the store's read model of a result (``evaluator.store.ResultView`
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field
 
-from evaluator.core.vocabulary import METRICS, RESULT_METRICS, Metric, Track, metric_fields
+from evaluator.core.vocabulary import METRICS, Track, with_metrics
 
 MAX_ID = 2**63 - 1
 """The largest id a row can have (a signed 64-bit integer on every store)."""
@@ -21,13 +21,6 @@ MAX_ID = 2**63 - 1
 
 class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-def _with_metrics(base: type[_Out], metrics: tuple[Metric, ...] = RESULT_METRICS, *,
-                  intervals: bool = True) -> Any:
-    """``base`` followed by one field per metric of the specification (and its interval)."""
-    return create_model(f"{base.__name__}Metrics", __base__=base, __module__=__name__,
-                        **metric_fields(metrics, intervals=intervals))
 
 
 # The leading fields of the three models of a result; the metric fields follow them.
@@ -60,9 +53,9 @@ if TYPE_CHECKING:  # a type checker does not see the fields made at run time
     _EntryDatasetMetrics = _EntryDatasetKey
     _DatasetScoreMetrics = _DatasetScoreKey
 else:
-    _ResultRowMetrics = _with_metrics(_ResultRowKey)
-    _EntryDatasetMetrics = _with_metrics(_EntryDatasetKey)
-    _DatasetScoreMetrics = _with_metrics(_DatasetScoreKey, METRICS, intervals=False)
+    _ResultRowMetrics = with_metrics(_ResultRowKey)
+    _EntryDatasetMetrics = with_metrics(_EntryDatasetKey)
+    _DatasetScoreMetrics = with_metrics(_DatasetScoreKey, METRICS, intervals=False)
 
 
 class ErrorOut(_Out):
@@ -402,8 +395,7 @@ class DatasetOut(_Out):
 
 
 class ResultRowOut(_ResultRowMetrics):
-    """One row of the long results table (entry x dataset, every metric) of a release and
-    track."""
+    """One row of the long results table (entry x dataset) of a release and track."""
 
     n_spots: int
     n_genes: int

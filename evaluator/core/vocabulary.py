@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
-from pydantic import BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, Field, create_model
 
 __all__ = [
     "INTERVAL_COLUMNS",
@@ -28,7 +28,7 @@ __all__ = [
     "Metric",
     "Track",
     "finite",
-    "metric_fields",
+    "with_metrics",
 ]
 
 # Training data of a submission (docs/ARCHITECTURE.md "Tracks"): SpaRED's measured values with
@@ -113,13 +113,14 @@ def finite(value: Any) -> float | None:
 
 
 FiniteFloat = Annotated[float | None, BeforeValidator(finite)]
+B = TypeVar("B", bound=BaseModel)
 
 
-def metric_fields(metrics: Sequence[Metric] = RESULT_METRICS, *, intervals: bool = False
-                  ) -> dict[str, Any]:
-    """Field definitions for ``pydantic.create_model``: one nullable field per metric (floats
-    finite or None), described by the specification; with ``intervals``, each metric's interval
-    columns after it (default None)."""
+def with_metrics(base: type[B], metrics: Sequence[Metric] = RESULT_METRICS, *,
+                 intervals: bool = True, name: str = "") -> type[B]:
+    """``base`` followed by one nullable field per metric (floats finite or None), described by
+    the specification, and with ``intervals`` each metric's interval columns: how a model of a
+    result (the store's read model, the API's) carries every metric."""
     fields: dict[str, Any] = {}
     for m in metrics:
         fields[m.name] = (int | None if m.integer else FiniteFloat,
@@ -129,4 +130,5 @@ def metric_fields(metrics: Sequence[Metric] = RESULT_METRICS, *, intervals: bool
                 fields[f"{m.name}_{end}"] = (FiniteFloat, Field(
                     default=None, description=f"95 % spatial block-bootstrap interval of "
                                               f"{m.label}, {end} end"))
-    return fields
+    return create_model(name or f"{base.__name__}Metrics", __base__=base,
+                        __module__=base.__module__, **fields)

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from evaluator.core.refs import describe_releases, match_release
-from evaluator.core.vocabulary import INTERVAL_COLUMNS, RESULT_COLUMNS, metric_fields
+from evaluator.core.vocabulary import INTERVAL_COLUMNS, RESULT_COLUMNS, with_metrics
 from evaluator.store.errors import NotFound
 from evaluator.store.models import (
     Job,
@@ -46,6 +46,10 @@ ROW_COLUMNS: tuple[str, ...] = ("entry", "submission_id", "team", "name", "versi
 
 
 class _StoredResult(BaseModel):
+    """One stored result (run 0) of an entry on a dataset and track, as every reader sees it:
+    the entry, provenance, counts, and (``ResultView``) each metric of the specification with
+    its interval columns, floats finite or None."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     entry: str
@@ -72,12 +76,7 @@ class _StoredResult(BaseModel):
 if TYPE_CHECKING:
     ResultView = _StoredResult
 else:
-    ResultView = create_model(
-        "ResultView", __base__=_StoredResult, __module__=__name__,
-        __doc__="One stored result (run 0) of an entry on a dataset and track, as every reader "
-                "sees it: the entry, provenance, counts, and each metric of the specification "
-                "(``RESULT_METRICS``) with its interval columns; floats finite or None.",
-        **metric_fields(intervals=True))
+    ResultView = with_metrics(_StoredResult, name="ResultView")
 _VIEW_FIELDS = ("submission_id", "dataset", "track", "release_id", "n_spots", "n_genes",
                 "n_measured", "scorer_version", "scored_at", "image_digest", "job_id",
                 *METRIC_COLUMNS, *INTERVAL_COLUMNS)
