@@ -4,8 +4,9 @@ Everything that names a track or a metric column takes it from here: the score's
 (``JobScore.metric_values``), the store's read model (``evaluator.store.ResultView``), job
 reports' CSV columns, the API's response models and CSV columns, the OpenAPI document and the
 pages' tables. Adding a metric is one ``Metric`` below, its computation (``source``, in
-``evaluator.scoring``) and its store column with a migration (``tests/core/test_metric_spec.py``
-checks the table against this list and derives every column set from an extended one).
+``evaluator.scoring``) and its store column with a migration (``tests/core/test_vocabulary.py``
+checks the table against this list and derives every column set from an extended one). Adding
+a track is its name in ``Track`` (and a label in ``TRACK_LABELS``).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class Metric:
 
     @property
     def description(self) -> str:
-        """One line for schemas and page headers: label, direction, definition."""
+        """One line for the API's schemas: label, direction, definition."""
         return f"{self.label} ({self.better} is better): {self.definition}"
 
 
