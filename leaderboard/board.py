@@ -13,15 +13,24 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from sqlmodel import Session
 
+from evaluator.core.vocabulary import TRACKS, Track, finite
 from evaluator.datasets import DatasetInfo
 from evaluator.scoring import StatisticsReport, compute_statistics
+from evaluator.store import (
+    ResultView,
+    RunComparison,
+    ranked_versions,
+    reproducibility,
+    result_views,
+)
 from leaderboard import data
 from leaderboard.cache import ViewCache
-from leaderboard.data import EntryMeta, ReleaseInfo, StoreVersion, finite
+from leaderboard.data import EntryMeta, ReleaseInfo, StoreVersion
 from leaderboard.errors import NotFoundError
-from leaderboard.filters import TRACKS, DatasetFilter, Track, registry_by_name
+from leaderboard.filters import DatasetFilter, registry_by_name
 from leaderboard.schemas import (
     BootstrapOut,
     DatasetFactsOut,
@@ -51,6 +60,7 @@ from leaderboard.schemas import (
 )
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 _WIN_TOLERANCE = 1e-12
 # The negative control every release carries (``submissions/baselines/mean``): skill's reference.
 MEAN_BASELINE_NAME = "mean"
@@ -94,14 +104,15 @@ class Board:
               release: ReleaseInfo) -> dict[tuple[int, str], int]:
         """(team id, name) -> the submission id each entry shows on a release."""
         return self._cached(("shown", version, release.release_id),
-                            lambda: data.shown_versions(session, release.release_id))
+                            lambda: ranked_versions(session, release.release_id))
 
     def rows(self, session: Session, version: StoreVersion, release: ReleaseInfo,
-             track: str) -> list[dict[str, Any]]:
-        """The long results rows of a release and track."""
+             track: str) -> list[ResultView]:
+        """The stored results of a release and track (the versions shown there)."""
         return self._cached(("rows", version, release.release_id, track),
-                            lambda: data.result_rows(session, release.release_id, track, list(
-                                self.shown(session, version, release).values())))
+                            lambda: result_views(session, release.release_id, track,
+                                                 submission_ids=list(self.shown(
+                                                     session, version, release).values())))
 
     def jobs(self, session: Session, version: StoreVersion, release: ReleaseInfo,
              track: str) -> list[dict[str, Any]]:
@@ -115,10 +126,10 @@ class Board:
                                 self.shown(session, version, release).values())))
 
     def runs(self, session: Session, version: StoreVersion,
-             release: ReleaseInfo) -> dict[int, Any]:
+             release: ReleaseInfo) -> dict[int, RunComparison]:
         """How re-run entries' runs compare on a release, by submission id."""
         return self._cached(("runs", version, release.release_id),
-                            lambda: data.reproducibility(session, release.release_id))
+                            lambda: reproducibility(session, release.release_id))
 
     def cards(self, session: Session, version: StoreVersion,
               release: ReleaseInfo) -> dict[int, dict[str, Any]]:
@@ -138,10 +149,10 @@ class Board:
                 return None, []
             meta = self.entries(session, version)
             keep = set(datasets)
-            table = [{"entry": meta[r["submission_id"]].label, "dataset": r["dataset"],
-                      "mse": r["mse"], "pcc_gene": r["pcc_gene"]}
+            table = [{"entry": r.entry, "dataset": r.dataset, "mse": r.mse,
+                      "pcc_gene": r.pcc_gene}
                      for r in self.rows(session, version, release, track)
-                     if r["dataset"] in keep and r["submission_id"] in meta]
+                     if r.dataset in keep and r.submission_id in meta]
             report = compute_statistics(table, datasets=datasets, track=track,
                                         release_id=release.release_id,
                                         source=f"results of {release.short}/{track}",
@@ -297,11 +308,10 @@ class Board:
             for track in TRACKS:
                 keep = set(filt.select(release.datasets(track)))
                 for row in self.rows(session, version, release, track):
-                    value = finite(row["pcc_gene"])
-                    if row["dataset"] in keep and value is not None \
-                            and row["submission_id"] in meta:
-                        out.setdefault(row["dataset"], {}).setdefault(track, []).append(
-                            (meta[row["submission_id"]].label, value))
+                    if row.dataset in keep and row.pcc_gene is not None \
+                            and row.submission_id in meta:
+                        out.setdefault(row.dataset, {}).setdefault(track, []).append(
+                            (row.entry, row.pcc_gene))
             return out
 
         return self._cached(("pcc", version, release.release_id, filt.key), compute)
@@ -340,31 +350,23 @@ class Board:
             rows = self.rows(session, version, release, track)
             by_dataset: dict[str, list[float]] = defaultdict(list)
             for row in rows:
-                value = finite(row["mse"])
-                if value is not None:
-                    by_dataset[row["dataset"]].append(value)
+                if row.mse is not None:
+                    by_dataset[row.dataset].append(row.mse)
             # A version not shown is placed among the shown ones (as if it were ranked).
-            own = rows if is_shown else data.result_rows(session, release.release_id, track,
-                                                         [submission_id])
+            own = rows if is_shown else result_views(session, release.release_id, track,
+                                                     submission_ids=[submission_id])
             for row in own:
-                if row["submission_id"] != submission_id:
+                if row.submission_id != submission_id:
                     continue
-                values = by_dataset.get(row["dataset"], [])
-                mse = finite(row["mse"])
+                values = by_dataset.get(row.dataset, [])
+                mse = row.mse
                 best = min(values) if values else None
-                results.append(EntryDatasetOut(
-                    dataset=row["dataset"], track=track, mse=mse, mae=finite(row["mae"]),
-                    pcc_gene=finite(row["pcc_gene"]), pcc_patch=finite(row["pcc_patch"]),
-                    r2_gene=finite(row["r2_gene"]), r2_patch=finite(row["r2_patch"]),
-                    constant_genes=row["constant_genes"],
-                    completed_mse=finite(row["completed_mse"]),
-                    completed_pcc_gene=finite(row["completed_pcc_gene"]),
+                results.append(_out(
+                    EntryDatasetOut, row,
                     normalized_mse=(mse / best if mse is not None and best else None),
                     position=1 + sum(v < mse for v in values) if mse is not None else len(values),
-                    of=len(values), n_spots=row["n_spots"], n_genes=row["n_genes"],
-                    scorer_version=row["scorer_version"], scored_at=row["scored_at"],
-                    **_interval_columns(row)))
-                pcc[row["dataset"]][track] = finite(row["pcc_gene"])
+                    of=len(values)))
+                pcc[row.dataset][track] = row.pcc_gene
             board = self.leaderboard(session, version, release, track, DatasetFilter())
             ranked = next((e for e in board.entries if e.submission_id == submission_id), None)
             missing = next((e for e in board.incomplete if e.submission_id == submission_id),
@@ -430,27 +432,19 @@ class Board:
             if dataset not in release.datasets(track):
                 continue
             rows = [r for r in self.rows(session, version, release, track)
-                    if r["dataset"] == dataset and r["submission_id"] in meta
-                    and finite(r["mse"]) is not None]
-            rows.sort(key=lambda r: (r["mse"], r["submission_id"]))
-            with_pcc = [r for r in rows if finite(r["pcc_gene"]) is not None]
-            best_pcc = max(with_pcc, key=lambda r: r["pcc_gene"]) if with_pcc else None
-            best_mse = rows[0]["mse"] if rows else None
+                    if r.dataset == dataset and r.submission_id in meta and r.mse is not None]
+            rows.sort(key=lambda r: (r.mse, r.submission_id))
+            with_pcc = [r for r in rows if r.pcc_gene is not None]
+            best_pcc = max(with_pcc, key=lambda r: r.pcc_gene) if with_pcc else None
+            best_mse = rows[0].mse if rows else None
             summaries.append(DatasetTrackSummaryOut(
-                track=track, n_entries=len(rows),
-                best_entry=meta[rows[0]["submission_id"]].label if rows else None,
-                best_mse=finite(best_mse),
-                best_pcc_entry=meta[best_pcc["submission_id"]].label if best_pcc else None,
-                best_pcc_gene=finite(best_pcc["pcc_gene"]) if best_pcc else None))
-            for row in rows:
-                entry = meta[row["submission_id"]]
-                scores.append(DatasetScoreOut(
-                    position=1 + sum(r["mse"] < row["mse"] for r in rows), entry=entry.label,
-                    submission_id=entry.submission_id, is_baseline=entry.is_baseline,
-                    track=track, mse=finite(row["mse"]), mae=finite(row["mae"]),
-                    pcc_gene=finite(row["pcc_gene"]), pcc_patch=finite(row["pcc_patch"]),
-                    r2_gene=finite(row["r2_gene"]), r2_patch=finite(row["r2_patch"]),
-                    normalized_mse=finite(row["mse"] / best_mse) if best_mse else None))
+                track=track, n_entries=len(rows), best_entry=rows[0].entry if rows else None,
+                best_mse=best_mse, best_pcc_entry=best_pcc.entry if best_pcc else None,
+                best_pcc_gene=best_pcc.pcc_gene if best_pcc else None))
+            scores += [_out(DatasetScoreOut, row,
+                            position=1 + sum(r.mse < row.mse for r in rows),
+                            normalized_mse=finite(row.mse / best_mse) if best_mse else None)
+                       for row in rows]
         return summaries, scores
 
     def datasets(self, session: Session, version: StoreVersion,
@@ -494,20 +488,9 @@ class Board:
         """The long results table of a release and track."""
         def compute() -> ResultsOut:
             meta = self.entries(session, version)
-            rows = []
-            for row in self.rows(session, version, release, track):
-                entry = meta.get(row["submission_id"])
-                if entry is None:
-                    continue
-                rows.append(ResultRowOut(
-                    entry=entry.label, submission_id=entry.submission_id, team=entry.team,
-                    name=entry.name, is_baseline=entry.is_baseline, dataset=row["dataset"],
-                    track=track, release_id=release.release_id,
-                    **{m: (finite(row[m]) if m != "constant_genes" else row[m])
-                       for m in data.METRICS},
-                    n_spots=row["n_spots"], n_genes=row["n_genes"], n_measured=row["n_measured"],
-                    scorer_version=row["scorer_version"], scored_at=row["scored_at"],
-                    image_digest=row["image_digest"], **_interval_columns(row)))
+            rows = [ResultRowOut.model_validate(row, from_attributes=True)
+                    for row in self.rows(session, version, release, track)
+                    if row.submission_id in meta]
             return ResultsOut(release=release_out(release), track=track, rows=rows)
 
         return self._cached(("results", version, release.release_id, track), compute)
@@ -538,7 +521,7 @@ def _not_shown_reason(meta: EntryMeta, shown: EntryMeta | None) -> str | None:
             "has results")
 
 
-def _run_columns(comparison: Any) -> dict[str, Any]:
+def _run_columns(comparison: RunComparison | None) -> dict[str, Any]:
     """The reproducibility columns of a ranked entry (``evaluator.store.RunComparison``)."""
     if comparison is None or comparison.compared == 0:
         return {}
@@ -557,10 +540,11 @@ def _pair_matrix(labels: list[str], pairs: list[PairTestOut]) -> PValueMatrixOut
     return PValueMatrixOut(method="wilcoxon-holm", labels=labels, p_values=values)
 
 
-def _interval_columns(row: dict[str, Any]) -> dict[str, float | None]:
-    """The block-bootstrap interval columns of a results row (null before scorer 1.1.0)."""
-    return {key: finite(row.get(key)) for key in ("mse_low", "mse_high", "pcc_gene_low",
-                                                  "pcc_gene_high")}
+def _out(model: type[M], view: ResultView, **columns: Any) -> M:
+    """A response model of a stored result: the fields it shares with the read model, and
+    ``columns`` (what the view computes: positions, normalized MSE)."""
+    return model.model_validate({**view.model_dump(include=set(model.model_fields)),
+                                 **columns})
 
 
 FAILURE_KINDS = {"model": "the model's own failure", "infra": "infrastructure"}

@@ -1,5 +1,6 @@
-"""Read helpers over the store for the web app: column-level queries (no ORM objects per result
-row, so 100 entries x 26 datasets load in milliseconds), the store's version, model cards.
+"""Read helpers over the store for the web app: column-level queries (no ORM objects per row),
+the store's version, model cards. Results are read by the store's own ``result_views`` (one
+read model, ``evaluator.store.ResultView``).
 
 Everything here reads through the store's own models and sessions; the one write is hiding an
 entry (``set_hidden``), an admin action with no service function in the orchestrator.
@@ -31,11 +32,8 @@ from evaluator.store import (
     list_release_records,
     ranked_versions,
 )
-from evaluator.store import reproducibility as stored_reproducibility
 from leaderboard.errors import NotFoundError
 
-METRICS: tuple[str, ...] = ("mse", "mae", "pcc_gene", "pcc_patch", "r2_gene", "r2_patch",
-                            "constant_genes", "completed_mse", "completed_pcc_gene")
 # Keys of model.json's ``parameters`` read as the model's number of trainable parameters
 # (paper Fig. 8b), first match wins.
 PARAMETER_COUNT_KEYS: tuple[str, ...] = ("trainable_parameters", "n_parameters", "num_parameters",
@@ -110,14 +108,6 @@ class EntryMeta:
         return entry_label(self.team, self.name)
 
 
-def finite(value: Any) -> float | None:
-    """``value`` as a float, or None when missing or not finite (JSON has no NaN)."""
-    if value is None:
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
 def _release_info(record: ReleaseRecord) -> ReleaseInfo:
     return ReleaseInfo(release_id=record.release_id, label=record.label,
                        is_current=record.is_current, published_at=record.published_at,
@@ -162,11 +152,13 @@ def entries(session: Session, *, include_hidden: bool = False,
             name: str | None = None) -> dict[int, EntryMeta]:
     """Submissions by id (every version; public ones, neither hidden nor withdrawn, unless
     ``include_hidden``), optionally of one team's entry."""
-    statement = (select(Submission.id, Team.name, Submission.name, Submission.description,
-                        Submission.is_baseline, Submission.hidden, Submission.created_at,
-                        Submission.image_digest, Submission.image_ref, Submission.platform,
-                        Submission.image_size_bytes, Submission.team_id, Submission.version,
-                        Submission.withdrawn_at, Submission.paper_url, Submission.code_url)
+    columns: tuple[Any, ...] = (
+        Submission.id, Team.name, Submission.name, Submission.description,
+        Submission.is_baseline, Submission.hidden, Submission.created_at, Submission.image_digest,
+        Submission.image_ref, Submission.platform, Submission.image_size_bytes,
+        Submission.team_id, Submission.version, Submission.withdrawn_at, Submission.paper_url,
+        Submission.code_url)
+    statement = (select(*columns)
                  .join(Team, col(Team.id) == col(Submission.team_id)))
     if not include_hidden:
         statement = statement.where(col(Submission.hidden).is_(False),
@@ -184,12 +176,6 @@ def entries(session: Session, *, include_hidden: bool = False,
     return out
 
 
-def shown_versions(session: Session, release_id: str) -> dict[tuple[int, str], int]:
-    """(team id, name) -> the submission id each entry shows on a release
-    (``evaluator.store.ranked_versions``)."""
-    return ranked_versions(session, release_id)
-
-
 def get_entry(session: Session, submission_id: int, *, include_hidden: bool = False
               ) -> EntryMeta:
     """One submission; ``NotFoundError`` when absent, hidden or withdrawn (unless
@@ -201,44 +187,18 @@ def get_entry(session: Session, submission_id: int, *, include_hidden: bool = Fa
     return found
 
 
-def result_rows(session: Session, release_id: str, track: str,
-                submission_ids: list[int] | None = None) -> list[dict[str, Any]]:
-    """The long results table of a release and track: one dict per (submission, dataset) with
-    ``METRICS``, counts, provenance and the block-bootstrap interval columns (run 0 only).
-
-    The version each entry shows on the release (``shown_versions``), or exactly
-    ``submission_ids`` whatever their state (an entry page's own, superseded or withdrawn)."""
-    statement = (
-        select(Result.submission_id, Result.dataset, Result.mse, Result.mae, Result.pcc_gene,
-               Result.pcc_patch, Result.r2_gene, Result.r2_patch, Result.constant_genes,
-               Result.completed_mse, Result.completed_pcc_gene, Result.n_spots, Result.n_genes,
-               Result.n_measured, Result.scorer_version, Result.scored_at, Result.image_digest,
-               Result.job_id, Result.mse_low, Result.mse_high, Result.pcc_gene_low,
-               Result.pcc_gene_high)
-        .join(Submission, col(Submission.id) == col(Result.submission_id))
-        .where(Result.release_id == release_id, Result.track == track, Result.run == 0)
-        .order_by(col(Result.submission_id), col(Result.dataset))
-    )
-    if submission_ids is None:
-        submission_ids = list(shown_versions(session, release_id).values())
-    statement = statement.where(col(Result.submission_id).in_(submission_ids))
-    names = ("submission_id", "dataset", *METRICS, "n_spots", "n_genes", "n_measured",
-             "scorer_version", "scored_at", "image_digest", "job_id", "mse_low", "mse_high",
-             "pcc_gene_low", "pcc_gene_high")
-    return [dict(zip(names, row, strict=True)) for row in session.exec(statement)]
-
-
 def job_states(session: Session, release_id: str, track: str | None = None,
                submission_ids: list[int] | None = None) -> list[dict[str, Any]]:
     """Jobs on a release (and track) of the versions shown there (or of ``submission_ids``):
     id, submission, dataset, track, status, failure kind, message."""
-    statement = (select(Job.id, Job.submission_id, Job.dataset, Job.track, Job.status,
-                        Job.failure_kind, Job.message)
+    columns: tuple[Any, ...] = (Job.id, Job.submission_id, Job.dataset, Job.track, Job.status,
+                                Job.failure_kind, Job.message)
+    statement = (select(*columns)
                  .where(Job.release_id == release_id, Job.run == 0))
     if track is not None:
         statement = statement.where(Job.track == track)
     if submission_ids is None:
-        submission_ids = list(shown_versions(session, release_id).values())
+        submission_ids = list(ranked_versions(session, release_id).values())
     statement = statement.where(col(Job.submission_id).in_(submission_ids))
     names = ("job_id", "submission_id", "dataset", "track", "status", "failure_kind", "message")
     return [dict(zip(names, row, strict=True)) for row in session.exec(statement)]
@@ -256,12 +216,6 @@ def model_cards(session: Session, release_id: str) -> dict[int, dict[str, Any]]:
         if isinstance(card, dict):
             cards[int(submission_id)] = card
     return cards
-
-
-def reproducibility(session: Session, release_id: str) -> dict[int, Any]:
-    """Each re-run entry's comparison of its runs on a release (``evaluator.store``'s
-    ``RunComparison``), by submission id."""
-    return stored_reproducibility(session, release_id)
 
 
 def parameter_count(card: dict[str, Any] | None) -> int | None:

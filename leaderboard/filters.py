@@ -12,11 +12,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from evaluator.core.vocabulary import TRACKS, Track
 from evaluator.datasets import DatasetInfo, load_registry
 from leaderboard.errors import BadParameter
 
-Track = Literal["raw", "spackle"]
-TRACKS: tuple[Track, ...] = ("raw", "spackle")
 FILTER_KEYS: tuple[str, ...] = ("organism", "tissue", "generalization", "genes")
 _GENERALIZATION = {"intra": "intra-patient", "inter": "inter-patient",
                    "intra-patient": "intra-patient", "inter-patient": "inter-patient"}

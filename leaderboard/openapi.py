@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from evaluator.contract import JobLimits
+from evaluator.core.vocabulary import TRACKS
 from evaluator.datasets.release import ReleaseManifest
 from evaluator.orchestrator.predictions import PredictionFile
 from evaluator.orchestrator.registry import SERVICE as REGISTRY_SERVICE
@@ -81,7 +82,7 @@ def _view_params(track: bool = True, filters: bool = True) -> list[dict[str, Any
     params = [_param("release", {"type": "string", "maxLength": 100},
                      "release id, unique id prefix (6+ characters) or label; default: current")]
     if track:
-        params.append(_param("track", {"type": "string", "enum": ["raw", "spackle"]},
+        params.append(_param("track", {"type": "string", "enum": list(TRACKS)},
                              "training-data track (default raw)"))
     if filters:
         params += [

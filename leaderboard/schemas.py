@@ -1,12 +1,19 @@
 """Response and request bodies of the JSON API (pydantic): what every endpoint answers, and the
-source of the OpenAPI document's schemas. Floats are finite or null (JSON has no NaN)."""
+source of the OpenAPI document's schemas. Floats are finite or null (JSON has no NaN).
+
+The metric fields of a result (``ResultRowOut``, ``EntryDatasetOut``, ``DatasetScoreOut``) are
+made from the metric specification (``evaluator.core.vocabulary``), and those models are
+validated from the store's read model of a result (``evaluator.store.ResultView``).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from evaluator.core.vocabulary import METRICS, Track, with_metrics
 
 MAX_ID = 2**63 - 1
 """The largest id a row can have (a signed 64-bit integer on every store)."""
@@ -14,6 +21,41 @@ MAX_ID = 2**63 - 1
 
 class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+# The leading fields of the three models of a result; the metric fields follow them.
+class _ResultRowKey(_Out):
+    entry: str
+    submission_id: int
+    team: str
+    name: str
+    is_baseline: bool
+    dataset: str
+    track: Track
+    release_id: str
+
+
+class _EntryDatasetKey(_Out):
+    dataset: str
+    track: Track
+
+
+class _DatasetScoreKey(_Out):
+    track: Track
+    position: int
+    entry: str
+    submission_id: int
+    is_baseline: bool
+
+
+if TYPE_CHECKING:  # a type checker does not see the fields made at run time
+    _ResultRowMetrics = _ResultRowKey
+    _EntryDatasetMetrics = _EntryDatasetKey
+    _DatasetScoreMetrics = _DatasetScoreKey
+else:
+    _ResultRowMetrics = with_metrics(_ResultRowKey)
+    _EntryDatasetMetrics = with_metrics(_EntryDatasetKey)
+    _DatasetScoreMetrics = with_metrics(_DatasetScoreKey, METRICS, intervals=False)
 
 
 class ErrorOut(_Out):
@@ -139,7 +181,7 @@ class LeaderboardOut(_Out):
     """A ranked leaderboard of one release, track and dataset filter."""
 
     release: ReleaseOut
-    track: Literal["raw", "spackle"]
+    track: Track
     filter: FilterOut
     datasets: list[str]
     alpha: float
@@ -182,7 +224,7 @@ class SignificanceOut(_Out):
     """The significance tests of a leaderboard (paper Table 3)."""
 
     release: ReleaseOut
-    track: Literal["raw", "spackle"]
+    track: Track
     filter: FilterOut
     datasets: list[str]
     alpha: float
@@ -198,20 +240,9 @@ class SignificanceOut(_Out):
         default=None, description="the Wilcoxon pairs' Holm-adjusted p-values as a matrix")
 
 
-class EntryDatasetOut(_Out):
-    """One entry's result on one dataset and track, with its position there."""
+class EntryDatasetOut(_EntryDatasetMetrics):
+    """One entry's result on one dataset and track (every metric), with its position there."""
 
-    dataset: str
-    track: Literal["raw", "spackle"]
-    mse: float | None
-    mae: float | None
-    pcc_gene: float | None
-    pcc_patch: float | None
-    r2_gene: float | None
-    r2_patch: float | None
-    constant_genes: int | None
-    completed_mse: float | None
-    completed_pcc_gene: float | None
     normalized_mse: float | None = Field(description="MSE / lowest MSE on the dataset")
     position: int = Field(description="1 + entries with a lower MSE on the dataset")
     of: int = Field(description="entries with a result on the dataset")
@@ -219,17 +250,12 @@ class EntryDatasetOut(_Out):
     n_genes: int
     scorer_version: str
     scored_at: datetime
-    mse_low: float | None = Field(default=None, description="95 % spatial block-bootstrap "
-                                                            "interval of MSE, lower end")
-    mse_high: float | None = None
-    pcc_gene_low: float | None = None
-    pcc_gene_high: float | None = None
 
 
 class TrackStandingOut(_Out):
     """An entry's overall standing in one track of the release (all datasets)."""
 
-    track: Literal["raw", "spackle"]
+    track: Track
     complete: bool
     rank: int | None
     of: int
@@ -300,7 +326,7 @@ class JobRunsOut(_Out):
     """One job's runs on a release: identical predictions, or the range of its metrics."""
 
     dataset: str
-    track: Literal["raw", "spackle"]
+    track: Track
     runs: int
     identical: bool
     mse_min: float | None
@@ -329,7 +355,7 @@ class DatasetFactsOut(_Out):
 class DatasetTrackSummaryOut(_Out):
     """The best entry and the difficulty of a dataset in one track."""
 
-    track: Literal["raw", "spackle"]
+    track: Track
     n_entries: int
     best_entry: str | None = Field(description="lowest MSE")
     best_mse: float | None
@@ -352,20 +378,9 @@ class DatasetsOut(_Out):
     datasets: list[DatasetSummaryOut]
 
 
-class DatasetScoreOut(_Out):
-    """One entry's score on a dataset."""
+class DatasetScoreOut(_DatasetScoreMetrics):
+    """One entry's score on a dataset (SpaRED's metrics)."""
 
-    position: int
-    entry: str
-    submission_id: int
-    is_baseline: bool
-    track: Literal["raw", "spackle"]
-    mse: float | None
-    mae: float | None
-    pcc_gene: float | None
-    pcc_patch: float | None
-    r2_gene: float | None
-    r2_patch: float | None
     normalized_mse: float | None
 
 
@@ -379,44 +394,22 @@ class DatasetOut(_Out):
     scores: list[DatasetScoreOut]
 
 
-class ResultRowOut(_Out):
+class ResultRowOut(_ResultRowMetrics):
     """One row of the long results table (entry x dataset) of a release and track."""
 
-    entry: str
-    submission_id: int
-    team: str
-    name: str
-    is_baseline: bool
-    dataset: str
-    track: Literal["raw", "spackle"]
-    release_id: str
-    mse: float | None
-    mae: float | None
-    pcc_gene: float | None
-    pcc_patch: float | None
-    r2_gene: float | None
-    r2_patch: float | None
-    constant_genes: int | None
-    completed_mse: float | None
-    completed_pcc_gene: float | None
     n_spots: int
     n_genes: int
     n_measured: int
     scorer_version: str
     scored_at: datetime
     image_digest: str
-    mse_low: float | None = Field(default=None, description="95 % spatial block-bootstrap "
-                                                            "interval of MSE, lower end")
-    mse_high: float | None = None
-    pcc_gene_low: float | None = None
-    pcc_gene_high: float | None = None
 
 
 class ResultsOut(_Out):
     """Every result of a release and track (visible entries)."""
 
     release: ReleaseOut
-    track: Literal["raw", "spackle"]
+    track: Track
     rows: list[ResultRowOut]
 
 

@@ -11,6 +11,8 @@ from urllib.parse import urlencode
 from flask import Flask, request
 from markupsafe import Markup, escape
 
+from evaluator.core.vocabulary import METRICS, RESULT_METRICS, TRACK_LABELS, TRACKS
+
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 VIEW_PARAMS: tuple[str, ...] = ("release", "track", "organism", "tissue", "generalization",
                                 "genes")
@@ -108,5 +110,8 @@ def register_filters(app: Flask) -> None:
                                  datetime_utc=datetime_utc, size=size)
     app.jinja_env.globals.update(interval=interval, rank_interval=rank_interval)
     app.jinja_env.globals.update(url_with=url_with, view_query=view_query)
+    # Tables of results take their columns from the specification (``templates/_metrics.html``).
+    app.jinja_env.globals.update(tracks=TRACKS, track_labels=TRACK_LABELS,
+                                 result_metrics=RESULT_METRICS, spared_metrics=METRICS)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

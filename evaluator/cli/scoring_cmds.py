@@ -9,6 +9,7 @@ import click
 
 from evaluator.core.errors import InputFileError
 from evaluator.core.fsio import atomic_write_bytes
+from evaluator.core.vocabulary import TRACKS
 from evaluator.scoring import (
     DEFAULT_ALPHA,
     JobScore,
@@ -77,7 +78,7 @@ def _score_text(score: JobScore) -> str:
                    "(and completed for the spackle track).")
 @click.option("--pred", "pred_path", required=True, type=click.Path(path_type=Path),
               help="predictions.npy: float32, (n_test_spots, n_genes), all finite.")
-@click.option("--track", type=click.Choice(["raw", "spackle"]), default="raw", show_default=True)
+@click.option("--track", type=click.Choice(TRACKS), default="raw", show_default=True)
 @click.option("--release-id", default=None, help="Release id for the provenance "
               "(default: the release's manifest, else 'local').")
 @click.option("--per-gene", "per_gene_csv", type=click.Path(path_type=Path), default=None,

@@ -22,6 +22,7 @@ from evaluator.cli.datasets_cmds import data_group, format_rows
 from evaluator.core.errors import BenchError
 from evaluator.core.settings import Settings
 from evaluator.core.text import EscapingFormatter, escape_controls
+from evaluator.core.vocabulary import TRACKS
 
 
 def _bench() -> Any:
@@ -531,7 +532,7 @@ def queue_command(flush: bool) -> None:
 @click.command("results")
 @click.option("--release", "release_ref", default="current", show_default=True,
               help="A published release: id, prefix, label or 'current'.")
-@click.option("--track", type=click.Choice(["raw", "spackle"]), default="raw",
+@click.option("--track", type=click.Choice(TRACKS), default="raw",
               show_default=True)
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV (the input of `stats`).")
 def results_command(release_ref: str, track: str, as_csv: bool) -> None:

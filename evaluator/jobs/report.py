@@ -13,15 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from evaluator.contract import CONTRACT_VERSION
 from evaluator.core.fsio import atomic_write_bytes
 from evaluator.core.text import csv_cell
-from evaluator.core.vocabulary import METRIC_NAMES
+from evaluator.core.vocabulary import RESULT_COLUMNS
 from evaluator.jobs.pipeline import JobResult
 from evaluator.jobs.staging import Purpose
 from evaluator.scoring import SCORER_VERSION
 
 CSV_COLUMNS: tuple[str, ...] = (
-    "dataset", "track", "status", *METRIC_NAMES,
-    "constant_genes", "n_spots", "n_genes", "completed_mse", "completed_pcc_gene", "model_s",
-    "engine_s", "stage_s", "validate_s", "score_s", "total_s", "message",
+    "dataset", "track", "status", *RESULT_COLUMNS, "n_spots", "n_genes", "model_s", "engine_s",
+    "stage_s", "validate_s", "score_s", "total_s", "message",
 )
 
 
@@ -57,14 +56,8 @@ class JobsReport(BaseModel):
             row: dict[str, Any] = dict.fromkeys(CSV_COLUMNS, "")
             row.update(dataset=r.dataset, track=r.track, status=r.status, message=r.message)
             if r.score is not None:
-                m = r.score.metrics
-                row.update(mse=m.mse, mae=m.mae, pcc_gene=m.pcc_gene, pcc_patch=m.pcc_patch,
-                           r2_gene=m.r2_gene, r2_patch=m.r2_patch,
-                           constant_genes=m.constant_genes, n_spots=r.score.n_spots,
+                row.update(r.score.metric_values(), n_spots=r.score.n_spots,
                            n_genes=r.score.n_genes)
-                if r.score.completed_metrics is not None:
-                    row.update(completed_mse=r.score.completed_metrics.mse,
-                               completed_pcc_gene=r.score.completed_metrics.pcc_gene)
             t = r.timings
             row.update(model_s=round(t.model_s, 3), engine_s=round(t.engine_s, 3),
                        stage_s=round(t.stage_s, 3), validate_s=round(t.validate_s, 3),

@@ -32,6 +32,7 @@ from evaluator.core.errors import BenchError
 from evaluator.core.links import link_problem
 from evaluator.core.settings import Settings
 from evaluator.core.text import clean_text, name_problem
+from evaluator.core.vocabulary import TRACKS
 from evaluator.datasets.release import load_release
 from evaluator.orchestrator.auth import ensure_team, require_admin
 from evaluator.orchestrator.errors import (
@@ -782,7 +783,7 @@ def get_status(bench: Bench, ref: str | int, *, by: Team | None = None,
             left = submissions_left_today(session, team, bench.settings.daily_submissions)
         results = []
         for release_id in sorted({job.release_id for job in jobs}):
-            for track in ("raw", "spackle"):
+            for track in TRACKS:
                 results += [r for r in results_rows(session, release_id, track,
                                                     include_hidden=True)
                             if r["submission_id"] == submission.id]

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from evaluator.core.vocabulary import METRIC_NAMES, Track
+from evaluator.core.vocabulary import INTERVAL_COLUMNS, RESULT_METRICS, Track
 from evaluator.scoring.errors import PredictionError
 from evaluator.scoring.metrics import MetricSet, compute_metrics
 from evaluator.scoring.predictions import load_predictions
@@ -63,23 +63,24 @@ class JobScore(BaseModel):
     # kept out of the JSON form.
     block_stats: bytes | None = Field(default=None, exclude=True, repr=False)
 
+    def metric_values(self) -> dict[str, float | int | None]:
+        """Every metric of the specification (``RESULT_METRICS``) by name; None where not
+        computed (the completed metrics off the spackle track)."""
+        values: dict[str, float | int | None] = {}
+        for metric in RESULT_METRICS:
+            value: Any = self
+            for name in metric.path:
+                value = getattr(value, name) if value is not None else None
+            values[metric.name] = value
+        return values
+
     def as_row(self) -> dict[str, Any]:
-        """Return a flat row for a results table (dataset, track, metric columns)."""
-        row: dict[str, Any] = {
-            "dataset": self.provenance.dataset,
-            "track": self.provenance.track,
-            "release_id": self.provenance.release_id,
-            **{name: getattr(self.metrics, name) for name in METRIC_NAMES},
-            "constant_genes": self.metrics.constant_genes,
-        }
-        if self.interval is not None:
-            row.update(mse_low=self.interval.mse_low, mse_high=self.interval.mse_high,
-                       pcc_gene_low=self.interval.pcc_gene_low,
-                       pcc_gene_high=self.interval.pcc_gene_high)
-        if self.completed_metrics is not None:
-            row["completed_mse"] = self.completed_metrics.mse
-            row["completed_pcc_gene"] = self.completed_metrics.pcc_gene
-        return row
+        """Return a flat row for a results table: dataset, track, release, every metric (None
+        where not computed) and, when computed, the interval columns."""
+        intervals = INTERVAL_COLUMNS if self.interval is not None else ()
+        return {"dataset": self.provenance.dataset, "track": self.provenance.track,
+                "release_id": self.provenance.release_id, **self.metric_values(),
+                **{column: getattr(self.interval, column) for column in intervals}}
 
 
 def score_predictions(

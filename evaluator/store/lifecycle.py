@@ -27,6 +27,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from evaluator.core.text import MAX_JSON_DEPTH, JsonDepthError, clean_json, clean_text
+from evaluator.core.vocabulary import INTERVAL_COLUMNS
 from evaluator.scoring import JobScore
 from evaluator.store.errors import NotFound
 from evaluator.store.models import (
@@ -216,25 +217,15 @@ def result_values(claim: Claim, score: JobScore,
         card = clean_json(model_card) if model_card else None
     except JsonDepthError:
         card = None
-    metrics = score.metrics
-    completed = score.completed_metrics
-    interval = score.interval
     return {
         "job_id": claim.job_id, "submission_id": claim.submission_id,
         "release_id": claim.release_id, "dataset": claim.dataset, "track": claim.track,
-        "run": claim.run,
-        "mse_low": interval.mse_low if interval else None,
-        "mse_high": interval.mse_high if interval else None,
-        "pcc_gene_low": interval.pcc_gene_low if interval else None,
-        "pcc_gene_high": interval.pcc_gene_high if interval else None,
+        "run": claim.run, **score.metric_values(),
+        **{column: getattr(score.interval, column) if score.interval else None
+           for column in INTERVAL_COLUMNS},
         "block_stats": score.block_stats,
         "predictions_sha256": score.predictions_sha256,
-        "mse": metrics.mse, "mae": metrics.mae, "pcc_gene": metrics.pcc_gene,
-        "pcc_patch": metrics.pcc_patch, "r2_gene": metrics.r2_gene,
-        "r2_patch": metrics.r2_patch, "n_spots": score.n_spots, "n_genes": score.n_genes,
-        "n_measured": score.n_measured, "constant_genes": metrics.constant_genes,
-        "completed_mse": completed.mse if completed else None,
-        "completed_pcc_gene": completed.pcc_gene if completed else None,
+        "n_spots": score.n_spots, "n_genes": score.n_genes, "n_measured": score.n_measured,
         "image_digest": claim.image_digest,
         "scorer_version": score.provenance.scorer_version,
         "scored_at": score.provenance.scored_at_utc,

@@ -1,8 +1,10 @@
 """Read helpers over the store, for the CLI, the orchestrator and the leaderboard.
 
-``results_rows`` / ``results_frame`` give the long table (one row per entry × dataset, metric
-columns) that ``evaluator.scoring.compute_statistics`` ranks; they only ever read one release
-and one track, so results of different releases are never mixed.
+``result_views`` reads the stored results of one release and track as ``ResultView`` (the one
+read model of a result: the leaderboard's response models are built from it);
+``results_rows`` / ``results_frame`` project them on the long table (one row per entry ×
+dataset, metric columns) that ``evaluator.scoring.compute_statistics`` ranks. They only ever
+read one release and one track, so results of different releases are never mixed.
 """
 
 from __future__ import annotations
@@ -10,13 +12,15 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from evaluator.core.refs import describe_releases, match_release
-from evaluator.core.vocabulary import RESULT_COLUMNS
+from evaluator.core.vocabulary import INTERVAL_COLUMNS, RESULT_COLUMNS, with_metrics
 from evaluator.store.errors import NotFound
 from evaluator.store.models import (
     Job,
@@ -36,6 +40,47 @@ if TYPE_CHECKING:
     import pandas as pd
 
 METRIC_COLUMNS: tuple[str, ...] = RESULT_COLUMNS
+ROW_COLUMNS: tuple[str, ...] = ("entry", "submission_id", "team", "name", "version",
+                                "is_baseline", "dataset", "track", "release_id", *METRIC_COLUMNS)
+"""The long table's columns (``results_rows``)."""
+
+
+class _StoredResult(BaseModel):
+    """One stored result (run 0) of an entry on a dataset and track, as every reader sees it:
+    the entry, provenance, counts, and (``ResultView``) each metric of the specification with
+    its interval columns, floats finite or None."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    entry: str
+    submission_id: int
+    team: str
+    name: str
+    version: int
+    is_baseline: bool
+    dataset: str
+    track: str
+    release_id: str
+    n_spots: int
+    n_genes: int
+    n_measured: int
+    scorer_version: str
+    scored_at: datetime
+    image_digest: str
+    job_id: int
+
+    if TYPE_CHECKING:  # the metric fields, made from the specification at run time
+        def __getattr__(self, name: str) -> Any: ...
+
+
+if TYPE_CHECKING:
+    ResultView = _StoredResult
+else:
+    ResultView = with_metrics(_StoredResult, name="ResultView")
+_VIEW_FIELDS = ("submission_id", "dataset", "track", "release_id", "n_spots", "n_genes",
+                "n_measured", "scorer_version", "scored_at", "image_digest", "job_id",
+                *METRIC_COLUMNS, *INTERVAL_COLUMNS)
+"""What ``result_views`` reads of the results table (a metric's column is named after it)."""
 
 
 def current_release(session: Session) -> ReleaseRecord | None:
@@ -154,38 +199,41 @@ def entry_label(team: str, name: str) -> str:
     return f"{team}/{name}"
 
 
+def result_views(session: Session, release_id: str, track: str, *,
+                 submission_ids: Sequence[int] | None = None,
+                 include_hidden: bool = False) -> list[ResultView]:
+    """The stored results (run 0, the ranked evaluation; re-runs are compared by
+    ``reproducibility``) of one release and track, by submission id and dataset.
+
+    Of the version each entry shows on the release (``ranked_versions``); of every version,
+    hidden and withdrawn ones too, with ``include_hidden``; of exactly ``submission_ids``
+    whatever their state when given. One column-level query (no ORM object per row).
+    """
+    query = (select(Team.name, Submission.name, Submission.version, Submission.is_baseline,
+                    *(getattr(Result, name) for name in _VIEW_FIELDS))
+             .join(Submission, col(Submission.id) == col(Result.submission_id))
+             .join(Team, col(Team.id) == col(Submission.team_id))
+             .where(Result.release_id == release_id, Result.track == track, Result.run == 0)
+             .order_by(col(Result.submission_id), col(Result.dataset)))
+    if submission_ids is None and not include_hidden:
+        submission_ids = list(ranked_versions(session, release_id).values())
+    if submission_ids is not None:
+        query = query.where(col(Result.submission_id).in_(submission_ids))
+    views = []
+    for row in session.exec(query):
+        values: dict[str, Any] = dict(zip(("team", "name", "version", "is_baseline",
+                                           *_VIEW_FIELDS), row, strict=True))
+        views.append(ResultView(entry=entry_label(values["team"], values["name"]), **values))
+    return views
+
+
 def results_rows(session: Session, release_id: str, track: str, *,
                  include_hidden: bool = False) -> list[dict[str, Any]]:
-    """The long results table of one release and track: entry × dataset with every metric
-    (run 0, the ranked evaluation; re-runs are compared by ``reproducibility``).
-
-    Columns: entry, submission_id, team, name, version, is_baseline, dataset, track,
-    release_id and ``METRIC_COLUMNS``. Only the version each entry shows on the release
-    (``ranked_versions``) unless ``include_hidden``, which keeps every version, hidden and
-    withdrawn ones too.
-    """
-    query = (
-        select(Result, Submission, Team)
-        .join(Submission, col(Submission.id) == col(Result.submission_id))
-        .join(Team, col(Team.id) == col(Submission.team_id))
-        .where(Result.release_id == release_id, Result.track == track, Result.run == 0)
-        .order_by(col(Submission.id), col(Result.dataset))
-    )
-    if not include_hidden:
-        shown = list(ranked_versions(session, release_id).values())
-        query = query.where(col(Submission.id).in_(shown))
-    rows = []
-    for result, submission, team in session.exec(query):
-        row: dict[str, Any] = {
-            "entry": entry_label(team.name, submission.name),
-            "submission_id": submission.id, "team": team.name, "name": submission.name,
-            "version": submission.version, "is_baseline": submission.is_baseline,
-            "dataset": result.dataset,
-            "track": result.track, "release_id": result.release_id,
-        }
-        row.update({column: getattr(result, column) for column in METRIC_COLUMNS})
-        rows.append(row)
-    return rows
+    """The long results table of one release and track: ``ROW_COLUMNS`` of each
+    ``result_views`` (entry × dataset with every metric)."""
+    keep = set(ROW_COLUMNS)
+    return [view.model_dump(include=keep)
+            for view in result_views(session, release_id, track, include_hidden=include_hidden)]
 
 
 def results_frame(session: Session, release_id: str, track: str, *,
@@ -193,10 +241,8 @@ def results_frame(session: Session, release_id: str, track: str, *,
     """``results_rows`` as a pandas DataFrame (columns fixed even when empty)."""
     import pandas as pd
 
-    columns = ["entry", "submission_id", "team", "name", "version", "is_baseline", "dataset",
-               "track", "release_id", *METRIC_COLUMNS]
     return pd.DataFrame(results_rows(session, release_id, track, include_hidden=include_hidden),
-                        columns=columns)
+                        columns=list(ROW_COLUMNS))
 
 
 def jobs_of(session: Session, submission_id: int, release_id: str | None = None) -> list[Job]:
@@ -284,9 +330,10 @@ def reproducibility(session: Session, release_id: str) -> dict[int, RunCompariso
     """
     rerun = select(Result.submission_id).where(Result.release_id == release_id,
                                                col(Result.run) > 0)
+    columns: tuple[Any, ...] = (Result.submission_id, Result.dataset, Result.track, Result.run,
+                                Result.mse, Result.pcc_gene, Result.predictions_sha256)
     rows = session.exec(
-        select(Result.submission_id, Result.dataset, Result.track, Result.run, Result.mse,
-               Result.pcc_gene, Result.predictions_sha256)
+        select(*columns)
         .where(Result.release_id == release_id, col(Result.submission_id).in_(rerun)))
     jobs: dict[int, dict[tuple[str, str], list[tuple[int, float, float, str | None]]]] = \
         defaultdict(lambda: defaultdict(list))

@@ -10,9 +10,11 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from flask import Blueprint, Response, jsonify, request
+from pydantic import BaseModel
 
 from evaluator.core.links import LINK_FIELDS, link_problem
 from evaluator.core.text import clean_text, name_problem
+from evaluator.core.vocabulary import INTERVAL_COLUMNS
 from evaluator.orchestrator.registry import SERVICE as REGISTRY_SERVICE
 from evaluator.orchestrator.registry import TOKEN_TTL_S, RegistryTokenOut
 from evaluator.orchestrator.service import (
@@ -28,12 +30,15 @@ from leaderboard.db import db, state, version
 from leaderboard.errors import BadParameter, PayloadTooLarge, Unauthorized
 from leaderboard.openapi import openapi_document
 from leaderboard.schemas import (
+    DatasetScoreOut,
+    EntryDatasetOut,
     HideIn,
     HideOut,
     PublishIn,
     ReevaluateIn,
     ReleasesOut,
     RerunIn,
+    ResultRowOut,
     WithdrawIn,
 )
 from leaderboard.views.common import (
@@ -56,28 +61,29 @@ CHUNK_BYTES = 1 << 20
 JSON = "application/json"
 CSV = "text/csv"
 
-INTERVAL_COLUMNS = ("mse_low", "mse_high", "pcc_gene_low", "pcc_gene_high")
+
+def _columns(model: type[BaseModel]) -> tuple[str, ...]:
+    """A response model's fields as CSV columns, the interval columns last."""
+    fields = tuple(model.model_fields)
+    return (*(f for f in fields if f not in INTERVAL_COLUMNS),
+            *(f for f in fields if f in INTERVAL_COLUMNS))
+
+
 LEADERBOARD_COLUMNS = ("rank", "rank_low", "rank_high", "group", "entry", "submission_id", "team",
                        "name", "version", "is_baseline", "mean_normalized_mse",
                        "mean_normalized_mse_low", "mean_normalized_mse_high",
                        "std_normalized_mse", "skill", "skill_low",
                        "skill_high", "mean_mse", "mean_pcc_gene", "datasets_won",
                        "parameter_count", "submitted_at", "complete", "reason")
-ENTRY_COLUMNS = ("dataset", "track", "mse", "mae", "pcc_gene", "pcc_patch", "r2_gene",
-                 "r2_patch", "constant_genes", "completed_mse", "completed_pcc_gene",
-                 "normalized_mse", "position", "of", "n_spots", "n_genes", "scorer_version",
-                 "scored_at", *INTERVAL_COLUMNS)
-DATASET_COLUMNS = ("track", "position", "entry", "submission_id", "is_baseline", "mse", "mae",
-                   "pcc_gene", "pcc_patch", "r2_gene", "r2_patch", "normalized_mse")
+ENTRY_COLUMNS = _columns(EntryDatasetOut)
+DATASET_COLUMNS = _columns(DatasetScoreOut)
 DATASETS_COLUMNS = ("name", "abbreviation", "organism", "tissue", "generalization", "genes",
                     "slides", "patients", "spots", "missing_before_pct", "missing_after_pct",
                     "hidden_split", "in_release", "track", "n_entries", "best_entry", "best_mse",
                     "best_pcc_entry", "best_pcc_gene")
 PAIR_COLUMNS = ("a", "b", "n", "statistic", "p_value", "p_holm", "significant", "method",
                 "median_difference", "rank_biserial")
-RESULT_COLUMNS = ("entry", "submission_id", "team", "name", "is_baseline", "dataset", "track",
-                  "release_id", *data.METRICS, "n_spots", "n_genes", "n_measured",
-                  "scorer_version", "scored_at", "image_digest", *INTERVAL_COLUMNS)
+RESULT_COLUMNS = _columns(ResultRowOut)
 
 
 def _json_or_csv(key: tuple[Any, ...], model: Any, rows: Any, columns: tuple[str, ...],

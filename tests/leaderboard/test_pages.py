@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from evaluator.core.vocabulary import METRICS, RESULT_METRICS, TRACKS, Metric
 from evaluator.datasets import get_dataset, load_registry
 from tests.leaderboard.conftest import LeaderboardEnv
 from tests.leaderboard.seed import DEFAULT_ENTRIES, TINY_DATASETS
@@ -194,6 +195,34 @@ def test_entry_page_shows_both_tracks_positions_digest_and_owner_form(env: Leade
     # The job limits it ran under: the service's, as /api/limits states them.
     limits = client.get("/api/limits").get_json()
     assert f"time {limits['time_limit_s']:g} s" in html.split('id="entry-limits"')[1]
+
+
+def _metric_headers(metrics: list[Metric]) -> list[str]:
+    arrows = {"lower": "↓", "higher": "↑"}
+    headers = []
+    for m in metrics:
+        headers.append(f"{m.label} {arrows[m.better]}")
+        if m.name == "mse":
+            headers.append("Norm. MSE ↓")
+    return headers
+
+
+def test_result_tables_take_their_columns_from_the_metric_specification(env: LeaderboardEnv
+                                                                        ) -> None:
+    client = env.client()
+    submission_id = env.seeded.ids["team-a/stnet"]
+    pages = {f"results-{track}": (client.get(f"/entries/{submission_id}"),
+                                  ["Dataset", "Position", *_metric_headers(
+                                      [m for m in RESULT_METRICS if m.track in (None, track)])])
+             for track in TRACKS}
+    pages["scores"] = (client.get("/datasets/MHPC"),
+                       ["Track", "Position", "Entry", *_metric_headers(list(METRICS))])
+    for table_id, (response, expected) in pages.items():
+        html = response.get_data(as_text=True)
+        head = html.split(f'id="{table_id}"')[1].split("</thead>")[0]
+        assert re.findall(r"<th[^>]*>([^<]*)</th>", head) == expected, table_id
+        rows = table(html, table_id).rows
+        assert rows and all(len(row) == len(expected) for row in rows), table_id
 
 
 def test_entry_owner_view_needs_the_owners_token(env: LeaderboardEnv) -> None:
