@@ -19,6 +19,8 @@
 #   spared-bench/evaluator:1  FROM spared-bench/base:1 + a wheelhouse made on the host
 #       (images/evaluator/wheels: the project's wheel and its service dependencies, pinned to
 #       the host's .venv) installed with pip --no-index.
+#   spared-bench/worker-host:1  FROM the evaluator image + Debian's docker.io: a worker with a
+#       Docker engine of its own, for machines that share no disk with the service.
 #   spared-bench/leaderboard:1  FROM the evaluator image + a health endpoint (until the web app).
 # Workers and web share $SPARED_STACK_HOME (releases, staging, image archives), mounted at the
 # same path as on the host. Needs root, an engine (scripts/ensure_docker.sh) and docker-compose
@@ -89,13 +91,13 @@ docker_build() {
 
 # The .deb files apt would install on top of the debian-py image for PACKAGES, downloaded on
 # the host into DEST (the host is bookworm too; its apt lists decide the versions).
-fetch_debs() {
+fetch_debs() {  # dest packages... (on top of $ON_IMAGE, default the debian-py image)
     local dest="$1"; shift
-    local names
+    local names on="${ON_IMAGE:-$DEBIAN_PY_IMAGE}"
     names=$(docker run --rm --network none -v /var/lib/apt/lists:/var/lib/apt/lists:ro \
-        -v /etc/apt/sources.list.d:/etc/apt/sources.list.d:ro "$DEBIAN_PY_IMAGE" \
-        sh -c "apt-get install -s --no-install-recommends $* 2>&1 | awk '/^Inst /{print \$2}'")
-    [[ -n "$names" ]] || die "apt-get install -s $* in $DEBIAN_PY_IMAGE listed nothing; run apt-get update on the host"
+        -v /etc/apt/sources.list.d:/etc/apt/sources.list.d:ro --user 0 --entrypoint sh "$on" \
+        -c "apt-get install -s --no-install-recommends $* 2>&1 | awk '/^Inst /{print \$2}'")
+    [[ -n "$names" ]] || die "apt-get install -s $* in $on listed nothing; run apt-get update on the host"
     rm -rf "$dest" && mkdir -p "$dest"
     # shellcheck disable=SC2086
     (cd "$dest" && apt-get download $names >/dev/null 2>&1) \
@@ -159,6 +161,19 @@ build_evaluator() {
     fi
 }
 
+build_worker_host() {  # the evaluator with a Docker engine of its own (images/worker-host)
+    local hash
+    hash=$( { echo "$SCRIPT_RECIPE docker.io"; image_hash spared-bench/evaluator:1;
+              cat images/worker-host/Dockerfile images/worker-host/start.sh; } | sha)
+    if [[ "$(image_hash spared-bench/worker-host:1)" == "$hash" ]]; then
+        note "spared-bench/worker-host:1 up to date"
+        return 0
+    fi
+    ON_IMAGE=spared-bench/evaluator:1 fetch_debs images/worker-host/debs docker.io
+    docker_build spared-bench/worker-host:1 "$hash" images/worker-host \
+        --build-arg EVALUATOR_IMAGE=spared-bench/evaluator:1
+}
+
 cmd_build() {
     need_tools
     step "base images (scripts/build_base_image.sh --no-torch)"
@@ -168,6 +183,7 @@ cmd_build() {
     build_service redis spared-bench/redis:7 redis-server
     build_service registry spared-bench/registry:2.8 docker-registry
     build_evaluator
+    build_worker_host
 }
 
 cmd_up() {

@@ -14,12 +14,10 @@ import gzip
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +26,7 @@ import requests
 
 from evaluator.orchestrator import wait_for
 from tests.orchestrator.conftest import BenchEnv, publish_small
-from tests.orchestrator.served import free_port, served_app
+from tests.orchestrator.served import registry_service, served_app
 from tests.store.dbsupport import REPO
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -36,37 +34,6 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 CLI = str(Path(sys.executable).parent / "spared-bench")
 FAST = ["--lease-s", "4", "--heartbeat-s", "0.5", "--reap-interval-s", "1",
         "--retry-delay-s", "1", "--timeout-s", "120", "--mem-limit-gb", "1", "--cpus", "1"]
-
-
-@contextlib.contextmanager
-def registry_service(env: BenchEnv, **extra: str) -> Iterator[tuple[str, str, dict[str, str]]]:
-    """The web app and its registry (each on a free port); yields (web URL, registry host,
-    the environment a service-side process runs with)."""
-    port = free_port()
-    host = f"127.0.0.1:{port}"
-    service_env = {**env.env, "SPARED_BENCH_REGISTRY_URL": f"http://{host}", **extra}
-    with served_app(service_env, env.home) as url:
-        log = open(env.home / "registry.log", "wb")  # noqa: SIM115 - closed below
-        process = subprocess.Popen(
-            [CLI, "registry", "serve", "--listen", host, "--realm",
-             f"{url}/api/registry/token"], env=service_env, stdout=log,
-            stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                with contextlib.suppress(requests.ConnectionError):
-                    if requests.get(f"http://{host}/v2/", timeout=2).status_code == 401:
-                        break
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("registry did not answer: " +
-                                         (env.home / "registry.log").read_text()[-2000:])
-                time.sleep(0.2)
-            yield url, host, service_env
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
-            log.close()
 
 
 def _cli(env: dict[str, str], *argv: str, timeout: float = 300
