@@ -7,6 +7,8 @@ SpaRED's ``combat_transformation`` does; ``combat_correct`` calls ``scanpy.pp.co
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 
 import numpy as np
@@ -48,9 +50,6 @@ def pycombat_correct(values: np.ndarray, batches: npt.ArrayLike) -> np.ndarray:
     finite (constant within a batch) come back uncorrected — SpaRED would keep their NaNs.
     pyComBat's progress lines on stdout are swallowed.
     """
-    import contextlib
-    import io
-
     from combat.pycombat import pycombat
 
     labels = np.asarray(batches).astype(str)

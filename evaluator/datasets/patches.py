@@ -21,15 +21,19 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import queue
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+import h5py
 import numpy as np
 
-from evaluator.core.errors import InputFileError
-from evaluator.datasets.schema import PATCHES_KEY
+from evaluator.core.errors import InputFileError, SchemaError
+from evaluator.datasets.schema import PATCHES_KEY, validate_dataset
+from evaluator.datasets.splits import split_table_problems
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -81,7 +85,6 @@ def open_processed(path: Path | str) -> Iterator[tuple[ad.AnnData, h5py.Dataset 
     ``InputFileError`` for a missing or unreadable file.
     """
     import anndata as ad
-    import h5py
 
 
     path = Path(path)
@@ -124,9 +127,6 @@ class BackgroundSha256:
     """
 
     def __init__(self, depth: int = 2) -> None:
-        import queue
-        import threading
-
         self._digest = hashlib.sha256()
         self._queue: queue.Queue[memoryview | None] = queue.Queue(maxsize=depth)
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -229,8 +229,6 @@ def link_external_patches(h5ad_path: Path | str, npy_name: str, npy_path: Path |
     see ``EXTFILE_ENV``); ``npy_path`` is that file now, to read its header. The dataset is
     (n, H*W*3) uint8, as SpaRED stores patches; no pixel is copied.
     """
-    import h5py
-
 
     offset, shape, dtype = npy_data_offset(npy_path)
     n = int(shape[0])
@@ -252,8 +250,6 @@ def write_h5ad_with_patches(adata: ad.AnnData, path: Path | str, n_rows: int, ro
     The patches land in ``obsm['patches_scale_1.0']`` as SpaRED stores them: (n, H*W*3) uint8,
     readable by anndata. Not atomic by itself: write to a temporary path and rename.
     """
-    import h5py
-
 
     if PATCHES_KEY in adata.obsm:
         raise ValueError(f"expected an AnnData without obsm['{PATCHES_KEY}'], found it present")
@@ -280,10 +276,6 @@ def check_processed_file(path: Path | str, *, expected_genes: int | None = None,
     SpaRED's (``split_table_problems``). Raises ``InputFileError`` (unreadable) or
     ``SchemaError`` (every problem listed).
     """
-    from evaluator.core.errors import SchemaError
-    from evaluator.datasets.schema import validate_dataset
-    from evaluator.datasets.splits import split_table_problems
-
     with open_processed(path) as (adata, patches):
         problems = validate_dataset(adata, expected_genes=expected_genes,
                                     require_completed=require_completed, patches=patches)
@@ -322,8 +314,6 @@ class PatchRows:
     def iter_blocks(self, budget_bytes: int = PATCH_CHUNK_BYTES
                     ) -> Iterator[tuple[int, np.ndarray]]:
         """Yield (first row, block) over every row in order, a budget's worth at a time."""
-        import h5py
-
         first = 0
         for path, key, n in self.parts:
             if key is None:

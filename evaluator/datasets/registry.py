@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import gzip
 import json
 from functools import lru_cache
 from importlib import resources
@@ -162,8 +163,6 @@ def spared_gene_lengths(organism: str) -> dict[str, int]:
     ids without their version, first occurrence kept — what SpaRED's ``tpm_normalization``
     divides by. Packaged as ``data/gene_length_<organism>.tsv.gz``.
     """
-    import gzip
-
     if organism not in ("human", "mouse"):
         raise ValueError(f"organism: expected 'human' or 'mouse', found {organism!r}")
     raw = resources.files("evaluator.datasets").joinpath(

@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 from evaluator.core.errors import BenchError
 from evaluator.datasets.release import Release, Track
+from evaluator.jobs import TaskSettings, run_staged_job, stage_inputs
+from evaluator.orchestrator.predictions import keep_predictions
 from evaluator.runners import RunLimits, RunOutcome, run_container
 from evaluator.scoring import JobScore
 from evaluator.store import Claim, utcnow
@@ -105,8 +107,6 @@ def execute_claim(
     ``infra`` report carrying the error's message. With ``predictions_home``, a scored job's
     predictions are kept there for its owners (``predictions.keep_predictions``).
     """
-    from evaluator.jobs import TaskSettings, run_staged_job, stage_inputs
-
     t0 = time.perf_counter()
     started: dict[str, datetime] = {}
 
@@ -171,8 +171,6 @@ def execute_claim(
 
 def _keep_predictions(job_id: int, home: Path, kept: Path, score: Any) -> None:
     """Keep a scored job's predictions for its owners; a failure costs the download only."""
-    from evaluator.orchestrator.predictions import keep_predictions
-
     source = kept / "predictions.npy"
     if score is None or not score.predictions_sha256 or not source.is_file():
         return

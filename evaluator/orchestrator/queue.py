@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import redis
 from huey import RedisHuey, SqliteHuey
 from huey.api import Huey
 
@@ -64,8 +65,6 @@ def make_huey(url: str) -> Huey:
 
 
 def _queue_errors() -> tuple[type[BaseException], ...]:
-    import redis
-
     return (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
             sqlite3.OperationalError, OSError)
 

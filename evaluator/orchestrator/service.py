@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -825,8 +826,6 @@ def reevaluate(bench: Bench, release_ref: str, *, submission: str | int | None =
 def wait_for(bench: Bench, submission_id: int, *, timeout_s: float,
              poll_s: float = 1.0) -> SubmissionStatus:
     """Poll until a submission has no queued or running job; raises ``BenchError`` on timeout."""
-    import time
-
     deadline = time.monotonic() + timeout_s
     while True:
         status = get_status(bench, submission_id, logs=False)

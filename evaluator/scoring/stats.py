@@ -41,7 +41,10 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import pandas as pd
 from pydantic import BaseModel, ConfigDict
+from scipy.optimize import brentq
+from scipy.special import ndtr
 
 from evaluator.scoring.errors import ResultsTableError
 from evaluator.scoring.uncertainty import (
@@ -165,8 +168,6 @@ class StatisticsReport(BaseModel):
 
 def _to_frame(results: pd.DataFrame | Iterable[Mapping[str, Any]], source: str) -> pd.DataFrame:
     """Return the results as a DataFrame with checked columns and no duplicate (entry, dataset)."""
-    import pandas as pd
-
     frame = results.copy() if isinstance(results, pd.DataFrame) else pd.DataFrame(list(results))
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
@@ -242,8 +243,6 @@ def critical_difference(k: int, n_datasets: int, alpha: float) -> tuple[float, f
     q_alpha solves studentized range sf(q; k, ∞) = alpha (``studentized_range_sf_inf``, Brent's
     method to 1e-13), divided by √2.
     """
-    from scipy.optimize import brentq
-
     def excess(q: float) -> float:
         return float(studentized_range_sf_inf(np.array(q), k)) - alpha
 
@@ -273,8 +272,6 @@ def studentized_range_sf_inf(q: np.ndarray, k: int) -> np.ndarray:
     ``studentized_range.sf(q, k, inf)`` is 1 - cdf with one adaptive quadrature per value
     (absolute tolerance ~1e-11): the same numbers, ~1 ms each instead of ~4 µs.
     """
-    from scipy.special import ndtr
-
     q = np.asarray(q, dtype=float)
     if q.size == 0:
         return np.zeros(q.shape)

@@ -32,10 +32,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
+import h5py
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from tqdm import tqdm
 
 from evaluator.datasets.patches import PATCH_CHUNK_BYTES, NpyWriter, PatchRows, iter_row_chunks
 from evaluator.datasets.pipeline.errors import RawInputError
@@ -148,8 +150,6 @@ def read_10x_h5(path: Path) -> tuple[sp.csr_matrix, np.ndarray, pd.DataFrame]:
     Only ``Gene Expression`` features are kept. ``var`` has ``gene_ids`` and ``gene_symbols``,
     indexed by the symbol made unique (``-1``, ``-2`` suffixes, as scanpy does).
     """
-    import h5py
-
     try:
         with h5py.File(path, "r") as h5:
             if "matrix" not in h5:
@@ -381,8 +381,6 @@ def read_sources(path: Path, *, progress: bool = False, work_dir: Path | None = 
 def _iter_slides(root: Path, sources: SourcesFile, progress: bool, work_dir: Path | None
                  ) -> Iterator[tuple[sp.csr_matrix, pd.DataFrame, pd.DataFrame, np.ndarray,
                                      np.ndarray | PatchRows]]:
-    from tqdm import tqdm
-
     for i, slide in enumerate(tqdm(sources.slides, desc="reading Space Ranger slides",
                                    unit="slide", disable=not progress)):
         yield read_slide(root / slide.path, slide, patch_size_px=sources.patch_size_px,

@@ -21,10 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from evaluator.completion import SpackleConfig
 from evaluator.core.errors import DatasetNotFound
 from evaluator.core.fsio import atomic_write_json, sha256_file
 from evaluator.core.settings import Settings
@@ -42,9 +43,6 @@ from evaluator.datasets.release import (
     completion_from_settings,
     list_releases,
 )
-
-if TYPE_CHECKING:
-    from evaluator.completion import SpackleConfig
 
 STATE_SUFFIX = ".state.json"
 CONFIG_SUFFIXES = (".config.json", ".config.toml")
