@@ -11,6 +11,8 @@ from urllib.parse import urlencode
 from flask import Flask, request
 from markupsafe import Markup, escape
 
+from evaluator.scoring.uncertainty import format_interval
+
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 VIEW_PARAMS: tuple[str, ...] = ("release", "track", "organism", "tissue", "generalization",
                                 "genes")
@@ -30,8 +32,6 @@ def fmt(value: Any, digits: int = 3) -> str:
 
 def interval(value: Any, low: Any, high: Any, digits: int = 3) -> str:
     """``1.035 [1.01, 1.07]``: the value and its 95 % interval (bounds to 2 decimals)."""
-    from evaluator.scoring.uncertainty import format_interval
-
     def number(x: Any) -> float | None:
         return None if x is None else float(x)
 
