@@ -37,7 +37,6 @@ from evaluator.datasets.splits import split_table_problems
 
 if TYPE_CHECKING:
     import anndata as ad
-    import h5py
 
     from evaluator.datasets.registry import SplitTable
 
@@ -68,6 +67,8 @@ def iter_row_chunks(n_rows: int, row_bytes: int,
 
 
 def _read_elem(node: object) -> object:
+    # why here: anndata takes ~0.5 s to import; the web app loads this module without reading an
+    # .h5ad file
     try:
         from anndata.io import read_elem
     except ImportError:  # anndata < 0.11
@@ -84,6 +85,7 @@ def open_processed(path: Path | str) -> Iterator[tuple[ad.AnnData, h5py.Dataset 
     valid inside the ``with`` block. ``None`` when the file has no patches. Raises
     ``InputFileError`` for a missing or unreadable file.
     """
+    # why here: anndata is slow to import (see _read_elem)
     import anndata as ad
 
 

@@ -409,6 +409,8 @@ def _write_tables(
     tracks: list[Track]
 ) -> None:
     """Write the public and hidden .h5ad files of one dataset under ``out_root`` (no pixels)."""
+    # why here: anndata takes ~0.5 s to import; the web app loads this module without writing a
+    # release
     import anndata as ad
 
     hidden = hidden_mask(adata.obs["split"].astype(str).to_numpy())

@@ -423,6 +423,8 @@ def synthesize_dataset(
     consumed, so writing them out (``write_h5ad_with_patches``) keeps memory at one chunk.
     Consume them once, before another call with the same arguments if the data must match.
     """
+    # why here: anndata is slow to import and ComBat needs scanpy (science extra); the web app loads
+    # this module (through evaluator.datasets) without generating data
     import anndata as ad
 
     from evaluator.datasets.combat import combat_correct

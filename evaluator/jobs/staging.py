@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import anndata as ad
 import numpy as np
 
 from evaluator.contract import (
@@ -278,8 +279,6 @@ def _build_validation_patches(release: Release, dataset: str, held: np.ndarray,
 def _build_validation_data(release: Release, dataset: str, track: Track, data_dir: Path
                            ) -> str:
     """Write validation train/test .h5ad, their patches (shared by tracks) and truth.npz."""
-    import anndata as ad
-
     record = release.dataset(dataset)
     public = read_h5ad(release.train_path(dataset, track))
     held, description = validation_split(

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 import numpy as np
+import requests
 from pydantic import ValidationError
 
 from evaluator.contract import JobLimits
@@ -55,8 +56,6 @@ def _error(url: str, response: Any) -> ServerUnavailable:
 
 
 def _request(method: str, url: str, **kwargs: Any) -> Any:
-    import requests
-
     try:
         return requests.request(method, url, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
                                 **kwargs)

@@ -23,6 +23,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import requests
+import urllib3
+
 from evaluator.core.errors import BenchError
 from evaluator.datasets.release import Release, Track
 from evaluator.jobs import TaskSettings, run_staged_job, stage_inputs
@@ -194,8 +197,5 @@ def scrub_paths(message: str, home: Path) -> str:
 
 def _engine_error(error: BaseException) -> bool:
     """True for an error of talking to the engine (requests' or urllib3's connection family)."""
-    import requests
-    import urllib3
-
     return isinstance(error, requests.exceptions.RequestException
                       | urllib3.exceptions.HTTPError | ConnectionError)

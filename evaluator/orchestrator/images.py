@@ -457,6 +457,8 @@ def strip_tags(path: Path) -> None:
 
 def image_facts(client: Any, ref: str) -> ImageFacts:
     """Inspect an image on the engine; raises ``SubmissionRejected`` when it is not there."""
+    # why here: docker is the worker extra; the web app imports this module and never calls an
+    # engine
     from docker.errors import ImageNotFound, NotFound
 
     try:
@@ -498,6 +500,7 @@ def load_archive(client: Any, path: Path, facts: ArchiveFacts) -> ImageFacts:
 
     Raises ``SubmissionRejected`` when the engine refuses it (a broken layer, say).
     """
+    # why here: docker is the worker extra (see image_facts)
     from docker.errors import APIError, ImageLoadError
 
     try:
@@ -538,6 +541,7 @@ def ensure_image(client: Any, image_id: str, images_dir: Path) -> str | None:
     """
     if client is None:
         return "no Docker engine answers on this worker"
+    # why here: docker is the worker extra (see image_facts)
     from docker.errors import APIError, ImageNotFound
 
     try:

@@ -405,6 +405,8 @@ def _record(bench: Bench, *, by: Team | None, team_name: str | None, name: str,
 def _docker(client: Any) -> Any:
     if client is not None:
         return client
+    # why here: docker is the worker extra; the web app imports this module and registers no local
+    # image
     from evaluator.runners import docker_client
 
     return docker_client()
@@ -543,6 +545,7 @@ def register_image(bench: Bench, ref: str, *, name: str, description: str = "",
 
 
 def _present(client: Any, image_id: str) -> bool:
+    # why here: docker is the worker extra (see register_image)
     from docker.errors import ImageNotFound
 
     try:

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -56,9 +56,6 @@ from evaluator.scoring.uncertainty import (
     paired_tests,
     skill_scores,
 )
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 DEFAULT_ALPHA = 0.05
 REQUIRED_COLUMNS = ("entry", "dataset", "mse")
@@ -210,6 +207,8 @@ def _incomplete_reason(have: set[str], datasets: list[str], invalid: list[str]) 
 
 def dunn_bonferroni(groups: list[np.ndarray], labels: list[str]) -> PValueMatrix:
     """Run Dunn's test (tie-corrected) with Bonferroni adjustment between the given groups."""
+    # why here: scikit-posthocs takes ~2 s to import (statsmodels); every process that opens the
+    # store loads this module
     import scikit_posthocs as sp
 
     table = sp.posthoc_dunn([np.asarray(g, dtype=float) for g in groups], p_adjust="bonferroni")
@@ -301,6 +300,7 @@ def nemenyi_friedman(matrix: np.ndarray) -> np.ndarray:
     k, ∞) (Demšar 2006); the diagonal is 1. All pairs in one vectorised call; pairs with equal q
     share one evaluation.
     """
+    # why here: scipy.stats takes ~0.5 s to import (see dunn_bonferroni)
     from scipy.stats import rankdata
 
     n, k = matrix.shape
@@ -327,6 +327,7 @@ def _friedman(
         return None, f"Friedman needs at least 2 datasets, found {n_datasets}"
     if bool((np.ptp(matrix, axis=1) == 0).all()):
         return None, "every dataset has all entries tied: nothing to rank"
+    # why here: scipy.stats is slow to import (see dunn_bonferroni)
     from scipy.stats import friedmanchisquare, rankdata
 
     statistic, p_value = friedmanchisquare(*matrix.T)
@@ -467,6 +468,7 @@ def compute_statistics(
     elif np.ptp(matrix) == 0:
         status, reason = "not_enough", "every complete entry has the same MSE on every dataset"
     else:
+        # why here: scipy.stats is slow to import (see dunn_bonferroni)
         from scipy.stats import kruskal
 
         columns = [matrix[:, complete.index(e)] for e in order]

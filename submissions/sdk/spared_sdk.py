@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -107,11 +108,10 @@ def device(task: Task, *, warn: bool = True) -> str:
     because the model would otherwise train on the CPU without a word. Imports torch only
     when the task asks for ``cuda``.
     """
-    import sys
-
     if task.device != "cuda":
         return "cpu"
     try:
+        # why here: torch is optional in an author's image; only a task on cuda needs it
         import torch
     except ImportError:
         reason = "torch is not installed in this image"

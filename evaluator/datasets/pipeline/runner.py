@@ -39,8 +39,8 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -64,10 +64,6 @@ from evaluator.datasets.pipeline.raw import RawData
 from evaluator.datasets.registry import get_dataset, spared_gene_lengths
 from evaluator.datasets.release import completion_config
 from evaluator.datasets.schema import PATCHES_KEY, SPATIAL_KEY
-
-if TYPE_CHECKING:
-    import anndata as ad
-
 
 STEP_NAMES: tuple[str, ...] = (
     "filter_spots", "filter_genes", "drop_empty_spots", "tpm", "log1p", "median_filter",
@@ -400,8 +396,8 @@ def process_raw(
     (steps, gene blocks, SpaCKLE's training). Raises ``PipelineError`` when a
     step leaves too few spots or genes.
     """
-    import anndata as ad
-
+    # why here: ComBat needs scanpy or pyComBat (science extra, seconds to import); `data synth-raw`
+    # imports this package without running a step
     from evaluator.datasets.combat import combat_correct, pycombat_correct
 
     started = time.perf_counter()

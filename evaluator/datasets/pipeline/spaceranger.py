@@ -216,6 +216,7 @@ def read_scalefactors(path: Path) -> dict[str, float]:
 
 def read_image(path: Path) -> np.ndarray:
     """Read an image as uint8 RGB (H x W x 3); grey, RGBA and 16-bit images are converted."""
+    # why here: Pillow is the science extra, needed only to read a Space Ranger image
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -239,6 +240,7 @@ def iter_cut_patches(image: np.ndarray, centers_xy: np.ndarray, window_px: float
     white outside the image, resized to ``patch_size_px`` with bilinear interpolation. Rows
     come in chunks within ``budget_bytes``, so a slide's patches are never all in memory.
     """
+    # why here: Pillow is the science extra (see read_image)
     from PIL import Image
 
     side = max(1, round(window_px))

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+import anndata as ad
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from evaluator.completion import SpackleConfig
@@ -281,7 +282,6 @@ def update_datasets(
         report = process_file(source.input_path, source.dataset, output,
                               cache_dir=settings.cache_dir, config_path=source.config_path,
                               progress=progress, on_step=step_cb, completion=completion)
-        import anndata as ad
 
         written = ad.read_h5ad(output, backed="r")
         genes = [str(g) for g in written.var_names]
