@@ -72,7 +72,7 @@ def _read_elem(node: object) -> object:
     try:
         from anndata.io import read_elem
     except ImportError:  # anndata < 0.11
-        from anndata.experimental import read_elem  # type: ignore[no-redef]
+        from anndata.experimental import read_elem
     return read_elem(node)
 
 
@@ -109,7 +109,7 @@ def open_processed(path: Path | str) -> Iterator[tuple[ad.AnnData, h5py.Dataset 
                 obsm_group = fh.get("obsm")
                 obsm = {key: _read_elem(node) for key, node in (obsm_group or {}).items()
                         if key != PATCHES_KEY}
-                adata = ad.AnnData(**parts, obsm=obsm)  # type: ignore[arg-type]
+                adata = ad.AnnData(**parts, obsm=obsm)
         except (OSError, KeyError, ValueError, TypeError) as exc:
             raise InputFileError(path, f"expected an AnnData .h5ad (HDF5) file, found something "
                                        f"unreadable ({exc})") from exc
@@ -189,7 +189,7 @@ class NpyWriter:
                              f"{self.row_bytes} bytes, found {self.written} + array {rows.shape}")
         if count == 0:
             return
-        view = memoryview(data.reshape(-1))
+        view = data.reshape(-1).data
         self._digest.update(view)
         if self._fh is not None:
             self._fh.write(view)
@@ -349,8 +349,8 @@ class PatchRows:
             if keep.any():
                 yield block[keep]
 
-    def __getitem__(self, index: object) -> np.ndarray:
-        wanted = np.arange(len(self))[index]  # type: ignore[index]
+    def __getitem__(self, index: int | slice | list[int] | np.ndarray) -> np.ndarray:
+        wanted = np.arange(len(self))[index]
         order = np.atleast_1d(wanted)
         unique = np.unique(order)
         gathered = np.concatenate(list(self.iter_selected(unique)) or

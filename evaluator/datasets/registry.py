@@ -25,6 +25,7 @@ Generalization = Literal["intra-patient", "inter-patient"]
 CombatKey = Literal["patient", "slide_id"]
 
 SplitName = Literal["train", "val", "test"]
+SPLIT_NAMES: tuple[SplitName, ...] = ("train", "val", "test")
 
 
 class SplitTable(BaseModel):
@@ -38,8 +39,7 @@ class SplitTable(BaseModel):
 
     def split_of(self) -> dict[str, SplitName]:
         """Return slide id -> split name."""
-        return {slide: name for name in ("train", "val", "test")
-                for slide in getattr(self, name)}
+        return {slide: name for name in SPLIT_NAMES for slide in getattr(self, name)}
 
     @property
     def slide_ids(self) -> tuple[str, ...]:
@@ -103,11 +103,11 @@ def load_registry() -> tuple[DatasetInfo, ...]:
         DatasetInfo(
             name=row["name"],
             abbreviation=row["abbreviation"],
-            organism=row["organism"],  # type: ignore[arg-type]
+            organism=row["organism"],
             tissue=row["tissue"],
-            generalization=row["generalization"],  # type: ignore[arg-type]
-            genes=int(row["genes"]),  # type: ignore[arg-type]
-            combat_key=row["combat_key"],  # type: ignore[arg-type]
+            generalization=row["generalization"],
+            genes=int(row["genes"]),
+            combat_key=row["combat_key"],
             slides=int(row["slides"]),
             patients=int(row["patients"]),
             spots=int(row["spots"]),

@@ -17,9 +17,6 @@ import pandas as pd
 from evaluator.core.errors import SchemaProblem
 from evaluator.datasets.registry import SplitTable
 
-SplitName = Literal["train", "val", "test"]
-SPLIT_NAMES: tuple[SplitName, ...] = ("train", "val", "test")
-
 
 def hidden_split_name(splits: Iterable[str]) -> Literal["test", "val"]:
     """Return the hidden split: ``test`` when the dataset has test spots, otherwise ``val``."""

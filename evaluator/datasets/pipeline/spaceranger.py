@@ -372,9 +372,11 @@ def read_sources(path: Path, *, progress: bool = False, work_dir: Path | None = 
     counts = _as_csr_counts(sp.vstack(blocks, format="csr"), MATRIX_NAME, str(path))
     side = sources.patch_size_px
     patch_parts = [p[4] for p in parts]
-    patches = (PatchRows([q for part in patch_parts for q in part.parts], side * side * 3)
-               if all(isinstance(p, PatchRows) for p in patch_parts)
-               else np.concatenate(patch_parts))
+    on_disk = [p for p in patch_parts if isinstance(p, PatchRows)]
+    patches: np.ndarray | PatchRows = (
+        PatchRows([q for part in on_disk for q in part.parts], side * side * 3)
+        if len(on_disk) == len(patch_parts)
+        else np.concatenate([np.asarray(p) for p in patch_parts]))
     return RawData(counts=counts, obs=obs, var=var,
                    spatial=np.concatenate([p[3] for p in parts]),
                    patches=patches, patch_shape=(side, side, 3), source=str(path))

@@ -40,7 +40,8 @@ def missing_fraction(counts: sp.spmatrix | np.ndarray) -> float:
     n = counts.shape[0] * counts.shape[1]
     if n == 0:
         return 0.0
-    nonzero = counts.count_nonzero() if sp.issparse(counts) else np.count_nonzero(counts)
+    nonzero = (counts.count_nonzero() if isinstance(counts, sp.spmatrix | sp.sparray)
+               else np.count_nonzero(counts))
     return 1.0 - nonzero / n
 
 
@@ -99,7 +100,8 @@ def tpm(counts: np.ndarray | sp.spmatrix, gene_length: np.ndarray,
     """
     if scale is None:
         scale = tpm_scale(counts, gene_length)
-    per_length = (counts.multiply(1.0 / gene_length[None, :]).toarray() if sp.issparse(counts)
+    per_length = (counts.multiply(1.0 / gene_length[None, :]).toarray()
+                  if isinstance(counts, sp.spmatrix | sp.sparray)
                   else np.asarray(counts, dtype=np.float64) / gene_length[None, :])
     return (per_length * scale[:, None]).astype(np.float32)
 
