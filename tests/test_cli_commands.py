@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -77,3 +78,53 @@ def test_a_command_is_loaded_when_it_runs() -> None:
     ctx = click.Context(cli)
     assert isinstance(cli.get_command(ctx, "datasets"), click.Command)
     assert cli.get_command(ctx, "no-such-command") is None
+
+
+def _run_without(blocked: set[str], commands: list[list[str]]) -> list[tuple[int, str]]:
+    """Run ``spared-bench COMMAND --help`` for each command in one fresh interpreter where the
+    ``blocked`` top-level modules are missing; return (exit status, stdout + stderr) each."""
+    script = (
+        "import contextlib, importlib.abc, io, json, sys\n"
+        "class Missing(importlib.abc.MetaPathFinder):  # as if the extra were not installed\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        f"        if name.split('.')[0] in {sorted(blocked)!r}:\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, Missing())\n"
+        "from evaluator.cli.app import main\n"
+        "results = []\n"
+        f"for command in {commands!r}:\n"
+        "    out = io.StringIO()\n"
+        "    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):\n"
+        "        code = main([*command, '--help'])\n"
+        "    results.append((code, out.getvalue()))\n"
+        "print(json.dumps(results))\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, check=True)
+    return [(code, text) for code, text in json.loads(done.stdout)]
+
+
+EXTRAS = {"torch", "squidpy", "scanpy", "combat", "sklearn", "PIL", "matplotlib", "docker",
+          "flask", "waitress", "markdown_it"}
+CORE_COMMANDS = [["status"], ["submit"], ["withdraw"], ["predictions"], ["template"],
+                 ["datasets"], ["score"], ["stats"], ["results"], ["team"], ["db"], ["queue"],
+                 ["reevaluate"], ["rerun"], ["data", "pull"], ["data", "publish"],
+                 ["data", "releases"], ["data", "synth"], ["data", "release"]]
+
+
+def test_a_core_install_runs_the_commands_that_need_no_extra() -> None:
+    """Without any extra, these commands load (their help prints): the CLI of an author's or
+    an operator's core install."""
+    for command, (code, text) in zip(CORE_COMMANDS, _run_without(EXTRAS, CORE_COMMANDS),
+                                     strict=True):
+        assert code == 0, (command, text[-2000:])
+        assert "Usage: spared-bench" in text, command
+
+
+def test_a_command_that_needs_an_extra_names_it() -> None:
+    cases = {"worker": ("worker", "docker"), "serve": ("web", "flask"),
+             "complete": ("science", "torch")}
+    for name, (extra, module) in cases.items():
+        [(code, text)] = _run_without({module}, [[name]])
+        assert code == 2, (name, text[-2000:])
+        assert f"this command needs the '{extra}' extra" in text
+        assert "Traceback" not in text
