@@ -17,6 +17,7 @@ import threading
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, render_template, request
+from flask.json.provider import DefaultJSONProvider
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException
@@ -254,7 +255,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.url_map.converters["int"] = IdConverter
     app.config.update(MAX_CONTENT_LENGTH=JSON_BODY_MAX_BYTES, JSON_SORT_KEYS=False,
                       SEND_FILE_MAX_AGE_DEFAULT=3600, TEMPLATES_AUTO_RELOAD=False)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    if isinstance(app.json, DefaultJSONProvider):  # Flask's own: responses keep model order
+        app.json.sort_keys = False
     app.extensions["spared_bench"] = app_state
 
     register_filters(app)

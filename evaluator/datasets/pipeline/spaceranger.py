@@ -113,12 +113,12 @@ def _slide_files(folder: Path) -> dict[str, Path]:
     hires = folder / "spatial" / HIRES_NAME
     if not hires.is_file():
         missing.append(f"spatial/{HIRES_NAME}")
-    if missing:
+    if missing or positions is None:  # (a missing positions file is listed in missing)
         found = "no such folder" if not folder.is_dir() else f"no {', '.join(missing)}"
         raise RawInputError(folder, f"expected a Space Ranger output folder with {MATRIX_NAME},"
                             f" spatial/tissue_positions.csv, spatial/{SCALEFACTORS_NAME} and "
                             f"spatial/{HIRES_NAME}, found {found}")
-    return {"matrix": matrix, "positions": positions, "scalefactors": scalefactors,  # type: ignore[dict-item]
+    return {"matrix": matrix, "positions": positions, "scalefactors": scalefactors,
             "hires": hires}
 
 
