@@ -43,7 +43,6 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
-from scipy.optimize import brentq
 from scipy.special import ndtr
 
 from evaluator.scoring.errors import ResultsTableError
@@ -242,6 +241,10 @@ def critical_difference(k: int, n_datasets: int, alpha: float) -> tuple[float, f
     q_alpha solves studentized range sf(q; k, ∞) = alpha (``studentized_range_sf_inf``, Brent's
     method to 1e-13), divided by √2.
     """
+    # why here: scipy.optimize loads ~200 modules; the CD diagram is the only user, and every
+    # process that opens the store loads this module
+    from scipy.optimize import brentq
+
     def excess(q: float) -> float:
         return float(studentized_range_sf_inf(np.array(q), k)) - alpha
 
