@@ -16,7 +16,7 @@ import pandas as pd
 
 from evaluator.core.arrays import dense
 from evaluator.core.errors import InputFileError, SchemaError, SchemaProblem
-from evaluator.datasets.registry import SPLIT_NAMES
+from evaluator.datasets.splits import SPLIT_NAMES
 
 if TYPE_CHECKING:
     import anndata as ad

@@ -15,6 +15,10 @@ import numpy.typing as npt
 import pandas as pd
 
 from evaluator.core.errors import SchemaProblem
+
+# SPLIT_NAMES and SplitName are the registry's (its SplitTable needs them); re-exported here
+from evaluator.datasets.registry import SPLIT_NAMES as SPLIT_NAMES
+from evaluator.datasets.registry import SplitName as SplitName
 from evaluator.datasets.registry import SplitTable
 
 

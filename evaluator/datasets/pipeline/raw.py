@@ -25,8 +25,8 @@ import scipy.sparse as sp
 
 from evaluator.datasets.patches import PatchRows
 from evaluator.datasets.pipeline.errors import RawInputError
-from evaluator.datasets.registry import SPLIT_NAMES
 from evaluator.datasets.schema import PATCHES_KEY, SPATIAL_KEY, patch_shape_of
+from evaluator.datasets.splits import SPLIT_NAMES
 
 if TYPE_CHECKING:
     import anndata as ad
