@@ -17,6 +17,8 @@ import threading
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, render_template, request
+from flask.json.provider import DefaultJSONProvider
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
@@ -36,7 +38,9 @@ from evaluator.orchestrator.errors import (
     RegistryNotConfigured,
     SubmissionRejected,
 )
+from evaluator.scoring import compute_statistics
 from evaluator.store import NotFound, StoreError, open_store
+from evaluator.store.db import SQLITE_BUSY_TIMEOUT_MS, is_sqlite
 from leaderboard.board import Board
 from leaderboard.cache import ViewCache
 from leaderboard.config import LeaderboardConfig
@@ -44,6 +48,7 @@ from leaderboard.db import AppState
 from leaderboard.errors import RateLimited, WebError
 from leaderboard.ratelimit import TokenBucketLimiter
 from leaderboard.schemas import MAX_ID
+from leaderboard.templating import register_filters
 from leaderboard.views.api import api
 from leaderboard.views.downloads import downloads
 from leaderboard.views.pages import pages
@@ -207,10 +212,6 @@ def read_engine(engine: Engine) -> Engine:
     (each SELECT its own snapshot; WAL lets readers and writers proceed together) and
     ``query_only``. Postgres reads take no locks: the store's engine is used as it is.
     """
-    from sqlalchemy import create_engine, event
-
-    from evaluator.store.db import SQLITE_BUSY_TIMEOUT_MS, is_sqlite
-
     if not is_sqlite(engine):
         return engine
     reader = create_engine(engine.url, connect_args={"check_same_thread": False,
@@ -230,8 +231,6 @@ def read_engine(engine: Engine) -> Engine:
 def warm_up() -> None:
     """Import the statistics' libraries now (pandas, scipy, scikit-posthocs take ~1 s), so that
     the first uncached view does not pay for them."""
-    from evaluator.scoring import compute_statistics
-
     compute_statistics([{"entry": e, "dataset": d, "mse": 1.0 + i + 0.5 * j}
                         for i, e in enumerate("abc") for j, d in enumerate("xyz")])
 
@@ -258,10 +257,9 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.url_map.converters["int"] = IdConverter
     app.config.update(MAX_CONTENT_LENGTH=JSON_BODY_MAX_BYTES, JSON_SORT_KEYS=False,
                       SEND_FILE_MAX_AGE_DEFAULT=3600, TEMPLATES_AUTO_RELOAD=False)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    if isinstance(app.json, DefaultJSONProvider):  # Flask's own: responses keep model order
+        app.json.sort_keys = False
     app.extensions["spared_bench"] = app_state
-
-    from leaderboard.templating import register_filters
 
     register_filters(app)
     app.register_blueprint(pages)

@@ -8,14 +8,16 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import g
+from flask import current_app, g
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from evaluator.core.settings import Settings
+from evaluator.orchestrator import Bench, JobQueue
 from leaderboard.board import Board
 from leaderboard.cache import ViewCache
 from leaderboard.config import LeaderboardConfig
+from leaderboard.data import store_version
 from leaderboard.ratelimit import TokenBucketLimiter
 
 __all__ = ["AppState", "db", "state", "version"]
@@ -46,8 +48,6 @@ class AppState:
         """The orchestrator's ``Bench`` on this app's engine (queue opened on first use)."""
         with self._bench_lock:
             if self._bench is None:
-                from evaluator.orchestrator import Bench, JobQueue
-
                 self._bench = Bench(self.settings, self.engine,
                                     JobQueue(self.settings.resolved_queue_url))
             return self._bench
@@ -55,8 +55,6 @@ class AppState:
 
 def state() -> AppState:
     """This app's shared state (inside a request)."""
-    from flask import current_app
-
     return current_app.extensions["spared_bench"]
 
 
@@ -71,7 +69,5 @@ def db() -> Session:
 def version() -> tuple[Any, ...]:
     """The store's version, read once per request (the cache keys include it)."""
     if "store_version" not in g:
-        from leaderboard.data import store_version
-
         g.store_version = store_version(db())
     return g.store_version

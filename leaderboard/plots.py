@@ -14,7 +14,7 @@ Each function takes a computed view and returns SVG text; the blueprint caches i
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -76,10 +76,10 @@ def message_svg(title: str, message: str, width: int = 640, height: int = 120) -
     return "\n".join(out) + "\n"
 
 
-def _y_axis(out: list[str], ticks: Sequence[float], y_of: object, x0: float, x1: float,
-            label: str, top: float, bottom: float) -> None:
+def _y_axis(out: list[str], ticks: Sequence[float], y_of: Callable[[float], float], x0: float,
+            x1: float, label: str, top: float, bottom: float) -> None:
     for tick in ticks:
-        y = y_of(tick)  # type: ignore[operator]
+        y = y_of(tick)
         out.append(f"<line x1='{x0:.1f}' y1='{y:.1f}' x2='{x1:.1f}' y2='{y:.1f}' "
                    "stroke='#e3e3e3'/>")
         out.append(f"<text x='{x0 - 6:.1f}' y='{y + 4:.1f}' text-anchor='end'>"

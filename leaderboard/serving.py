@@ -20,6 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.server import TcpWSGIServer
+from waitress.task import ThreadedTaskDispatcher
 
 __all__ = ["ServerLimits", "make_server"]
 
@@ -56,8 +60,6 @@ class _Started:
 
 
 def _channel_class() -> Any:
-    from waitress.channel import HTTPChannel
-
     class DeadlineChannel(HTTPChannel):
         """A channel that notes when its current (incomplete) request started arriving."""
 
@@ -94,10 +96,6 @@ def make_server(app: Any, host: str, port: int, limits: ServerLimits, *,
 
     With ``sock`` (a listening socket shared by forked processes), it serves on that socket.
     """
-    from waitress.adjustments import Adjustments
-    from waitress.server import TcpWSGIServer
-    from waitress.task import ThreadedTaskDispatcher
-
     channel_class = _channel_class()
 
     class DeadlineServer(TcpWSGIServer):

@@ -12,6 +12,7 @@ from flask import Flask, request
 from markupsafe import Markup, escape
 
 from evaluator.core.vocabulary import METRICS, RESULT_METRICS, TRACK_LABELS, TRACKS
+from evaluator.scoring.uncertainty import format_interval
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 VIEW_PARAMS: tuple[str, ...] = ("release", "track", "organism", "tissue", "generalization",
@@ -32,8 +33,6 @@ def fmt(value: Any, digits: int = 3) -> str:
 
 def interval(value: Any, low: Any, high: Any, digits: int = 3) -> str:
     """``1.035 [1.01, 1.07]``: the value and its 95 % interval (bounds to 2 decimals)."""
-    from evaluator.scoring.uncertainty import format_interval
-
     def number(x: Any) -> float | None:
         return None if x is None else float(x)
 

@@ -1,5 +1,7 @@
 """The ``spared-bench`` command line."""
 
+import sys
+
 from evaluator.cli.app import cli, main
 
 __all__ = ["cli", "main", "run"]
@@ -7,6 +9,4 @@ __all__ = ["cli", "main", "run"]
 
 def run() -> None:
     """Console-script entry point: exit with ``main()``'s status."""
-    import sys
-
     sys.exit(main())

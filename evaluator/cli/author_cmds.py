@@ -9,6 +9,7 @@ import click
 
 from evaluator.core.errors import BenchError
 from evaluator.core.fsio import atomic_path
+from evaluator.orchestrator.client import download_predictions
 
 SUBMISSIONS_DIR = Path(__file__).resolve().parents[2] / "submissions"
 """This source tree's submissions folder: the template and the SDK."""
@@ -75,11 +76,10 @@ def predictions_command(submission: str, server: str, token: str, out_dir: Path)
     One float32 .npy per scored job (rows in test.h5ad order, columns in task.genes order),
     each checked against the hash its result records. Only the owning team and admins may.
     """
-    from evaluator.orchestrator.client import download_predictions
-
     written = download_predictions(server, token, submission, out_dir,
                                    say=lambda line: click.echo(line, err=True))
     click.echo(f"{len(written)} predictions file(s) in {out_dir}")
 
 
 COMMANDS: list[click.Command] = [template_command, predictions_command]
+"""This module\'s commands (``evaluator.cli.app`` registers them)."""

@@ -9,17 +9,26 @@ from __future__ import annotations
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import anndata as ad
 import click
+import torch
 
+from evaluator.completion.config import SpackleConfig
+from evaluator.completion.evaluation import (
+    evaluate_completion,
+    format_comparison,
+    missing_fraction_sweep,
+    plot_sweep,
+    summaries_as_dicts,
+    summarize,
+)
+from evaluator.completion.layers import DEFAULT_LAYERS, spot_data_from_anndata
+from evaluator.completion.median import adaptive_median_filter
+from evaluator.completion.spackle import TrainedSpackle, train_or_load, train_spackle
 from evaluator.core.errors import InputFileError
 from evaluator.core.fsio import atomic_path, atomic_write_json
-
-if TYPE_CHECKING:
-    import anndata as ad
-
-    from evaluator.completion.spackle import SpackleConfig
 
 
 class _CompleteGroup(click.Group):
@@ -42,8 +51,6 @@ def complete() -> None:
 
 
 def _read(path: Path) -> ad.AnnData:
-    import anndata as ad
-
     if not path.is_file():
         raise InputFileError(path, "expected an .h5ad file, found nothing at this path")
     try:
@@ -55,8 +62,6 @@ def _read(path: Path) -> ad.AnnData:
 
 def _config(max_steps: int | None, n_neighbors: int | None, seed: int, device: str,
             loss_on: str | None) -> SpackleConfig:
-    from evaluator.completion.spackle import SpackleConfig
-
     values: dict[str, Any] = {"seed": seed, "device": device}
     if max_steps is not None:
         values["max_steps"] = max_steps
@@ -69,8 +74,6 @@ def _config(max_steps: int | None, n_neighbors: int | None, seed: int, device: s
 
 def _set_threads(threads: int | None) -> None:
     if threads:
-        import torch
-
         torch.set_num_threads(threads)
 
 
@@ -115,10 +118,6 @@ def run_cmd(method: str, in_path: Path, out_path: Path, layer: str | None,
             n_neighbors: int | None, loss_on: str | None, seed: int, device: str,
             threads: int | None, cache_dir: Path | None) -> None:
     """Complete the missing (mask-False) entries of IN.h5ad's layer and write OUT.h5ad."""
-    from evaluator.completion.layers import DEFAULT_LAYERS, spot_data_from_anndata
-    from evaluator.completion.median import adaptive_median_filter
-    from evaluator.completion.spackle import train_or_load, train_spackle
-
     _set_threads(threads)
     adata = _read(in_path)
     layer = layer or DEFAULT_LAYERS[method][0]
@@ -176,17 +175,6 @@ def evaluate_cmd(in_path: Path, layer: str, rho: float, assays: int, sweep: bool
     on the hidden split (test, else val), with every spot kept as context. Both methods see
     the same masks; the table gives mean ± std over assays.
     """
-    from evaluator.completion.evaluation import (
-        evaluate_completion,
-        format_comparison,
-        missing_fraction_sweep,
-        plot_sweep,
-        summaries_as_dicts,
-        summarize,
-    )
-    from evaluator.completion.layers import spot_data_from_anndata
-    from evaluator.completion.spackle import TrainedSpackle, train_or_load, train_spackle
-
     _set_threads(threads)
     sweep = sweep or plot_path is not None
     adata = _read(in_path)
@@ -227,3 +215,4 @@ def evaluate_cmd(in_path: Path, layer: str, rho: float, assays: int, sweep: bool
 
 
 COMMANDS: list[click.Command] = [complete]
+"""This module\'s commands (``evaluator.cli.app`` registers them)."""

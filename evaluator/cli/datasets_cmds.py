@@ -1,4 +1,5 @@
-"""CLI commands of the datasets layer: ``datasets`` and the ``data`` group."""
+"""CLI commands of the datasets layer: ``datasets`` and, in the ``data`` group, ``synth``,
+``import``, ``validate``, ``release``, ``releases`` and ``show``."""
 
 from __future__ import annotations
 
@@ -6,12 +7,24 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import click
 
+from evaluator.core.errors import BenchError, DatasetNotFound
 from evaluator.core.settings import Settings
 from evaluator.core.text import escape_controls
-from evaluator.datasets.registry import get_dataset, load_registry
+from evaluator.datasets.patches import check_processed_file
+from evaluator.datasets.registry import get_dataset, load_registry, split_table_source
+from evaluator.datasets.release import (
+    ReleaseManifest,
+    build_release,
+    completion_from_settings,
+    list_releases,
+    load_release,
+)
+from evaluator.datasets.store import import_processed
+from evaluator.datasets.synthetic import SizeName, generate
 
 _REGISTRY_COLUMNS = (
     ("name", "name"), ("abbr", "abbreviation"), ("organism", "organism"), ("tissue", "tissue"),
@@ -41,8 +54,6 @@ def datasets_command(as_json: bool, show_splits: bool) -> None:
     The table shows the number of slides per split (train/val/test); --splits lists their ids,
     as SpaRED's readers define them. The hidden split is test where there is one, else val.
     """
-    from evaluator.datasets.registry import split_table_source
-
     registry = load_registry()
     records = [{**d.model_dump(), "has_test_split": d.has_test_split,
                 "hidden_split": d.hidden_split} for d in registry]
@@ -66,12 +77,7 @@ def datasets_command(as_json: bool, show_splits: bool) -> None:
                "`spared-bench datasets --splits`")
 
 
-@click.group("data")
-def data_group() -> None:
-    """Synthesize, import, validate and release datasets."""
-
-
-@data_group.command("synth")
+@click.command("synth")
 @click.option("--size", type=click.Choice(["tiny", "demo", "full"]), default="tiny",
               show_default=True, help="tiny: tests; demo: a handful of datasets; full: all 26.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -90,8 +96,6 @@ def synth_command(size: str, out_dir: Path | None, seed: int | None, names: str 
     Patches are drawn and written in chunks, so memory does not grow with the data: the
     26 datasets at SpaRED's 224 px (--size full --patch-size 224) need about 46 GB of disk.
     """
-    from evaluator.datasets.synthetic import generate
-
     settings = Settings.from_env()
     target = out_dir or settings.processed_dir
     chosen = [n.strip() for n in names.split(",") if n.strip()] if names else None
@@ -105,13 +109,13 @@ def synth_command(size: str, out_dir: Path | None, seed: int | None, names: str 
                    f"{time.perf_counter() - start:.1f}s)", err=True)
 
     click.echo(f"synthesizing '{size}' data into {target} ...", err=True)
-    paths = generate(size, target, seed=settings.seed if seed is None else seed,  # type: ignore[arg-type]
-                     datasets=chosen, patch_size=patch_size, max_spots=max_spots,
-                     on_dataset=report)
+    paths = generate(cast(SizeName, size), target,
+                     seed=settings.seed if seed is None else seed, datasets=chosen,
+                     patch_size=patch_size, max_spots=max_spots, on_dataset=report)
     click.echo(f"{len(paths)} dataset(s) in {target}")
 
 
-@data_group.command("import")
+@click.command("import")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--dataset", required=True, help="Registry name or abbreviation of the dataset.")
 @click.option("--allow-other-splits", is_flag=True,
@@ -123,22 +127,17 @@ def import_command(file: Path, dataset: str, allow_other_splits: bool) -> None:
     Its obs['slide_id'] and obs['split'] must match SpaRED's split table (`spared-bench
     datasets --splits`), unless --allow-other-splits.
     """
-    from evaluator.datasets.store import import_processed
-
     target = import_processed(file, dataset, Settings.from_env().processed_dir,
                               other_splits=allow_other_splits)
     click.echo(f"imported {file} as {target}")
 
 
-@data_group.command("validate")
+@click.command("validate")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--dataset", default=None,
               help="Check the gene count against this dataset [default: from the file name].")
 def validate_command(files: tuple[Path, ...], dataset: str | None) -> None:
     """Check processed .h5ad files against the SpaRED dataset schema."""
-    from evaluator.core.errors import BenchError, DatasetNotFound
-    from evaluator.datasets.patches import check_processed_file
-
     failures = 0
     for file in files:
         try:
@@ -157,13 +156,11 @@ def validate_command(files: tuple[Path, ...], dataset: str | None) -> None:
         raise click.exceptions.Exit(1)
 
 
-@data_group.command("release")
+@click.command("release")
 @click.argument("files", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--label", default=None, help="A human label for the release, e.g. 2026-11.")
 def release_command(files: tuple[Path, ...], label: str | None) -> None:
     """Build an immutable release from processed files [default: every file in the store]."""
-    from evaluator.datasets.release import build_release, completion_from_settings
-
     settings = Settings.from_env()
     sources = list(files) or sorted(settings.processed_dir.glob("*.h5ad"))
     if not sources:
@@ -181,12 +178,10 @@ def release_command(files: tuple[Path, ...], label: str | None) -> None:
     _print_release(release.manifest)
 
 
-@data_group.command("releases")
+@click.command("releases")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def releases_command(as_json: bool) -> None:
     """List the releases in the store."""
-    from evaluator.datasets.release import list_releases
-
     manifests = list_releases(Settings.from_env().releases_dir)
     if as_json:
         click.echo(json.dumps([m.model_dump(mode="json", exclude={"files"}) for m in manifests],
@@ -199,25 +194,25 @@ def releases_command(as_json: bool) -> None:
                            rows) if rows else "no releases yet")
 
 
-@data_group.command("show")
+@click.command("show")
 @click.argument("release_ref")
 @click.option("--no-verify", is_flag=True, help="Skip the integrity check of every file.")
 def show_command(release_ref: str, no_verify: bool) -> None:
     """Show one release (id, id prefix or label) after verifying its files."""
-    from evaluator.datasets.release import load_release
-
     release = load_release(release_ref, Settings.from_env().releases_dir, verify=not no_verify)
     click.echo(f"release {release.release_id}" + ("" if no_verify else " (verified)"))
     _print_release(release.manifest)
 
 
-def _print_release(manifest: object) -> None:
-    datasets = manifest.datasets  # type: ignore[attr-defined]
+def _print_release(manifest: ReleaseManifest) -> None:
     rows = [[d.name, ",".join(d.tracks), d.hidden_split, d.n_public_spots, d.n_hidden_spots,
              len(d.genes), "x".join(str(v) for v in d.patch_shape)]
-            for d in datasets.values()]
+            for d in manifest.datasets.values()]
     click.echo(format_rows(["dataset", "tracks", "hidden", "public spots", "hidden spots",
                             "genes", "patch"], rows))
 
 
-COMMANDS: list[click.Command] = [datasets_command, data_group]
+COMMANDS: list[click.Command] = [datasets_command, synth_command, import_command,
+                                 validate_command, release_command, releases_command,
+                                 show_command]
+"""This module's commands (``evaluator.cli.app`` registers them)."""

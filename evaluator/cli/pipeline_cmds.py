@@ -11,16 +11,22 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
-from evaluator.cli.datasets_cmds import data_group
 from evaluator.core.settings import Settings
+from evaluator.datasets.pipeline import StepRecord, process_file
+from evaluator.datasets.pipeline.update import build_update_release, raw_dir, update_datasets
 from evaluator.datasets.registry import get_dataset
+from evaluator.datasets.release import completion_from_settings
+from evaluator.datasets.synthetic import SizeName
+from evaluator.datasets.synthetic_raw import generate_raw
+from evaluator.orchestrator import Bench, publish_release
+from evaluator.store import current_release, session_scope
 
 
-def _step_line(dataset: str, record: Any) -> str:
+def _step_line(dataset: str, record: StepRecord) -> str:
     spots = (f"{record.spots_in:,}" if record.spots_in == record.spots_out
              else f"{record.spots_in:,} -> {record.spots_out:,}")
     genes = (f"{record.genes_in:,}" if record.genes_in == record.genes_out
@@ -51,9 +57,6 @@ def process_command(raw: Path, dataset: str, config_path: Path | None, mode: str
     obsm spatial and patches_scale_1.0; var gene_length) or a sources .json listing Space
     Ranger folders (one per slide) with a gene-length table.
     """
-    from evaluator.datasets.pipeline import process_file
-    from evaluator.datasets.release import completion_from_settings
-
     settings = Settings.from_env()
     info = get_dataset(dataset)
     target = out_path or settings.processed_dir / f"{info.name}.h5ad"
@@ -72,9 +75,7 @@ def process_command(raw: Path, dataset: str, config_path: Path | None, mode: str
     click.echo(f"wrote {target}")
 
 
-def _current_release_id(bench: Any) -> str | None:
-    from evaluator.store import current_release, session_scope
-
+def _current_release_id(bench: Bench) -> str | None:
     with session_scope(bench.engine) as session:
         record = current_release(session)
         return record.release_id if record else None
@@ -98,8 +99,6 @@ def update_command(names: tuple[str, ...], force: bool, label: str | None, no_pu
     configuration are unchanged since it was last processed is reused, not recomputed. The
     release holds every processed dataset of the store, as `data release` does.
     """
-    from evaluator.datasets.pipeline.update import build_update_release, update_datasets
-
     settings = Settings.from_env()
     start = time.perf_counter()
     progress = settings.show_progress()
@@ -115,8 +114,6 @@ def update_command(names: tuple[str, ...], force: bool, label: str | None, no_pu
         on_progress=lambda msg: click.echo(f"  {msg}", err=True))
     published: dict[str, Any] | None = None
     if bench is not None:
-        from evaluator.orchestrator import publish_release
-
         report = publish_release(bench, release.release_id, queue_baselines=not no_baselines)
         published = report.model_dump(mode="json")
     if as_json:
@@ -144,9 +141,7 @@ def update_command(names: tuple[str, ...], force: bool, label: str | None, no_pu
             click.echo(f"  queued {count} job(s) of baseline {entry}")
 
 
-def _bench(settings: Settings) -> Any:
-    from evaluator.orchestrator import Bench
-
+def _bench(settings: Settings) -> Bench:
     return Bench.open(settings)
 
 
@@ -164,9 +159,6 @@ def _bench(settings: Settings) -> Any:
 def synth_raw_command(size: str, out_dir: Path | None, seed: int | None, names: str | None,
                       patch_size: int | None) -> None:
     """Generate synthetic raw counts (before filtering), the input of `data process`/`update`."""
-    from evaluator.datasets.pipeline.update import raw_dir
-    from evaluator.datasets.synthetic_raw import generate_raw
-
     settings = Settings.from_env()
     target = out_dir or raw_dir(settings)
     chosen = [get_dataset(n.strip()).name for n in names.split(",") if n.strip()] if names \
@@ -177,13 +169,11 @@ def synth_raw_command(size: str, out_dir: Path | None, seed: int | None, names: 
         click.echo(f"  wrote {path} ({path.stat().st_size / 1e6:.1f} MB, "
                    f"{time.perf_counter() - start:.1f}s)", err=True)
 
-    paths = generate_raw(size, target, seed=settings.seed if seed is None else seed,  # type: ignore[arg-type]
-                         datasets=chosen, patch_size=patch_size, on_dataset=report)
+    paths = generate_raw(cast(SizeName, size), target,
+                         seed=settings.seed if seed is None else seed, datasets=chosen,
+                         patch_size=patch_size, on_dataset=report)
     click.echo(f"{len(paths)} raw dataset(s) in {target}")
 
 
-for _command in (process_command, update_command, synth_raw_command):
-    data_group.add_command(_command)
-
-# The commands live in the `data` group (added above); nothing goes to the root group.
-COMMANDS: list[click.Command] = []
+COMMANDS: list[click.Command] = [process_command, update_command, synth_raw_command]
+"""This module's commands, in the ``data`` group (``evaluator.cli.app`` registers them)."""

@@ -6,6 +6,7 @@ import click
 
 from evaluator.core.settings import Settings
 from evaluator.core.text import escape_controls
+from evaluator.orchestrator.client import pull_release
 
 
 @click.command("pull")
@@ -21,8 +22,6 @@ def pull_command(server: str, ref: str, names: str | None) -> None:
     Hash-verified and resumable (run it again after an interruption); nothing of the hidden
     split is fetched. Then: spared-bench check IMAGE --release RELEASE_ID.
     """
-    from evaluator.orchestrator.client import pull_release
-
     settings = Settings.from_env()
     datasets = [n.strip() for n in names.split(",") if n.strip()] if names else None
     release = pull_release(server, settings.releases_dir, ref=ref, datasets=datasets,
@@ -30,3 +29,7 @@ def pull_command(server: str, ref: str, names: str | None) -> None:
     click.echo(f"pulled release {release.release_id} ({len(release.datasets)} datasets, "
                f"training data) into {release.root}")
     click.echo(f"next: spared-bench check IMAGE --release {release.release_id[:12]}")
+
+
+COMMANDS: list[click.Command] = [pull_command]
+"""This module's commands, in the ``data`` group (``evaluator.cli.app`` registers them)."""

@@ -12,6 +12,7 @@ import click
 from evaluator.core.errors import BenchError
 from evaluator.core.fsio import atomic_path
 from evaluator.core.settings import Settings
+from evaluator.orchestrator.registry import TokenSigner, registry_config
 
 
 @click.group("registry")
@@ -22,10 +23,6 @@ def registry_group() -> None:
 def write_registry_config(settings: Settings, *, listen: str, realm: str) -> Path:
     """Write the registry's configuration and trusted certificate under
     ``$SPARED_BENCH_HOME/registry`` (atomically); return the configuration's path."""
-    # Here, not at the top: the orchestrator package loads the store (SQLAlchemy), which
-    # the CLI's start-up (every other command's --help) should not pay for.
-    from evaluator.orchestrator.registry import TokenSigner, registry_config
-
     folder = settings.home / "registry"
     signer = TokenSigner.load_or_create(settings.registry_key_path)
     certificate = folder / "token-cert.pem"

@@ -34,7 +34,9 @@ from evaluator.jobs import (
     run_jobs,
 )
 from evaluator.jobs.baselines import BaselineScore, validation_baselines
-from evaluator.runners import RunLimits
+from evaluator.orchestrator.client import fetch_limits
+from evaluator.runners import RunLimits, docker_client
+from evaluator.runners.errors import ImageMissing
 
 LOG_TAIL_LINES = 20
 
@@ -82,9 +84,6 @@ def _executor(runner: str, submission: str) -> Executor:
     if runner == "local":
         click.secho(LOCAL_RUNNER_WARNING, fg="yellow", bold=True, err=True)
         return LocalExecutor(submission)
-    from evaluator.runners import docker_client
-    from evaluator.runners.errors import ImageMissing
-
     client = docker_client()  # raises EngineUnavailable: nothing could run
     try:
         client.images.get(submission)
@@ -123,12 +122,7 @@ def _run(purpose: Purpose, submission: str, runner: str, release_ref: str | None
     settings = Settings.from_env()
     # The service's limits (fetched with --server, else this machine's SPARED_BENCH_JOB_*),
     # then what the command line changes.
-    if server:
-        from evaluator.orchestrator.client import fetch_limits  # the HTTP client: only here
-
-        published = fetch_limits(server)
-    else:
-        published = JobLimits.from_settings(settings)
+    published = fetch_limits(server) if server else JobLimits.from_settings(settings)
     overrides = {"time_limit_s": time_limit_s, "mem_limit_gb": mem_limit_gb, "cpus": cpus}
     published = published.model_copy(update={k: v for k, v in overrides.items()
                                               if v is not None})
@@ -339,4 +333,5 @@ def evaluate_command(submission: str, runner: str, release_ref: str | None,
 
 
 COMMANDS: list[click.Command] = [check_command, evaluate_command]
+"""This module's commands (``evaluator.cli.app`` registers them)."""
 

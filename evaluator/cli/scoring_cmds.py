@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import click
+import pandas as pd
 
 from evaluator.core.errors import InputFileError
 from evaluator.core.fsio import atomic_write_bytes
@@ -168,8 +169,6 @@ def stats_cmd(
     cd_svg: Path | None, as_json: bool,
 ) -> None:
     """Rank entries and test their differences from a long results table (entry, dataset, mse)."""
-    import pandas as pd
-
     if not results_csv.is_file():
         raise InputFileError(results_csv, "expected an existing CSV file, found no such file")
     try:
@@ -201,3 +200,4 @@ def stats_cmd(
 
 
 COMMANDS: list[click.Command] = [score_cmd, stats_cmd]
+"""This module\'s commands (``evaluator.cli.app`` registers them)."""

@@ -1,5 +1,5 @@
-"""CLI commands of the service: submit, status, worker, reevaluate, teams, queue, results, db,
-and ``data publish``.
+"""CLI commands of the service: submit, status, withdraw, reevaluate, rerun, teams, queue,
+results, db, and ``data publish`` (the worker is ``worker_cmds``).
 
 Without ``--server`` they work on the store and queue named by ``DATABASE_URL`` / ``QUEUE_URL``
 (default: SQLite files under ``$SPARED_BENCH_HOME``); with ``--server URL`` ``submit`` and
@@ -9,52 +9,73 @@ Without ``--server`` they work on the store and queue named by ``DATABASE_URL`` 
 from __future__ import annotations
 
 import json
-import logging
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import BaseModel
+from sqlmodel import func, select
 
-from evaluator.cli.datasets_cmds import data_group, format_rows
+from evaluator.cli.datasets_cmds import format_rows
 from evaluator.core.errors import BenchError
 from evaluator.core.settings import Settings
-from evaluator.core.text import EscapingFormatter, escape_controls
+from evaluator.core.text import escape_controls
 from evaluator.core.vocabulary import TRACKS
+from evaluator.orchestrator import (
+    Bench,
+    SubmissionStatus,
+    authenticate,
+    create_team,
+    get_status,
+    issue_token,
+    publish_release,
+    reevaluate,
+    register_image,
+    rerun,
+    revoke_token,
+    submit_image_archive,
+    submit_registry_image,
+    wait_for,
+    withdraw,
+)
+from evaluator.orchestrator.client import (
+    get_registry_info,
+    get_submission_status,
+    post_submission,
+    post_withdrawal,
+)
+from evaluator.orchestrator.client import precheck_submission as client_precheck
+from evaluator.orchestrator.estimates import TRIES_NOTE
+from evaluator.store import (
+    Job,
+    Submission,
+    Team,
+    current_revision,
+    get_engine,
+    get_release_record,
+    head_revision,
+    redact_url,
+    results_frame,
+    session_scope,
+    upgrade,
+)
 
 
-def _bench() -> Any:
-    from evaluator.orchestrator import Bench
-
+def _bench() -> Bench:
     return Bench.open(Settings.from_env())
 
 
-def _by(bench: Any, token: str | None) -> Any:
+def _by(bench: Bench, token: str | None) -> Team | None:
     """The team a token belongs to, or None (local operator) without a token."""
     if not token:
         return None
-    from evaluator.orchestrator import authenticate
-    from evaluator.store import session_scope
-
     with session_scope(bench.engine) as session:
         return authenticate(session, token)
 
 
-def _gpus(value: str | None) -> tuple[int, ...]:
-    if not value:
-        return ()
-    try:
-        gpus = tuple(int(part) for part in value.split(",") if part.strip())
-    except ValueError as error:
-        raise click.BadParameter(f"expected GPU ids like 0,1, found {value!r}") from error
-    if len(set(gpus)) != len(gpus) or any(g < 0 for g in gpus):
-        raise click.BadParameter(f"expected distinct non-negative GPU ids, found {value!r}")
-    return gpus
-
-
-def _echo_json(model: Any) -> None:
+def _echo_json(model: BaseModel) -> None:
     click.echo(json.dumps(model.model_dump(mode="json"), indent=2))
 
 
@@ -69,8 +90,6 @@ def db_group() -> None:
 @db_group.command("upgrade")
 def db_upgrade_command() -> None:
     """Create or migrate the database schema to this version (idempotent)."""
-    from evaluator.store import get_engine, redact_url, upgrade
-
     url = Settings.from_env().resolved_database_url
     revision = upgrade(get_engine(url))
     click.echo(f"database {redact_url(url)} at revision {revision}")
@@ -79,8 +98,6 @@ def db_upgrade_command() -> None:
 @db_group.command("current")
 def db_current_command() -> None:
     """Print the database's schema revision and the one this code expects."""
-    from evaluator.store import current_revision, get_engine, head_revision, redact_url
-
     url = Settings.from_env().resolved_database_url
     click.echo(f"database {redact_url(url)}: revision {current_revision(get_engine(url))}, "
                f"code expects {head_revision()}")
@@ -101,9 +118,6 @@ def team_group() -> None:
               help="Submissions per UTC day [default: SPARED_BENCH_DAILY_SUBMISSIONS].")
 def team_create_command(name: str, admin: bool, daily_limit: int | None) -> None:
     """Create a team."""
-    from evaluator.orchestrator import create_team
-    from evaluator.store import session_scope
-
     with session_scope(_bench().engine) as session:
         team = create_team(session, name, admin=admin, daily_limit=daily_limit)
         click.echo(f"created team {team.name!r}{' (admin)' if admin else ''}")
@@ -114,9 +128,6 @@ def team_create_command(name: str, admin: bool, daily_limit: int | None) -> None
 @click.option("--label", default="", help="A note on what the token is for.")
 def team_token_command(name: str, label: str) -> None:
     """Issue an API token for a team; it is printed once and stored hashed."""
-    from evaluator.orchestrator import issue_token
-    from evaluator.store import session_scope
-
     with session_scope(_bench().engine) as session:
         secret = issue_token(session, name, label=label)
     click.echo(secret)
@@ -127,9 +138,6 @@ def team_token_command(name: str, label: str) -> None:
 @click.argument("prefix")
 def team_revoke_command(prefix: str) -> None:
     """Revoke the tokens starting with PREFIX (at least 8 characters, e.g. sbt_AbCd)."""
-    from evaluator.orchestrator import revoke_token
-    from evaluator.store import session_scope
-
     with session_scope(_bench().engine) as session:
         count = revoke_token(session, prefix)
     click.echo(f"revoked {count} token(s)")
@@ -138,10 +146,6 @@ def team_revoke_command(prefix: str) -> None:
 @team_group.command("list")
 def team_list_command() -> None:
     """List teams with their submission counts."""
-    from sqlmodel import select
-
-    from evaluator.store import Submission, Team, session_scope
-
     with session_scope(_bench().engine) as session:
         teams = session.exec(select(Team).order_by(Team.name)).all()
         rows = [[t.name, "yes" if t.is_admin else "", t.daily_submission_limit or "default",
@@ -156,11 +160,13 @@ def team_list_command() -> None:
 
 def _save_stream(image: str) -> Iterator[bytes]:
     """``docker save`` of a local image, as chunks (nothing is written to disk)."""
+    # why here: docker is the worker extra, needed only to send a local image; an author who
+    # sends a saved .tar file (or asks for a status) needs no Docker library
+    from docker.errors import ImageNotFound
+
     from evaluator.runners import docker_client
 
     client = docker_client()
-    from docker.errors import ImageNotFound
-
     try:
         saved = client.images.get(image)
     except ImageNotFound as error:
@@ -172,19 +178,21 @@ def _save_stream(image: str) -> Iterator[bytes]:
 def _push(server: str, token: str, image: str, name: str, info: Any) -> str:
     """Check a local image against the server, push it to the server's registry and return
     it by digest."""
-    from evaluator.orchestrator.client import precheck_submission
+    # why here: docker is the worker extra, needed only to send a local image (as
+    # _save_stream)
+    from docker.errors import ImageNotFound
+
     from evaluator.orchestrator.push import push_image
     from evaluator.runners import docker_client
 
     client = docker_client()
-    from docker.errors import ImageNotFound
 
     try:
         image_id = client.images.get(image).id
     except ImageNotFound as error:
         raise BenchError(f"image {image!r}: expected it on this machine's Docker engine, found "
                          "no such image") from error
-    check = precheck_submission(server, token, name=name, image_id=image_id)
+    check = client_precheck(server, token, name=name, image_id=image_id)
     click.echo(escape_controls(f"{image_id[:19]} is new; it will be version {check.version} "
                                f"of {name}; pushing to {info.registry}/{info.namespace}"),
                err=True)
@@ -242,8 +250,6 @@ def submit_command(image: str, name: str, description: str, paper_url: str | Non
     is_file = Path(image).is_file()
     by_digest = "@sha256:" in image and not is_file
     if server:
-        from evaluator.orchestrator.client import get_registry_info, post_submission
-
         if not token:
             raise BenchError("--server: expected an API token (--token or SPARED_BENCH_TOKEN), "
                              "found none")
@@ -260,12 +266,6 @@ def submit_command(image: str, name: str, description: str, paper_url: str | Non
             chunks = _file_chunks(Path(image)) if is_file else _save_stream(image)
             receipt = post_submission(server, token, chunks, **links)
     else:
-        from evaluator.orchestrator import (
-            register_image,
-            submit_image_archive,
-            submit_registry_image,
-        )
-
         bench = _bench()
         by = _by(bench, token)
         if by_digest:
@@ -291,13 +291,11 @@ def submit_command(image: str, name: str, description: str, paper_url: str | Non
             + (f"; {receipt.submissions_left_today} submission(s) left today (UTC)"
                if receipt.submissions_left_today is not None else "")))
     if wait_s is not None and not server:
-        from evaluator.orchestrator import wait_for
-
         final = wait_for(bench, receipt.submission_id, timeout_s=wait_s)
         _print_status(final, logs=False)
 
 
-def _print_status(status: Any, *, logs: bool) -> None:
+def _print_status(status: SubmissionStatus, *, logs: bool) -> None:
     click.echo(escape_controls(
         f"submission #{status.submission_id} {status.team}/{status.name} "
         f"({status.image_digest[:19]}){' [baseline]' if status.is_baseline else ''}"))
@@ -318,8 +316,6 @@ def _print_status(status: Any, *, logs: bool) -> None:
     if rows:
         click.echo(format_rows(["release", "dataset", "track", "status", "tries", "MSE",
                                 "PCC-Gene", "message"], rows))
-        from evaluator.orchestrator.estimates import TRIES_NOTE
-
         click.echo(TRIES_NOTE)
     if status.eta_method:
         click.echo(f"queue: {status.eta_method}")
@@ -346,15 +342,11 @@ def status_command(submission: str, token: str | None, server: str | None, no_lo
                    as_json: bool) -> None:
     """Show a submission's jobs, results and (your own) logs; SUBMISSION is an id or TEAM/NAME."""
     if server:
-        from evaluator.orchestrator.client import get_submission_status
-
         if not token:
             raise BenchError("--server: expected an API token (--token or SPARED_BENCH_TOKEN), "
                              "found none")
         status = get_submission_status(server, token, submission)
     else:
-        from evaluator.orchestrator import get_status
-
         bench = _bench()
         status = get_status(bench, submission, by=_by(bench, token), logs=not no_logs)
     if as_json:
@@ -382,15 +374,11 @@ def withdraw_command(entry: str, version: int | None, undo: bool, token: str | N
     Withdrawing the newest version ranks the previous version with results again.
     """
     if server:
-        from evaluator.orchestrator.client import post_withdrawal
-
         if not token:
             raise BenchError("--server: expected an API token (--token or SPARED_BENCH_TOKEN), "
                              "found none")
         report = post_withdrawal(server, token, entry, version=version, withdrawn=not undo)
     else:
-        from evaluator.orchestrator import withdraw
-
         bench = _bench()
         report = withdraw(bench, entry, version=version, by=_by(bench, token),
                           withdrawn=not undo)
@@ -401,72 +389,6 @@ def withdraw_command(entry: str, version: int | None, undo: bool, token: str | N
 
 
 # -- workers, queue, re-evaluation --------------------------------------------------------------
-
-
-@click.command("worker")
-@click.option("--gpus", default=None,
-              help="GPU ids this worker owns, e.g. 0,1: one job per GPU at a time "
-                   "[default: none, one CPU-only job at a time].")
-@click.option("--name", envvar="SPARED_BENCH_WORKER_NAME", default=None,
-              help="Unique worker name [env SPARED_BENCH_WORKER_NAME; default: host name].")
-@click.option("--lease-s", type=click.FloatRange(1), default=60.0, show_default=True,
-              help="A running job whose worker is silent this long is run again.")
-@click.option("--heartbeat-s", type=click.FloatRange(0.1), default=5.0, show_default=True,
-              help="How often a running job's lease is renewed.")
-@click.option("--reap-interval-s", type=click.FloatRange(0.5), default=10.0, show_default=True,
-              help="How often this worker looks for jobs of dead workers.")
-@click.option("--retry-delay-s", type=click.FloatRange(0), default=5.0, show_default=True,
-              help="Wait before an infrastructure failure is retried.")
-@click.option("--timeout-s", type=click.FloatRange(1), default=None,
-              help="Wall-clock limit of each job [default: SPARED_BENCH_JOB_TIME_LIMIT_S, the "
-                   "limit the service publishes; set it there, not here, for a service].")
-@click.option("--mem-limit-gb", type=click.FloatRange(0.1), default=None,
-              help="[default: SPARED_BENCH_JOB_MEM_LIMIT_GB]")
-@click.option("--cpus", type=click.FloatRange(0.1), default=None,
-              help="[default: SPARED_BENCH_JOB_CPUS]")
-@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING"]), default="INFO",
-              show_default=True)
-@click.option("--server", envvar="SPARED_BENCH_SERVER", default=None,
-              help="Fetch each job's release files from this service by content address into "
-                   "the worker's cache (SPARED_BENCH_WORKER_CACHE_GB) instead of reading "
-                   "SPARED_BENCH_HOME/releases [env SPARED_BENCH_SERVER].")
-@click.option("--token", envvar="SPARED_BENCH_WORKER_TOKEN", default=None,
-              help="This worker's token, with --server (`spared-bench workers add NAME`) "
-                   "[env SPARED_BENCH_WORKER_TOKEN].")
-def worker_command(gpus: str | None, name: str | None, lease_s: float, heartbeat_s: float,
-                   reap_interval_s: float, retry_delay_s: float, timeout_s: float | None,
-                   mem_limit_gb: float | None, cpus: float | None, log_level: str,
-                   server: str | None, token: str | None) -> None:
-    """Consume the job queue until SIGTERM (finishes running jobs) or SIGINT."""
-    from evaluator.contract import JobLimits
-    from evaluator.orchestrator import Worker, WorkerOptions
-    from evaluator.runners import RunLimits
-
-    handler = logging.StreamHandler(sys.stderr)
-    # job messages and names are author text: their controls must not reach the terminal
-    handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=getattr(logging, log_level), handlers=[handler])
-    if heartbeat_s * 2 > lease_s:
-        raise click.BadParameter(f"expected --lease-s at least twice --heartbeat-s, found "
-                                 f"{lease_s:g} and {heartbeat_s:g}")
-    settings = Settings.from_env()
-    limits = RunLimits.from_job_limits(JobLimits.from_settings(settings))
-    overrides = {"timeout_s": timeout_s, "mem_limit_gb": mem_limit_gb, "cpus": cpus}
-    limits = limits.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    options: dict[str, Any] = {
-        "gpus": _gpus(gpus), "lease_s": lease_s, "heartbeat_s": heartbeat_s,
-        "reap_interval_s": reap_interval_s, "retry_delay_s": retry_delay_s, "limits": limits}
-    if name:
-        options["name"] = name
-    blobs = None
-    if server:
-        from evaluator.orchestrator.blobcache import BlobCache
-
-        if not token:
-            raise click.BadParameter("expected a worker token with --server (--token or "
-                                     "SPARED_BENCH_WORKER_TOKEN), found none")
-        blobs = BlobCache.from_settings(settings, server, token)
-    Worker(settings, WorkerOptions(**options), blobs=blobs).run()
 
 
 @click.command("reevaluate")
@@ -480,8 +402,6 @@ def worker_command(gpus: str | None, name: str | None, lease_s: float, heartbeat
 def reevaluate_command(release_ref: str, all_entries: bool, baselines_only: bool,
                        submission: str | None, token: str | None) -> None:
     """Queue entries on a release; each runs its recorded image digest (never a tag)."""
-    from evaluator.orchestrator import reevaluate
-
     bench = _bench()
     report = reevaluate(bench, release_ref, submission=submission, all_entries=all_entries,
                         baselines_only=baselines_only, by=_by(bench, token))
@@ -501,8 +421,6 @@ def reevaluate_command(release_ref: str, all_entries: bool, baselines_only: bool
               help="An admin token [default: local operator].")
 def rerun_command(submission: str, release_ref: str, token: str | None) -> None:
     """Re-run an entry's jobs on a release (same digest) to check that it is reproducible."""
-    from evaluator.orchestrator import rerun
-
     bench = _bench()
     report = rerun(bench, submission, release_ref=release_ref, by=_by(bench, token))
     click.echo(f"release {report.release_id[:12]}: {report.entry} run {report.run}, "
@@ -514,10 +432,6 @@ def rerun_command(submission: str, release_ref: str, token: str | None) -> None:
                                             "workers re-enqueue queued ones).")
 def queue_command(flush: bool) -> None:
     """Show the queue (messages waiting, delayed) and the jobs by status."""
-    from sqlmodel import func, select
-
-    from evaluator.store import Job, session_scope
-
     bench = _bench()
     if flush:
         bench.queue.flush()
@@ -537,8 +451,6 @@ def queue_command(flush: bool) -> None:
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV (the input of `stats`).")
 def results_command(release_ref: str, track: str, as_csv: bool) -> None:
     """Print the stored results of one release and track (entry x dataset)."""
-    from evaluator.store import get_release_record, results_frame, session_scope
-
     with session_scope(_bench().engine) as session:
         record = get_release_record(session, release_ref)
         frame = results_frame(session, record.release_id, track)
@@ -554,13 +466,11 @@ def results_command(release_ref: str, track: str, as_csv: bool) -> None:
     click.echo(format_rows(["entry", "dataset", "MSE", "PCC-Gene"], rows))
 
 
-@data_group.command("publish")
+@click.command("publish")
 @click.argument("release_ref")
 @click.option("--no-baselines", is_flag=True, help="Do not queue the baselines on it.")
 def publish_command(release_ref: str, no_baselines: bool) -> None:
     """Make a built release current and queue every baseline on it."""
-    from evaluator.orchestrator import publish_release
-
     report = publish_release(_bench(), release_ref, queue_baselines=not no_baselines)
     before = report.previous_release_id
     click.echo(f"release {report.release_id[:12]} ({report.label or 'no label'}) is current"
@@ -571,7 +481,6 @@ def publish_command(release_ref: str, no_baselines: bool) -> None:
 
 
 COMMANDS: list[click.Command] = [db_group, team_group, submit_command, status_command,
-                                 withdraw_command,
-                                 worker_command, reevaluate_command, rerun_command,
-                                 queue_command,
-                                 results_command]
+                                 withdraw_command, reevaluate_command, rerun_command,
+                                 queue_command, results_command, publish_command]
+"""This module's commands (``evaluator.cli.app`` registers them; ``publish`` under ``data``)."""

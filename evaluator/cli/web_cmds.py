@@ -15,11 +15,13 @@ import os
 import signal
 import socket
 import sys
-from typing import Any
 
 import click
 
 from evaluator.core.settings import Settings
+from evaluator.store import redact_url
+from leaderboard import create_app
+from leaderboard.serving import ServerLimits, make_server
 
 UPLOAD_SLACK_BYTES = 1 << 20
 """Body bytes the server lets through above the app's upload limit (the app answers 413)."""
@@ -35,11 +37,8 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def _serve_one(settings: Settings, host: str, port: int, sock: socket.socket | None,
-               limits: Any) -> None:
+               limits: ServerLimits) -> None:
     """Build the app and serve it in this process until SIGTERM or SIGINT."""
-    from leaderboard import create_app
-    from leaderboard.serving import make_server
-
     app = create_app(settings, warm=True)
     max_body = app.extensions["spared_bench"].max_upload_bytes + UPLOAD_SLACK_BYTES
     limits = limits.model_copy(update={"max_body_bytes": max_body})
@@ -53,7 +52,8 @@ def _serve_one(settings: Settings, host: str, port: int, sock: socket.socket | N
         server.close()
 
 
-def _fork_workers(settings: Settings, host: str, port: int, workers: int, limits: Any) -> None:
+def _fork_workers(settings: Settings, host: str, port: int, workers: int,
+                  limits: ServerLimits) -> None:
     """Serve from ``workers`` forked processes on one socket; stop them all when one dies."""
     sock = _listen(host, port)
     children: list[int] = []
@@ -120,18 +120,12 @@ def serve_command(host: str, port: int, workers: int, threads: int, header_timeo
         # Our own address, from our own options: the documents never echo a client's Host.
         shown = f"[{host}]" if ":" in host else host
         settings = settings.model_copy(update={"public_url": f"http://{shown}:{port}"})
-    from evaluator.store import redact_url
-
     click.echo(f"leaderboard on http://{host}:{port}/ (database "
                f"{redact_url(settings.resolved_database_url)})", err=True)
     if dev:
-        from leaderboard import create_app
-
         create_app(settings, warm=True).run(host=host, port=port, threaded=True,
                                             use_reloader=False)
         return
-    from leaderboard.serving import ServerLimits
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                                                    "%(message)s")
     limits = ServerLimits(threads=threads, header_timeout_s=header_timeout_s,
@@ -142,4 +136,5 @@ def serve_command(host: str, port: int, workers: int, threads: int, header_timeo
         _fork_workers(settings, host, port, workers, limits)
 
 
-COMMANDS = [serve_command]
+COMMANDS: list[click.Command] = [serve_command]
+"""This module's commands (``evaluator.cli.app`` registers them)."""

@@ -210,6 +210,8 @@ def summaries_as_dicts(summaries: Sequence[MethodSummary]) -> list[dict[str, obj
 def plot_sweep(summaries: Sequence[MethodSummary], path: str | os.PathLike[str] | IO[bytes],
                title: str = "Completion MSE vs missing fraction") -> None:
     """Write a PNG line plot of MSE (mean ± std over assays) per method vs missing fraction."""
+    # why here: matplotlib (science extra) only for this plot; the Agg backend is set before pyplot
+    # loads
     import matplotlib
 
     matplotlib.use("Agg", force=False)

@@ -34,6 +34,7 @@ import contextlib
 import copy
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -313,8 +314,6 @@ def train_spackle(data: SpotData, config: SpackleConfig | None = None, *,
     Seeded: on CPU the result is bit-for-bit reproducible (deterministic algorithms are enabled
     for the duration). The global torch RNG state is left as it was.
     """
-    import time
-
     config = config or SpackleConfig()
     device = resolve_device(config.device)
     start_time = time.perf_counter()

@@ -108,7 +108,11 @@ class TaskSpec(BaseModel):
         if any(not g for g in genes):
             raise ValueError("expected non-empty gene names, found an empty one")
         seen: set[str] = set()
-        repeated = [g for g in genes if g in seen or seen.add(g)]  # type: ignore[func-returns-value]
+        repeated: list[str] = []
+        for gene in genes:
+            if gene in seen:
+                repeated.append(gene)
+            seen.add(gene)
         if repeated:
             raise ValueError(f"expected unique gene names, found repeated {repeated[:5]}")
         return genes

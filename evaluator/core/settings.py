@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -158,8 +159,6 @@ class Settings(BaseModel):
 
     def show_progress(self) -> bool:
         """Return whether to draw progress bars: as set, else only when stderr is a terminal."""
-        import sys
-
         return self.progress if self.progress is not None else sys.stderr.isatty()
 
     @property

@@ -7,8 +7,11 @@ SpaRED's ``combat_transformation`` does; ``combat_correct`` calls ``scanpy.pp.co
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 
+import anndata as ad
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -22,14 +25,14 @@ def combat_correct(values: np.ndarray, batches: npt.ArrayLike) -> np.ndarray:
     finite — are returned uncorrected, because a NaN layer would break every later step.
     With a single batch there is nothing to correct and the values come back unchanged.
     """
-    import anndata as ad
-
     labels = pd.Categorical(np.asarray(batches).astype(str))
     out = np.asarray(values, dtype=np.float64)
     if len(labels.categories) < 2:
         return out.astype(np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        # why here: scanpy (science extra) takes seconds to import and warns while importing
+        # (silenced here)
         import scanpy as sc
 
         frame = pd.DataFrame({"batch": labels}, index=[str(i) for i in range(out.shape[0])])
@@ -48,9 +51,8 @@ def pycombat_correct(values: np.ndarray, batches: npt.ArrayLike) -> np.ndarray:
     finite (constant within a batch) come back uncorrected — SpaRED would keep their NaNs.
     pyComBat's progress lines on stdout are swallowed.
     """
-    import contextlib
-    import io
-
+    # why here: pyComBat (science extra) only for SpaRED mode's ComBat; like scanpy, loaded when
+    # used
     from combat.pycombat import pycombat
 
     labels = np.asarray(batches).astype(str)

@@ -21,19 +21,22 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import queue
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+import h5py
 import numpy as np
 
-from evaluator.core.errors import InputFileError
-from evaluator.datasets.schema import PATCHES_KEY
+from evaluator.core.errors import InputFileError, SchemaError
+from evaluator.datasets.schema import PATCHES_KEY, validate_dataset
+from evaluator.datasets.splits import split_table_problems
 
 if TYPE_CHECKING:
     import anndata as ad
-    import h5py
 
     from evaluator.datasets.registry import SplitTable
 
@@ -64,10 +67,12 @@ def iter_row_chunks(n_rows: int, row_bytes: int,
 
 
 def _read_elem(node: object) -> object:
+    # why here: anndata takes ~0.5 s to import; the web app loads this module without reading an
+    # .h5ad file
     try:
         from anndata.io import read_elem
     except ImportError:  # anndata < 0.11
-        from anndata.experimental import read_elem  # type: ignore[no-redef]
+        from anndata.experimental import read_elem
     return read_elem(node)
 
 
@@ -80,8 +85,8 @@ def open_processed(path: Path | str) -> Iterator[tuple[ad.AnnData, h5py.Dataset 
     valid inside the ``with`` block. ``None`` when the file has no patches. Raises
     ``InputFileError`` for a missing or unreadable file.
     """
+    # why here: anndata is slow to import (see _read_elem)
     import anndata as ad
-    import h5py
 
 
     path = Path(path)
@@ -104,7 +109,7 @@ def open_processed(path: Path | str) -> Iterator[tuple[ad.AnnData, h5py.Dataset 
                 obsm_group = fh.get("obsm")
                 obsm = {key: _read_elem(node) for key, node in (obsm_group or {}).items()
                         if key != PATCHES_KEY}
-                adata = ad.AnnData(**parts, obsm=obsm)  # type: ignore[arg-type]
+                adata = ad.AnnData(**parts, obsm=obsm)
         except (OSError, KeyError, ValueError, TypeError) as exc:
             raise InputFileError(path, f"expected an AnnData .h5ad (HDF5) file, found something "
                                        f"unreadable ({exc})") from exc
@@ -124,9 +129,6 @@ class BackgroundSha256:
     """
 
     def __init__(self, depth: int = 2) -> None:
-        import queue
-        import threading
-
         self._digest = hashlib.sha256()
         self._queue: queue.Queue[memoryview | None] = queue.Queue(maxsize=depth)
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -187,7 +189,7 @@ class NpyWriter:
                              f"{self.row_bytes} bytes, found {self.written} + array {rows.shape}")
         if count == 0:
             return
-        view = memoryview(data.reshape(-1))
+        view = data.reshape(-1).data
         self._digest.update(view)
         if self._fh is not None:
             self._fh.write(view)
@@ -229,8 +231,6 @@ def link_external_patches(h5ad_path: Path | str, npy_name: str, npy_path: Path |
     see ``EXTFILE_ENV``); ``npy_path`` is that file now, to read its header. The dataset is
     (n, H*W*3) uint8, as SpaRED stores patches; no pixel is copied.
     """
-    import h5py
-
 
     offset, shape, dtype = npy_data_offset(npy_path)
     n = int(shape[0])
@@ -252,8 +252,6 @@ def write_h5ad_with_patches(adata: ad.AnnData, path: Path | str, n_rows: int, ro
     The patches land in ``obsm['patches_scale_1.0']`` as SpaRED stores them: (n, H*W*3) uint8,
     readable by anndata. Not atomic by itself: write to a temporary path and rename.
     """
-    import h5py
-
 
     if PATCHES_KEY in adata.obsm:
         raise ValueError(f"expected an AnnData without obsm['{PATCHES_KEY}'], found it present")
@@ -280,10 +278,6 @@ def check_processed_file(path: Path | str, *, expected_genes: int | None = None,
     SpaRED's (``split_table_problems``). Raises ``InputFileError`` (unreadable) or
     ``SchemaError`` (every problem listed).
     """
-    from evaluator.core.errors import SchemaError
-    from evaluator.datasets.schema import validate_dataset
-    from evaluator.datasets.splits import split_table_problems
-
     with open_processed(path) as (adata, patches):
         problems = validate_dataset(adata, expected_genes=expected_genes,
                                     require_completed=require_completed, patches=patches)
@@ -322,8 +316,6 @@ class PatchRows:
     def iter_blocks(self, budget_bytes: int = PATCH_CHUNK_BYTES
                     ) -> Iterator[tuple[int, np.ndarray]]:
         """Yield (first row, block) over every row in order, a budget's worth at a time."""
-        import h5py
-
         first = 0
         for path, key, n in self.parts:
             if key is None:
@@ -357,8 +349,8 @@ class PatchRows:
             if keep.any():
                 yield block[keep]
 
-    def __getitem__(self, index: object) -> np.ndarray:
-        wanted = np.arange(len(self))[index]  # type: ignore[index]
+    def __getitem__(self, index: int | slice | list[int] | np.ndarray) -> np.ndarray:
+        wanted = np.arange(len(self))[index]
         order = np.atleast_1d(wanted)
         unique = np.unique(order)
         gathered = np.concatenate(list(self.iter_selected(unique)) or

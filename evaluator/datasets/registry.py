@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import gzip
 import json
 from functools import lru_cache
 from importlib import resources
@@ -24,6 +25,7 @@ Generalization = Literal["intra-patient", "inter-patient"]
 CombatKey = Literal["patient", "slide_id"]
 
 SplitName = Literal["train", "val", "test"]
+SPLIT_NAMES: tuple[SplitName, ...] = ("train", "val", "test")
 
 
 class SplitTable(BaseModel):
@@ -37,8 +39,7 @@ class SplitTable(BaseModel):
 
     def split_of(self) -> dict[str, SplitName]:
         """Return slide id -> split name."""
-        return {slide: name for name in ("train", "val", "test")
-                for slide in getattr(self, name)}
+        return {slide: name for name in SPLIT_NAMES for slide in getattr(self, name)}
 
     @property
     def slide_ids(self) -> tuple[str, ...]:
@@ -102,11 +103,11 @@ def load_registry() -> tuple[DatasetInfo, ...]:
         DatasetInfo(
             name=row["name"],
             abbreviation=row["abbreviation"],
-            organism=row["organism"],  # type: ignore[arg-type]
+            organism=row["organism"],
             tissue=row["tissue"],
-            generalization=row["generalization"],  # type: ignore[arg-type]
-            genes=int(row["genes"]),  # type: ignore[arg-type]
-            combat_key=row["combat_key"],  # type: ignore[arg-type]
+            generalization=row["generalization"],
+            genes=int(row["genes"]),
+            combat_key=row["combat_key"],
             slides=int(row["slides"]),
             patients=int(row["patients"]),
             spots=int(row["spots"]),
@@ -162,8 +163,6 @@ def spared_gene_lengths(organism: str) -> dict[str, int]:
     ids without their version, first occurrence kept — what SpaRED's ``tpm_normalization``
     divides by. Packaged as ``data/gene_length_<organism>.tsv.gz``.
     """
-    import gzip
-
     if organism not in ("human", "mouse"):
         raise ValueError(f"organism: expected 'human' or 'mouse', found {organism!r}")
     raw = resources.files("evaluator.datasets").joinpath(

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
+from evaluator.completion import SpackleConfig
 from evaluator.core.arrays import dense
 from evaluator.core.devices import nvidia_gpu_visible
 from evaluator.core.errors import BenchError, ReleaseIntegrityError, ReleaseNotFound
@@ -79,7 +80,6 @@ if TYPE_CHECKING:
     import h5py
     import pandas as pd
 
-    from evaluator.completion import SpackleConfig
     from evaluator.core.settings import Settings
 
 RELEASE_FORMAT_VERSION = "3"
@@ -409,6 +409,8 @@ def _write_tables(
     tracks: list[Track]
 ) -> None:
     """Write the public and hidden .h5ad files of one dataset under ``out_root`` (no pixels)."""
+    # why here: anndata takes ~0.5 s to import; the web app loads this module without writing a
+    # release
     import anndata as ad
 
     hidden = hidden_mask(adata.obs["split"].astype(str).to_numpy())
@@ -470,7 +472,10 @@ def prepare_processed(adata: ad.AnnData, name: str, source_digest: str, cache_di
             adata.layers[layer] = values
         return (f"added {', '.join(missing)} (the completion of an earlier build, "
                 f"{time.perf_counter() - start:.1f}s)")
-    from evaluator.completion import add_completion_layers
+
+    # why here: completion needs torch (the science extra); reading releases (workers, the
+    # web app) does not
+    from evaluator.completion.layers import add_completion_layers
 
     report = add_completion_layers(adata, cache_dir=cache_dir, data_hash=source_digest,
                                    config=completion, progress=progress, source=name)
@@ -501,8 +506,6 @@ def completion_config(max_steps: int | None = None) -> SpackleConfig:
 
     The edges (CLI, worker) pass ``Settings.spackle_max_steps`` (``SPARED_BENCH_SPACKLE_STEPS``).
     """
-    from evaluator.completion.config import SpackleConfig
-
     return SpackleConfig(max_steps=max_steps) if max_steps else SpackleConfig()
 
 
@@ -514,8 +517,6 @@ def completion_from_settings(settings: Settings) -> SpackleConfig:
     visible; else the CPU budget. Releases built on a GPU therefore differ (in their id) from
     releases built on a CPU of the same sources, as their SpaCKLE models do.
     """
-    from evaluator.completion.config import SpackleConfig
-
     if settings.spackle_max_steps:
         return completion_config(settings.spackle_max_steps)
     if settings.spackle_budget == "paper" or (settings.spackle_budget == "auto"

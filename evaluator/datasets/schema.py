@@ -32,6 +32,8 @@ ALLOWED_GENE_COUNTS = (128, 32)
 
 def read_h5ad(path: Path | str, *, backed: bool = False) -> ad.AnnData:
     """Read an ``.h5ad`` file; a missing or unreadable file raises ``InputFileError``."""
+    # why here: anndata takes ~0.5 s to import; the web app (through evaluator.datasets) loads this
+    # module without reading an .h5ad file
     import anndata as ad
 
     path = Path(path)

@@ -15,10 +15,11 @@ import numpy.typing as npt
 import pandas as pd
 
 from evaluator.core.errors import SchemaProblem
-from evaluator.datasets.registry import SplitTable
 
-SplitName = Literal["train", "val", "test"]
-SPLIT_NAMES: tuple[SplitName, ...] = ("train", "val", "test")
+# SPLIT_NAMES and SplitName are the registry's (its SplitTable needs them); re-exported here
+from evaluator.datasets.registry import SPLIT_NAMES as SPLIT_NAMES
+from evaluator.datasets.registry import SplitName as SplitName
+from evaluator.datasets.registry import SplitTable
 
 
 def hidden_split_name(splits: Iterable[str]) -> Literal["test", "val"]:

@@ -29,8 +29,10 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import ndimage, special
 
+from evaluator.completion import adaptive_median_filter
+from evaluator.core.fsio import atomic_path
 from evaluator.core.visium import VISIUM_COLS, VISIUM_ROWS, visium_grid_to_pixels
-from evaluator.datasets.patches import chunk_rows
+from evaluator.datasets.patches import chunk_rows, write_h5ad_with_patches
 from evaluator.datasets.registry import DatasetInfo, get_dataset, load_registry
 
 if TYPE_CHECKING:
@@ -421,9 +423,10 @@ def synthesize_dataset(
     consumed, so writing them out (``write_h5ad_with_patches``) keeps memory at one chunk.
     Consume them once, before another call with the same arguments if the data must match.
     """
+    # why here: anndata is slow to import and ComBat needs scanpy (science extra); the web app loads
+    # this module (through evaluator.datasets) without generating data
     import anndata as ad
 
-    from evaluator.completion import adaptive_median_filter
     from evaluator.datasets.combat import combat_correct
 
     info = get_dataset(name)
@@ -493,9 +496,6 @@ def write_datasets(synthesize: Synthesize, size: SizeName, out_dir: Path, *, see
                    max_spots: int | None, on_dataset: Callable[[str, Path], None] | None
                    ) -> list[Path]:
     """Synthesize each dataset and write it to ``out_dir/<name>.h5ad``, patches in chunks."""
-    from evaluator.core.fsio import atomic_path
-    from evaluator.datasets.patches import write_h5ad_with_patches
-
     chosen = ([get_dataset(n) for n in datasets] if datasets is not None
               else preset_datasets(size))
     written = []

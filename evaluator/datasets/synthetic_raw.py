@@ -29,8 +29,8 @@ import dataclasses
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -51,9 +51,6 @@ from evaluator.datasets.synthetic import (
     with_patches,
     write_datasets,
 )
-
-if TYPE_CHECKING:
-    import anndata as ad
 
 RAW_GENERATOR_VERSION = "2"
 STRUCTURED_PER_GENE = 2  # structured genes per gene the registry keeps
@@ -156,8 +153,6 @@ def synthesize_raw_dataset(
     max_spots: int | None = None,
 ) -> tuple[ad.AnnData, Iterator[np.ndarray]]:
     """Return a raw synthetic dataset without its patches, and the patches as chunks of rows."""
-    import anndata as ad
-
     info = get_dataset(name)
     preset = SIZE_PRESETS[size]
     side = patch_size or preset.patch_size

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import anndata as ad
 import numpy as np
 
 from evaluator.contract import (
@@ -48,8 +49,10 @@ from evaluator.contract import (
     task_json,
 )
 from evaluator.core.fsio import atomic_path, link_or_copy
-from evaluator.datasets.patches import link_external_patches
+from evaluator.datasets.patches import NpyWriter, PatchRows, link_external_patches, npy_data_offset
 from evaluator.datasets.release import Release, Track
+from evaluator.datasets.schema import MASK_LAYER, SPATIAL_KEY, read_h5ad
+from evaluator.datasets.store import write_h5ad
 from evaluator.jobs.errors import StagingError
 
 Purpose = Literal["evaluation", "validation"]
@@ -256,8 +259,6 @@ def validation_split(splits: np.ndarray, slides: np.ndarray,
 def _build_validation_patches(release: Release, dataset: str, held: np.ndarray,
                               patches_dir: Path) -> None:
     """Split the public patches into validation train and held-out .npy files, in chunks."""
-    from evaluator.datasets.patches import NpyWriter, PatchRows, npy_data_offset
-
     path = release.train_patches_path(dataset)
     _, shape, _ = npy_data_offset(path)
     source = PatchRows([(path, None, shape[0])], int(np.prod(shape[1:])))
@@ -278,11 +279,6 @@ def _build_validation_patches(release: Release, dataset: str, held: np.ndarray,
 def _build_validation_data(release: Release, dataset: str, track: Track, data_dir: Path
                            ) -> str:
     """Write validation train/test .h5ad, their patches (shared by tracks) and truth.npz."""
-    import anndata as ad
-
-    from evaluator.datasets.schema import MASK_LAYER, SPATIAL_KEY, read_h5ad
-    from evaluator.datasets.store import write_h5ad
-
     record = release.dataset(dataset)
     public = read_h5ad(release.train_path(dataset, track))
     held, description = validation_split(

@@ -2,15 +2,15 @@
 
 Service functions (``submit_image_archive``, ``register_image``, ``get_status``,
 ``publish_release``, ``reevaluate``, ``authenticate``) are what the CLI and the leaderboard's
-API call; ``Worker`` consumes the queue. Importing this package imports neither docker nor
-torch (the web app calls the service functions): the worker and the execution of jobs are
-loaded on first use of ``Worker``, ``WorkerOptions``, ``execute_claim``, ``ExecutionReport`` or
-``classify``.
+API call; this package exports them. The worker, which runs jobs in containers and needs the
+worker extra (docker), is not exported here: import it from its modules,
+``evaluator.orchestrator.worker`` (``Worker``, ``WorkerOptions``) and
+``evaluator.orchestrator.execution`` (``execute_claim``, ``ExecutionReport``, ``classify``).
+Importing this package imports neither docker nor torch (the web app calls the service
+functions; ``tests/leaderboard/test_isolation.py``).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from evaluator.orchestrator.auth import (
     add_worker_token,
@@ -72,29 +72,12 @@ from evaluator.orchestrator.service import (
     withdraw,
 )
 
-_LAZY = {
-    "Worker": "evaluator.orchestrator.worker",
-    "WorkerOptions": "evaluator.orchestrator.worker",
-    "ExecutionReport": "evaluator.orchestrator.execution",
-    "classify": "evaluator.orchestrator.execution",
-    "execute_claim": "evaluator.orchestrator.execution",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'evaluator.orchestrator' has no attribute {name!r}")
-
 __all__ = [
     "BASELINE_TEAM",
     "REQUIRED_PLATFORM",
     "ArchiveFacts",
     "AuthError",
     "Bench",
-    "ExecutionReport",
     "ImageFacts",
     "JobQueue",
     "JobView",
@@ -113,18 +96,14 @@ __all__ = [
     "SubmissionRejected",
     "SubmissionStatus",
     "WithdrawReport",
-    "Worker",
-    "WorkerOptions",
     "WrongTokenKind",
     "add_worker_token",
     "authenticate",
     "authenticate_worker",
     "check_links",
-    "classify",
     "create_team",
     "ensure_image",
     "ensure_team",
-    "execute_claim",
     "get_status",
     "hash_token",
     "issue_token",

@@ -30,6 +30,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import numpy as np
+import requests
+from pydantic import ValidationError
+
 from evaluator.contract import JobLimits
 from evaluator.core.errors import BenchError, ReleaseIntegrityError
 from evaluator.core.fsio import atomic_path, atomic_write_json, sha256_file
@@ -45,6 +49,7 @@ from evaluator.datasets.release import (
     remember_hash,
 )
 from evaluator.orchestrator.errors import ServerUnavailable
+from evaluator.orchestrator.predictions import PredictionFile
 from evaluator.orchestrator.registry import RegistryTokenOut
 from evaluator.orchestrator.service import (
     PrecheckReport,
@@ -69,8 +74,6 @@ def _error(url: str, response: Any) -> ServerUnavailable:
 
 
 def _request(method: str, url: str, **kwargs: Any) -> Any:
-    import requests
-
     try:
         return requests.request(method, url, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
                                 **kwargs)
@@ -149,8 +152,6 @@ def post_withdrawal(server: str, token: str, entry: str, *, version: int | None 
 
 def fetch_limits(server: str) -> JobLimits:
     """The job limits a service publishes (``GET <URL>/api/limits``); ``ServerUnavailable``."""
-    from pydantic import ValidationError
-
     url = server.rstrip("/") + "/api/limits"
     response = _request("GET", url)
     if response.status_code != 200:
@@ -177,8 +178,6 @@ def pull_release(server: str, releases_dir: Path, *, ref: str = "current",
     (``releases_dir/.pull``, HTTP ranges); files already here are not fetched again, and
     datasets pulled before stay. Raises ``ServerUnavailable`` or ``ReleaseIntegrityError``.
     """
-    from pydantic import ValidationError
-
     base = server.rstrip("/")
     listing = f"{base}/api/releases/{quote(ref, safe='')}/public"
     response = _request("GET", listing)
@@ -390,10 +389,6 @@ def download_predictions(server: str, token: str, submission: str | int, out_dir
     not fetched again. Raises ``ServerUnavailable`` (with the server's 401/403/404 answer) or
     ``ReleaseIntegrityError`` for a file whose array does not match its hash.
     """
-    import numpy as np
-
-    from evaluator.orchestrator.predictions import PredictionFile
-
     base = server.rstrip("/")
     headers = {"Authorization": f"Bearer {token}"}
     listing = f"{base}/api/predictions"

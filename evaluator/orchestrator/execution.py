@@ -23,8 +23,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import requests
+import urllib3
+
 from evaluator.core.errors import BenchError
 from evaluator.datasets.release import Release, Track
+from evaluator.jobs import TaskSettings, run_staged_job, stage_inputs
+from evaluator.orchestrator.predictions import keep_predictions
 from evaluator.runners import RunLimits, RunOutcome, run_container
 from evaluator.scoring import JobScore
 from evaluator.store import Claim, utcnow
@@ -105,8 +110,6 @@ def execute_claim(
     ``infra`` report carrying the error's message. With ``predictions_home``, a scored job's
     predictions are kept there for its owners (``predictions.keep_predictions``).
     """
-    from evaluator.jobs import TaskSettings, run_staged_job, stage_inputs
-
     t0 = time.perf_counter()
     started: dict[str, datetime] = {}
 
@@ -171,8 +174,6 @@ def execute_claim(
 
 def _keep_predictions(job_id: int, home: Path, kept: Path, score: Any) -> None:
     """Keep a scored job's predictions for its owners; a failure costs the download only."""
-    from evaluator.orchestrator.predictions import keep_predictions
-
     source = kept / "predictions.npy"
     if score is None or not score.predictions_sha256 or not source.is_file():
         return
@@ -196,8 +197,5 @@ def scrub_paths(message: str, home: Path) -> str:
 
 def _engine_error(error: BaseException) -> bool:
     """True for an error of talking to the engine (requests' or urllib3's connection family)."""
-    import requests
-    import urllib3
-
     return isinstance(error, requests.exceptions.RequestException
                       | urllib3.exceptions.HTTPError | ConnectionError)

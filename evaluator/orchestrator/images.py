@@ -504,6 +504,8 @@ def strip_tags(path: Path) -> None:
 
 def image_facts(client: Any, ref: str) -> ImageFacts:
     """Inspect an image on the engine; raises ``SubmissionRejected`` when it is not there."""
+    # why here: docker is the worker extra; the web app imports this module and never calls an
+    # engine
     from docker.errors import ImageNotFound, NotFound
 
     try:
@@ -545,6 +547,7 @@ def load_archive(client: Any, path: Path, facts: ArchiveFacts) -> ImageFacts:
 
     Raises ``SubmissionRejected`` when the engine refuses it (a broken layer, say).
     """
+    # why here: docker is the worker extra (see image_facts)
     from docker.errors import APIError, ImageLoadError
 
     try:
@@ -588,6 +591,7 @@ def ensure_image(client: Any, image_id: str, images_dir: Path, *, image_ref: str
     """
     if client is None:
         return "no Docker engine answers on this worker"
+    # why here: docker is the worker extra (see image_facts)
     from docker.errors import APIError, ImageNotFound
 
     try:

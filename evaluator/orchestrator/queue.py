@@ -64,6 +64,9 @@ def make_huey(url: str) -> Huey:
 
 
 def _queue_errors() -> tuple[type[BaseException], ...]:
+    # why here: huey imports redis only if it can, and the SQLite queue (the default) must work
+    # where redis cannot be imported (Python < 3.11.3 without async_timeout: the compose web
+    # app's user, tests/orchestrator/test_intake_service.py)
     import redis
 
     return (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,

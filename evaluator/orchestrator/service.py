@@ -16,6 +16,7 @@ import fcntl
 import logging
 import os
 import re
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -425,6 +426,8 @@ def _record(bench: Bench, *, by: Team | None, team_name: str | None, name: str,
 def _docker(client: Any) -> Any:
     if client is not None:
         return client
+    # why here: docker is the worker extra; the web app imports this module and registers no local
+    # image
     from evaluator.runners import docker_client
 
     return docker_client()
@@ -725,6 +728,7 @@ def register_image(bench: Bench, ref: str, *, name: str, description: str = "",
 
 
 def _present(client: Any, image_id: str) -> bool:
+    # why here: docker is the worker extra (see register_image)
     from docker.errors import ImageNotFound
 
     try:
@@ -1008,8 +1012,6 @@ def reevaluate(bench: Bench, release_ref: str, *, submission: str | int | None =
 def wait_for(bench: Bench, submission_id: int, *, timeout_s: float,
              poll_s: float = 1.0) -> SubmissionStatus:
     """Poll until a submission has no queued or running job; raises ``BenchError`` on timeout."""
-    import time
-
     deadline = time.monotonic() + timeout_s
     while True:
         status = get_status(bench, submission_id, logs=False)

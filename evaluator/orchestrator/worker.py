@@ -52,7 +52,7 @@ from evaluator.orchestrator.execution import (
 from evaluator.orchestrator.images import ensure_image
 from evaluator.orchestrator.queue import JobQueue
 from evaluator.orchestrator.registry import TokenSigner
-from evaluator.runners import RunLimits
+from evaluator.runners import EngineUnavailable, RunLimits, docker_client
 from evaluator.store import (
     Claim,
     DatabaseUnavailable,
@@ -207,8 +207,6 @@ class Worker:
 
     def docker(self) -> Any:
         """This worker's Docker client (created on first use; None while no engine answers)."""
-        from evaluator.runners import EngineUnavailable, docker_client
-
         with self._lock:
             if self._client is not None:
                 return self._client

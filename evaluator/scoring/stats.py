@@ -38,10 +38,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 from pydantic import BaseModel, ConfigDict
+from scipy.special import ndtr
 
 from evaluator.scoring.errors import ResultsTableError
 from evaluator.scoring.uncertainty import (
@@ -53,9 +55,6 @@ from evaluator.scoring.uncertainty import (
     paired_tests,
     skill_scores,
 )
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 DEFAULT_ALPHA = 0.05
 REQUIRED_COLUMNS = ("entry", "dataset", "mse")
@@ -165,8 +164,6 @@ class StatisticsReport(BaseModel):
 
 def _to_frame(results: pd.DataFrame | Iterable[Mapping[str, Any]], source: str) -> pd.DataFrame:
     """Return the results as a DataFrame with checked columns and no duplicate (entry, dataset)."""
-    import pandas as pd
-
     frame = results.copy() if isinstance(results, pd.DataFrame) else pd.DataFrame(list(results))
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
@@ -209,6 +206,8 @@ def _incomplete_reason(have: set[str], datasets: list[str], invalid: list[str]) 
 
 def dunn_bonferroni(groups: list[np.ndarray], labels: list[str]) -> PValueMatrix:
     """Run Dunn's test (tie-corrected) with Bonferroni adjustment between the given groups."""
+    # why here: scikit-posthocs takes ~2 s to import (statsmodels); every process that opens the
+    # store loads this module
     import scikit_posthocs as sp
 
     table = sp.posthoc_dunn([np.asarray(g, dtype=float) for g in groups], p_adjust="bonferroni")
@@ -242,6 +241,8 @@ def critical_difference(k: int, n_datasets: int, alpha: float) -> tuple[float, f
     q_alpha solves studentized range sf(q; k, ∞) = alpha (``studentized_range_sf_inf``, Brent's
     method to 1e-13), divided by √2.
     """
+    # why here: scipy.optimize loads ~200 modules; the CD diagram is the only user, and every
+    # process that opens the store loads this module
     from scipy.optimize import brentq
 
     def excess(q: float) -> float:
@@ -273,8 +274,6 @@ def studentized_range_sf_inf(q: np.ndarray, k: int) -> np.ndarray:
     ``studentized_range.sf(q, k, inf)`` is 1 - cdf with one adaptive quadrature per value
     (absolute tolerance ~1e-11): the same numbers, ~1 ms each instead of ~4 µs.
     """
-    from scipy.special import ndtr
-
     q = np.asarray(q, dtype=float)
     if q.size == 0:
         return np.zeros(q.shape)
@@ -304,6 +303,7 @@ def nemenyi_friedman(matrix: np.ndarray) -> np.ndarray:
     k, ∞) (Demšar 2006); the diagonal is 1. All pairs in one vectorised call; pairs with equal q
     share one evaluation.
     """
+    # why here: scipy.stats takes ~0.5 s to import (see dunn_bonferroni)
     from scipy.stats import rankdata
 
     n, k = matrix.shape
@@ -330,6 +330,7 @@ def _friedman(
         return None, f"Friedman needs at least 2 datasets, found {n_datasets}"
     if bool((np.ptp(matrix, axis=1) == 0).all()):
         return None, "every dataset has all entries tied: nothing to rank"
+    # why here: scipy.stats is slow to import (see dunn_bonferroni)
     from scipy.stats import friedmanchisquare, rankdata
 
     statistic, p_value = friedmanchisquare(*matrix.T)
@@ -470,6 +471,7 @@ def compute_statistics(
     elif np.ptp(matrix) == 0:
         status, reason = "not_enough", "every complete entry has the same MSE on every dataset"
     else:
+        # why here: scipy.stats is slow to import (see dunn_bonferroni)
         from scipy.stats import kruskal
 
         columns = [matrix[:, complete.index(e)] for e in order]

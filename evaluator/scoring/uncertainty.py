@@ -294,6 +294,8 @@ class RankBootstrap:
 
 def rank_with_ties(values: np.ndarray) -> np.ndarray:
     """Rank along the last axis, 1 = lowest; ties share the better rank (``min``)."""
+    # why here: scipy.stats takes ~0.5 s to import; every process that opens the store loads this
+    # module
     from scipy.stats import rankdata
 
     return rankdata(values, method="min", axis=-1).astype(np.int64)
@@ -406,6 +408,7 @@ def wilcoxon_pairs(d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     ``scipy.stats.wilcoxon``'s defaults (see module docstring); a row of only zeros gets
     statistic 0 and p = 1.
     """
+    # why here: scipy.stats is slow to import (see above)
     from scipy.stats import norm, rankdata
 
     d = np.atleast_2d(np.asarray(d, dtype=np.float64))

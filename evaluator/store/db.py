@@ -17,6 +17,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
@@ -185,8 +189,6 @@ def _first_line(error: BaseException) -> str:
 
 
 def _alembic_config(connection: Connection) -> Any:
-    from alembic.config import Config
-
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
@@ -195,9 +197,6 @@ def _alembic_config(connection: Connection) -> Any:
 
 def head_revision() -> str:
     """The newest migration revision this code knows."""
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     head = ScriptDirectory.from_config(config).get_current_head()
@@ -208,8 +207,6 @@ def head_revision() -> str:
 
 def current_revision(engine: Engine) -> str | None:
     """The database's schema revision, or None for an empty database."""
-    from alembic.runtime.migration import MigrationContext
-
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
@@ -274,8 +271,6 @@ def upgrade(engine: Engine, revision: str = "head") -> str:
 
     Returns the revision the database is at afterwards.
     """
-    from alembic import command
-
     with _migration_lock(engine), _migrating(engine) as connection:
         command.upgrade(_alembic_config(connection), revision)
     found = current_revision(engine)
@@ -284,8 +279,6 @@ def upgrade(engine: Engine, revision: str = "head") -> str:
 
 def downgrade(engine: Engine, revision: str) -> str | None:
     """Migrate the schema down to ``revision`` (``base`` empties it); returns the new revision."""
-    from alembic import command
-
     with _migration_lock(engine), _migrating(engine) as connection:
         command.downgrade(_alembic_config(connection), revision)
     return current_revision(engine)

@@ -6,6 +6,7 @@ Errors are ``{"error": "...", "status": N}`` with the matching HTTP status.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -15,6 +16,14 @@ from pydantic import BaseModel
 from evaluator.core.links import LINK_FIELDS, link_problem
 from evaluator.core.text import clean_text, name_problem
 from evaluator.core.vocabulary import INTERVAL_COLUMNS
+from evaluator.orchestrator import (
+    get_status,
+    publish_release,
+    reevaluate,
+    rerun,
+    submit_image_archive,
+    withdraw,
+)
 from evaluator.orchestrator.registry import SERVICE as REGISTRY_SERVICE
 from evaluator.orchestrator.registry import TOKEN_TTL_S, RegistryTokenOut
 from evaluator.orchestrator.service import (
@@ -49,6 +58,7 @@ from leaderboard.views.common import (
     csv_bytes,
     current_release,
     current_view,
+    json_body,
     model_json,
     output_format,
     public_url,
@@ -103,8 +113,6 @@ def openapi() -> Response:
 
 
 def _dumps(document: dict[str, Any]) -> bytes:
-    import json
-
     return json.dumps(document, indent=1).encode()
 
 
@@ -307,8 +315,6 @@ def submit() -> tuple[Response, int]:
     linux/amd64 image, is outside the team's namespace or was submitted before, 429 over the
     team's daily limit.
     """
-    from evaluator.orchestrator import submit_image_archive
-
     team = authenticated_team()
     name, description = _submission_name()
     links = _submission_links()
@@ -388,8 +394,6 @@ def entry_status(team: str, name: str) -> Response:
 
 
 def _status_response(ref: int | str) -> Response:
-    from evaluator.orchestrator import get_status
-
     team = authenticated_team()
     status = get_status(state().bench(), ref, by=team, logs=True)
     cap = state().config.log_cap_bytes
@@ -405,8 +409,6 @@ def withdrawal() -> Response:
     """Withdraw an entry of the token's team (every version, or one) from the leaderboard and
     the public pages; ``{"withdrawn": false}`` puts it back (admins only). 403 for another
     team's entry."""
-    from evaluator.orchestrator import withdraw
-
     team = authenticated_team()
     body: WithdrawIn = _body(WithdrawIn)
     report = withdraw(state().bench(), body.entry, version=body.version, by=team,
@@ -421,8 +423,6 @@ def withdrawal() -> Response:
 @api.post("/admin/reevaluate")
 def admin_reevaluate() -> Response:
     """Queue entries on a published release again (one submission, all, or the baselines)."""
-    from evaluator.orchestrator import reevaluate
-
     team = admin_team("re-evaluate")
     body: ReevaluateIn = _body(ReevaluateIn)
     chosen = sum([body.submission is not None, body.all, body.baselines])
@@ -438,8 +438,6 @@ def admin_reevaluate() -> Response:
 @api.post("/admin/rerun")
 def admin_rerun() -> Response:
     """Re-run an entry's jobs on a release (same image digest) to check it is reproducible."""
-    from evaluator.orchestrator import rerun
-
     team = admin_team("re-run an entry")
     body: RerunIn = _body(RerunIn)
     report = rerun(state().bench(), body.submission, release_ref=body.release, by=team)
@@ -461,8 +459,6 @@ def admin_hide(submission_id: int) -> Response:
 @api.post("/admin/releases")
 def admin_publish() -> Response:
     """Publish a built release (make it current) and queue the baselines on it."""
-    from evaluator.orchestrator import publish_release
-
     team = admin_team("publish a release")
     body: PublishIn = _body(PublishIn)
     report = publish_release(state().bench(), body.release, by=team,
@@ -472,7 +468,5 @@ def admin_publish() -> Response:
 
 
 def _body(model: Any) -> Any:
-    from leaderboard.views.common import json_body
-
     return json_body(model)
 

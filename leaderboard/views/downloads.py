@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, Response, jsonify, send_file
+from flask import Blueprint, Response, jsonify, request, send_file
 
 from evaluator.contract import JobLimits
 from evaluator.core.errors import BenchError
@@ -28,6 +28,7 @@ from evaluator.datasets.release import (
     check_files,
     partial_manifest,
 )
+from evaluator.orchestrator.predictions import list_predictions, prediction_file
 from leaderboard import data
 from leaderboard.db import db, state
 from leaderboard.errors import BadParameter, NotFoundError
@@ -89,10 +90,6 @@ def send_release_file(path: Path, sha256: str, name: str, *, max_age_s: int = 36
 @downloads.get("/predictions")
 def predictions_list() -> Response:
     """An entry's kept predictions on the hidden split; its own team and admins only."""
-    from flask import request
-
-    from evaluator.orchestrator.predictions import list_predictions
-
     team = authenticated_team()
     ref = (request.args.get("submission") or "").strip()
     if not ref:
@@ -104,8 +101,6 @@ def predictions_list() -> Response:
 @downloads.get("/predictions/<int:result_id>")
 def predictions_file(result_id: int) -> Response:
     """One result's predictions as ``.npy`` (float32, rows in test.h5ad order); owners only."""
-    from evaluator.orchestrator.predictions import prediction_file
-
     team = authenticated_team()
     entry, path = prediction_file(state().bench(), result_id, by=team)
     name = f"{entry.submission_id}-{entry.dataset}-{entry.track}-run{entry.run}.npy"

@@ -7,12 +7,20 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, render_template, request
+from markdown_it import MarkdownIt
+from sqlalchemy.exc import SQLAlchemyError
 
 from evaluator.contract import JobLimits
+from evaluator.orchestrator import get_status, withdraw
+from evaluator.orchestrator.estimates import TRIES_NOTE
 from evaluator.orchestrator.registry import registry_host
+from evaluator.store import current_release as stored_current
 from leaderboard import data
 from leaderboard.db import db, state, version
+from leaderboard.errors import BadParameter, Forbidden, NotFoundError, Unauthorized, WebError
 from leaderboard.filters import tissues
+from leaderboard.openapi import openapi_document
+from leaderboard.schemas import HealthOut
 from leaderboard.views.common import (
     cached_response,
     current_release,
@@ -67,8 +75,6 @@ def _owner_team(submission_id: int) -> tuple[Any, Any, bool]:
 
     An entry that is not public (hidden, withdrawn) answers 404 unless the token is its own
     team's or an admin's, as its GET page does: nobody learns it exists."""
-    from leaderboard.errors import Forbidden, NotFoundError, Unauthorized
-
     token = (request.form.get("token") or "").strip()
     meta = data.get_entry(db(), submission_id, include_hidden=True)
     try:
@@ -102,9 +108,6 @@ def entry_owner(submission_id: int) -> str:
 
 def _owner_page(submission_id: int, team: Any, own: bool, notice: str | None = None) -> str:
     """The entry page with the owner's part filled in for ``team``."""
-    from evaluator.orchestrator import get_status
-    from evaluator.orchestrator.estimates import TRIES_NOTE
-
     context = _entry_context(submission_id, private=own)
     owner: dict[str, Any] = {"team": team.name, "own": own, "jobs": [],
                              "admin": bool(team.is_admin), "notice": notice}
@@ -131,9 +134,6 @@ def entry_withdraw(submission_id: int) -> str:
     """Withdraw this version or every version of the entry (its team or an admin; the token
     is taken from the form, checked, not stored); an admin may put it back
     (``action=restore``). Answers the owner's view of the page."""
-    from evaluator.orchestrator import withdraw
-    from leaderboard.errors import BadParameter, Forbidden
-
     team, meta, own = _owner_team(submission_id)
     if not own:
         raise Forbidden(f"entry {meta.label}: expected a token of its own team or an admin, "
@@ -195,8 +195,6 @@ def contract_html() -> str | None:
 
     None only when the file is missing from an installation (the page then says so).
     """
-    from markdown_it import MarkdownIt
-
     if not CONTRACT_PATH.is_file():
         return None
     renderer = MarkdownIt("commonmark", {"html": False}).enable("table")
@@ -223,8 +221,6 @@ def guide() -> Response:
 @pages.get("/api")
 def api_reference() -> Response:
     """The API's endpoints, from the OpenAPI document."""
-    from leaderboard.openapi import openapi_document
-
     def build() -> dict[str, Any]:
         return {"doc": openapi_document(public_url() or "/"), "page": "api", **_common()}
 
@@ -236,12 +232,6 @@ def api_reference() -> Response:
 @pages.get("/healthz")
 def health() -> Response:
     """``{"status": "ok", "current_release": ...}`` when the database answers, else 503."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from evaluator.store import current_release as stored_current
-    from leaderboard.errors import WebError
-    from leaderboard.schemas import HealthOut
-
     try:
         record = stored_current(db())
     except SQLAlchemyError as error:

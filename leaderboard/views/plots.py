@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response
 
+from evaluator.scoring import report_cd_svg
 from leaderboard import plots as figures
 from leaderboard.db import db, state, version
 from leaderboard.views.common import cached_response, current_release, current_view
@@ -68,8 +69,6 @@ def spackle() -> Response:
 @plots.get("/cd.svg")
 def critical_difference() -> Response:
     """The Friedman/Nemenyi critical-difference diagram (Demšar 2006)."""
-    from evaluator.scoring import report_cd_svg
-
     view = current_view()
     board = state().board
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -107,11 +108,10 @@ def device(task: Task, *, warn: bool = True) -> str:
     because the model would otherwise train on the CPU without a word. Imports torch only
     when the task asks for ``cuda``.
     """
-    import sys
-
     if task.device != "cuda":
         return "cpu"
     try:
+        # why here: torch is optional in an author's image; only a task on cuda needs it
         import torch
     except ImportError:
         reason = "torch is not installed in this image"
@@ -143,11 +143,14 @@ def read_task(folder: Path | str | None = None) -> Task:
     missing = [k for k in _TASK_KEYS if k not in data]
     if missing:
         raise ContractViolation(f"{path}: expected keys {missing}, found them missing")
+    shape = tuple(int(x) for x in data["patch_shape"])
+    if len(shape) != 3:
+        raise ContractViolation(f"{path}: key 'patch_shape': expected [height, width, 3], "
+                                f"found {data['patch_shape']!r}")
     return Task(
         contract_version=int(data["contract_version"]), dataset=str(data["dataset"]),
         track=str(data["track"]), genes=[str(g) for g in data["genes"]],
-        n_test_spots=int(data["n_test_spots"]),
-        patch_shape=tuple(int(x) for x in data["patch_shape"]),  # type: ignore[arg-type]
+        n_test_spots=int(data["n_test_spots"]), patch_shape=shape,
         time_limit_s=float(data["time_limit_s"]), device=str(data["device"]),
         seed=int(data["seed"]),
     )
@@ -291,7 +294,7 @@ def read_patches(spots: Spots, rows: Any) -> np.ndarray:
         return np.asarray(patches[index])
     row_bytes = int(np.prod(patches.shape[1:]))
     out = np.empty((len(index), *patches.shape[1:]), dtype=np.uint8)
-    flat = memoryview(out.reshape(-1))
+    flat = out.reshape(-1).data
     breaks = np.flatnonzero(np.diff(index) != 1) + 1
     fd = os.open(patches.filename, os.O_RDONLY)
     try:

@@ -32,17 +32,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evaluator.completion import (
-    SpackleConfig,
-    adaptive_median_filter,
+from evaluator.completion import SpackleConfig, adaptive_median_filter
+from evaluator.completion.evaluation import (
     evaluate_completion,
     format_comparison,
     missing_fraction_sweep,
-    spot_data_from_anndata,
+    plot_sweep,
     summarize,
-    train_spackle,
 )
-from evaluator.completion.evaluation import plot_sweep
+from evaluator.completion.layers import spot_data_from_anndata
+from evaluator.completion.spackle import train_spackle
 from evaluator.datasets.synthetic import generate_dataset, preset_datasets
 from tests.benchmarks.harness import BenchRow, format_table, time_call
 from tests.completion.reference import loop_adaptive_median_filter

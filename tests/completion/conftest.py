@@ -18,6 +18,6 @@ def tiny_adata():
 @pytest.fixture(scope="session")
 def tiny_data(tiny_adata):
     """The SpaCKLE inputs of ``tiny_adata``: c_d_log1p, mask, grid, slides, splits."""
-    from evaluator.completion import spot_data_from_anndata
+    from evaluator.completion.layers import spot_data_from_anndata
 
     return spot_data_from_anndata(tiny_adata, "c_d_log1p", source=TINY_NAME)

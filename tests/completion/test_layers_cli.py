@@ -9,15 +9,13 @@ import numpy as np
 import pytest
 
 from evaluator.cli.app import main
-from evaluator.completion import (
-    CompletionInputError,
-    SpackleConfig,
-    adaptive_median_filter,
+from evaluator.completion import CompletionInputError, SpackleConfig, adaptive_median_filter
+from evaluator.completion import spackle as spackle_module
+from evaluator.completion.layers import (
     add_completion_layers,
     complete_anndata,
     spot_data_from_anndata,
 )
-from evaluator.completion import spackle as spackle_module
 from tests.conftest import build_test_release
 
 FAST = SpackleConfig(max_steps=8, val_every_steps=4, device="cpu")

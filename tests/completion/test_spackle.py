@@ -11,17 +11,12 @@ from evaluator.completion import (
     CheckpointError,
     CompletionInputError,
     SpackleConfig,
-    SpotData,
-    TrainedSpackle,
-    evaluate_completion,
     nearest_neighborhoods,
-    random_hidden_mask,
-    summarize,
-    train_or_load,
-    train_spackle,
 )
 from evaluator.completion import spackle as spackle_module
+from evaluator.completion.evaluation import evaluate_completion, random_hidden_mask, summarize
 from evaluator.completion.neighborhoods import PAD
+from evaluator.completion.spackle import SpotData, TrainedSpackle, train_or_load, train_spackle
 
 FAST = SpackleConfig(max_steps=12, val_every_steps=4, device="cpu")
 

@@ -243,7 +243,7 @@ def test_database_briefly_down_loses_no_result(
 
 
 def test_gpu_slots_hand_out_distinct_gpus(sqlite_bench_env: BenchEnv) -> None:
-    from evaluator.orchestrator import Worker, WorkerOptions
+    from evaluator.orchestrator.worker import Worker, WorkerOptions
 
     worker = Worker(sqlite_bench_env.settings(), WorkerOptions(name="g", gpus=(0, 1)))
     cpu = Worker(sqlite_bench_env.settings(), WorkerOptions(name="c"))

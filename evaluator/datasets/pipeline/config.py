@@ -30,8 +30,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from evaluator.core.errors import DatasetNotFound
 from evaluator.datasets.pipeline.errors import PipelineConfigError
-from evaluator.datasets.registry import get_dataset
+from evaluator.datasets.registry import get_dataset, spared_config
 
 # Bump when a step's computation changes: it is part of every processed dataset's fingerprint,
 # so `data update` re-processes what an older pipeline produced.
@@ -96,8 +97,6 @@ class PipelineConfig(BaseModel):
         """Fill the fields left out from SpaRED's own configuration of the dataset."""
         if not isinstance(data, dict) or "dataset" not in data:
             return data
-        from evaluator.core.errors import DatasetNotFound
-        from evaluator.datasets.registry import spared_config
 
         try:
             spared = spared_config(str(data["dataset"]))

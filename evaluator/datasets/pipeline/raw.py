@@ -156,7 +156,7 @@ def raw_from_anndata(adata: ad.AnnData, source: str,
     elif shape is None or patches.shape[1] != shape[0] * shape[1] * shape[2]:
         problems.append(f"uns['patch_shape']: expected [H, W, 3] matching the patches' "
                         f"{patches.shape[1]} columns, found {adata.uns.get('patch_shape')}")
-    if problems:
+    if problems or patches is None or shape is None:  # (either None is listed in problems)
         raise RawInputError(source, "not a usable raw dataset:\n" +
                             "\n".join(f"  - {p}" for p in problems))
     counts = _as_csr_counts(matrix, where, source)
@@ -171,5 +171,5 @@ def raw_from_anndata(adata: ad.AnnData, source: str,
                    spatial=np.asarray(spatial, dtype=np.float64),
                    patches=(patches if isinstance(patches, PatchRows)
                             else np.ascontiguousarray(np.asarray(patches))),
-                   patch_shape=shape,  # type: ignore[arg-type]
+                   patch_shape=shape,
                    source=source)

@@ -31,6 +31,7 @@ wall time and the process's peak resident memory during it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import resource
 import sys
@@ -38,28 +39,31 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict
+from tqdm import tqdm
 
+from evaluator.completion import SpackleConfig, adaptive_median_filter
 from evaluator.core.errors import SchemaError
+from evaluator.core.fsio import atomic_path
 from evaluator.core.visium import hex_neighbors
+from evaluator.datasets.patches import (
+    PatchRows,
+    check_processed_file,
+    write_h5ad_with_patches,
+)
 from evaluator.datasets.pipeline import steps
 from evaluator.datasets.pipeline.config import PIPELINE_VERSION, PipelineConfig, load_config
 from evaluator.datasets.pipeline.errors import PipelineError
 from evaluator.datasets.pipeline.inputs import input_fingerprint, read_raw
 from evaluator.datasets.pipeline.raw import RawData
-from evaluator.datasets.registry import get_dataset
+from evaluator.datasets.registry import get_dataset, spared_gene_lengths
 from evaluator.datasets.release import completion_config
 from evaluator.datasets.schema import PATCHES_KEY, SPATIAL_KEY
-
-if TYPE_CHECKING:
-    import anndata as ad
-
-    from evaluator.completion import SpackleConfig
 
 STEP_NAMES: tuple[str, ...] = (
     "filter_spots", "filter_genes", "drop_empty_spots", "tpm", "log1p", "median_filter",
@@ -172,8 +176,6 @@ class _Run:
 
     def __init__(self, raw: RawData, config: PipelineConfig,
                  on_step: Callable[[StepRecord], None] | None, progress: bool = False) -> None:
-        from tqdm import tqdm
-
         self.raw = raw
         self.config = config
         self.on_step = on_step
@@ -294,10 +296,6 @@ class _Best:
 def _rank_genes(run: _Run, progress: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                                       np.ndarray, np.ndarray]:
     """Steps 4-8; returns (selected positions, their Moran's I, all Moran's I, d_log1p, scale)."""
-    from tqdm import tqdm
-
-    from evaluator.completion import adaptive_median_filter
-
     config = run.config
     n, g, missing = run.shape()
     with run.clock.measure("tpm"):
@@ -398,8 +396,8 @@ def process_raw(
     (steps, gene blocks, SpaCKLE's training). Raises ``PipelineError`` when a
     step leaves too few spots or genes.
     """
-    import anndata as ad
-
+    # why here: ComBat needs scanpy or pyComBat (science extra, seconds to import); `data synth-raw`
+    # imports this package without running a step
     from evaluator.datasets.combat import combat_correct, pycombat_correct
 
     started = time.perf_counter()
@@ -499,7 +497,6 @@ def gene_lengths(raw: RawData, config: PipelineConfig) -> np.ndarray:
     """
     if config.gene_lengths == "input":
         return raw.var["gene_length"].to_numpy(dtype=np.float64)
-    from evaluator.datasets.registry import spared_gene_lengths
 
     table = spared_gene_lengths(config.organism or get_dataset(config.dataset).organism)
     ids = (raw.var["gene_ids"] if "gene_ids" in raw.var.columns else raw.var.index).astype(str)
@@ -532,7 +529,9 @@ def add_noisy_layers(adata: ad.AnnData) -> None:
 
 def _spackle(run: _Run, adata: ad.AnnData, cache_dir: Path, data_hash: str | None,
              progress: bool, train: np.ndarray, completion: SpackleConfig) -> None:
-    from evaluator.completion import add_completion_layers
+    # why here: SpaCKLE needs torch (the science extra); the other steps and `data synth-raw`
+    # (which imports this package) do not
+    from evaluator.completion.layers import add_completion_layers
 
     n, g, missing = run.shape()
     key = data_hash or _content_hash(adata)
@@ -550,8 +549,6 @@ def _spackle(run: _Run, adata: ad.AnnData, cache_dir: Path, data_hash: str | Non
 
 
 def _content_hash(adata: ad.AnnData) -> str:
-    import hashlib
-
     digest = hashlib.sha256()
     digest.update(np.ascontiguousarray(adata.layers["c_d_log1p"]).tobytes())
     digest.update(json.dumps([str(g) for g in adata.var_names]).encode())
@@ -579,13 +576,6 @@ def process_file(
     the schema with the registry's gene count before it is renamed into place. Raises
     ``RawInputError``, ``PipelineConfigError``, ``PipelineError``, ``SchemaError``.
     """
-    from evaluator.core.fsio import atomic_path
-    from evaluator.datasets.patches import (
-        PatchRows,
-        check_processed_file,
-        write_h5ad_with_patches,
-    )
-
     info = get_dataset(dataset)
     config = load_config(config_path, info.name)
     if mode is not None:

@@ -32,10 +32,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
+import h5py
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from tqdm import tqdm
 
 from evaluator.datasets.patches import PATCH_CHUNK_BYTES, NpyWriter, PatchRows, iter_row_chunks
 from evaluator.datasets.pipeline.errors import RawInputError
@@ -111,12 +113,12 @@ def _slide_files(folder: Path) -> dict[str, Path]:
     hires = folder / "spatial" / HIRES_NAME
     if not hires.is_file():
         missing.append(f"spatial/{HIRES_NAME}")
-    if missing:
+    if missing or positions is None:  # (a missing positions file is listed in missing)
         found = "no such folder" if not folder.is_dir() else f"no {', '.join(missing)}"
         raise RawInputError(folder, f"expected a Space Ranger output folder with {MATRIX_NAME},"
                             f" spatial/tissue_positions.csv, spatial/{SCALEFACTORS_NAME} and "
                             f"spatial/{HIRES_NAME}, found {found}")
-    return {"matrix": matrix, "positions": positions, "scalefactors": scalefactors,  # type: ignore[dict-item]
+    return {"matrix": matrix, "positions": positions, "scalefactors": scalefactors,
             "hires": hires}
 
 
@@ -148,8 +150,6 @@ def read_10x_h5(path: Path) -> tuple[sp.csr_matrix, np.ndarray, pd.DataFrame]:
     Only ``Gene Expression`` features are kept. ``var`` has ``gene_ids`` and ``gene_symbols``,
     indexed by the symbol made unique (``-1``, ``-2`` suffixes, as scanpy does).
     """
-    import h5py
-
     try:
         with h5py.File(path, "r") as h5:
             if "matrix" not in h5:
@@ -216,6 +216,7 @@ def read_scalefactors(path: Path) -> dict[str, float]:
 
 def read_image(path: Path) -> np.ndarray:
     """Read an image as uint8 RGB (H x W x 3); grey, RGBA and 16-bit images are converted."""
+    # why here: Pillow is the science extra, needed only to read a Space Ranger image
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -239,6 +240,7 @@ def iter_cut_patches(image: np.ndarray, centers_xy: np.ndarray, window_px: float
     white outside the image, resized to ``patch_size_px`` with bilinear interpolation. Rows
     come in chunks within ``budget_bytes``, so a slide's patches are never all in memory.
     """
+    # why here: Pillow is the science extra (see read_image)
     from PIL import Image
 
     side = max(1, round(window_px))
@@ -370,9 +372,11 @@ def read_sources(path: Path, *, progress: bool = False, work_dir: Path | None = 
     counts = _as_csr_counts(sp.vstack(blocks, format="csr"), MATRIX_NAME, str(path))
     side = sources.patch_size_px
     patch_parts = [p[4] for p in parts]
-    patches = (PatchRows([q for part in patch_parts for q in part.parts], side * side * 3)
-               if all(isinstance(p, PatchRows) for p in patch_parts)
-               else np.concatenate(patch_parts))
+    on_disk = [p for p in patch_parts if isinstance(p, PatchRows)]
+    patches: np.ndarray | PatchRows = (
+        PatchRows([q for part in on_disk for q in part.parts], side * side * 3)
+        if len(on_disk) == len(patch_parts)
+        else np.concatenate([np.asarray(p) for p in patch_parts]))
     return RawData(counts=counts, obs=obs, var=var,
                    spatial=np.concatenate([p[3] for p in parts]),
                    patches=patches, patch_shape=(side, side, 3), source=str(path))
@@ -381,8 +385,6 @@ def read_sources(path: Path, *, progress: bool = False, work_dir: Path | None = 
 def _iter_slides(root: Path, sources: SourcesFile, progress: bool, work_dir: Path | None
                  ) -> Iterator[tuple[sp.csr_matrix, pd.DataFrame, pd.DataFrame, np.ndarray,
                                      np.ndarray | PatchRows]]:
-    from tqdm import tqdm
-
     for i, slide in enumerate(tqdm(sources.slides, desc="reading Space Ranger slides",
                                    unit="slide", disable=not progress)):
         yield read_slide(root / slide.path, slide, patch_size_px=sources.patch_size_px,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 from typing import Any, Literal
 
+import anndata as ad
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -39,7 +40,8 @@ def missing_fraction(counts: sp.spmatrix | np.ndarray) -> float:
     n = counts.shape[0] * counts.shape[1]
     if n == 0:
         return 0.0
-    nonzero = counts.count_nonzero() if sp.issparse(counts) else np.count_nonzero(counts)
+    nonzero = (counts.count_nonzero() if isinstance(counts, sp.spmatrix | sp.sparray)
+               else np.count_nonzero(counts))
     return 1.0 - nonzero / n
 
 
@@ -98,7 +100,8 @@ def tpm(counts: np.ndarray | sp.spmatrix, gene_length: np.ndarray,
     """
     if scale is None:
         scale = tpm_scale(counts, gene_length)
-    per_length = (counts.multiply(1.0 / gene_length[None, :]).toarray() if sp.issparse(counts)
+    per_length = (counts.multiply(1.0 / gene_length[None, :]).toarray()
+                  if isinstance(counts, sp.spmatrix | sp.sparray)
                   else np.asarray(counts, dtype=np.float64) / gene_length[None, :])
     return (per_length * scale[:, None]).astype(np.float32)
 
@@ -132,6 +135,7 @@ def spared_knn_graph(spatial: np.ndarray, slide_codes: npt.ArrayLike, n_neighs: 
     Block-diagonal over slides (``slide_codes``, integer per spot). Raises ``ValueError``
     when a slide has ``n_neighs`` spots or fewer (squidpy fails there too).
     """
+    # why here: scikit-learn (science extra, ~1.5 s to import) only for this graph
     from sklearn.neighbors import NearestNeighbors
 
     xy = np.asarray(spatial, dtype=np.float64)
@@ -155,6 +159,7 @@ def spared_knn_graph(spatial: np.ndarray, slide_codes: npt.ArrayLike, n_neighs: 
 
 
 def _squidpy() -> Any:
+    """Import squidpy (science extra, ~5 s) when a step first needs it, its warnings silenced."""
     with warnings.catch_warnings():
         # squidpy's docstring templating emits SyntaxWarnings at import; they are harmless.
         warnings.simplefilter("ignore")
@@ -171,8 +176,6 @@ def morans_i(values: np.ndarray, adjacency: sp.spmatrix) -> np.ndarray:
     the row-normalized weights. A gene constant on the slide has no I: NaN — also when it is
     constant only up to rounding (``numerically_constant``), where I would measure float noise.
     """
-    import anndata as ad
-
     sq = _squidpy()
     if values.shape[1] == 0:
         return np.zeros(0)

@@ -21,10 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
+import anndata as ad
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from evaluator.completion import SpackleConfig
 from evaluator.core.errors import DatasetNotFound
 from evaluator.core.fsio import atomic_write_json, sha256_file
 from evaluator.core.settings import Settings
@@ -42,9 +44,6 @@ from evaluator.datasets.release import (
     completion_from_settings,
     list_releases,
 )
-
-if TYPE_CHECKING:
-    from evaluator.completion import SpackleConfig
 
 STATE_SUFFIX = ".state.json"
 CONFIG_SUFFIXES = (".config.json", ".config.toml")
@@ -283,7 +282,6 @@ def update_datasets(
         report = process_file(source.input_path, source.dataset, output,
                               cache_dir=settings.cache_dir, config_path=source.config_path,
                               progress=progress, on_step=step_cb, completion=completion)
-        import anndata as ad
 
         written = ad.read_h5ad(output, backed="r")
         genes = [str(g) for g in written.var_names]
