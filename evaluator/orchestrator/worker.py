@@ -56,6 +56,7 @@ from evaluator.runners import EngineUnavailable, RunLimits, docker_client
 from evaluator.store import (
     Claim,
     DatabaseUnavailable,
+    FailureKind,
     beat_worker,
     claim_job,
     complete_job,
@@ -393,7 +394,7 @@ class Worker:
             log.info("job %s: succeeded (mse %.4f)%s", claim.job_id, score.metrics.mse,
                      "" if stored else "; a result was already stored, this one is dropped")
         else:
-            kind = "model" if report.kind == "model" else "infra"
+            kind: FailureKind = "model" if report.kind == "model" else "infra"
             outcome = with_retry(
                 self.engine,
                 lambda s: fail_job(s, claim, kind, report.message, outcome=report.status,

@@ -26,6 +26,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from tests.benchmarks.harness import BenchRow
@@ -53,10 +54,8 @@ def _build(client: Any, dockerfile: str, files: dict[str, bytes]) -> str:
 
 def run(quick: bool = False) -> list[BenchRow]:
     """Measure the three routes; return the table's rows."""
-    import requests
-
     from evaluator.runners import docker_client
-    from tests.orchestrator.served import free_port, served_app
+    from tests.orchestrator.served import registry_service
 
     client = docker_client()
     source = "spared-bench/baseline-mean:1" if quick else "spared-bench/baseline-cnn-delta:1"
@@ -70,72 +69,54 @@ def run(quick: bool = False) -> list[BenchRow]:
     with tempfile.TemporaryDirectory(prefix="bench-registry-") as tmp:
         home = Path(tmp) / "home"
         home.mkdir()
-        port = free_port()
-        host = f"127.0.0.1:{port}"
-        env = {**os.environ, "SPARED_BENCH_HOME": str(home), "SPARED_BENCH_PROGRESS": "0",
-               "SPARED_BENCH_REGISTRY_URL": f"http://{host}",
-               "SPARED_BENCH_DAILY_SUBMISSIONS": "100"}
+        bench_env = SimpleNamespace(home=home, env={
+            **os.environ, "SPARED_BENCH_HOME": str(home), "SPARED_BENCH_PROGRESS": "0",
+            "SPARED_BENCH_DAILY_SUBMISSIONS": "100"})
         storage = home / "registry" / "storage"
-        with served_app(env, home) as url, open(home / "registry.log", "wb") as log:
-            registry = subprocess.Popen(
-                [CLI, "registry", "serve", "--listen", host, "--realm",
-                 f"{url}/api/registry/token"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
-            try:
-                deadline = time.monotonic() + 30
-                while True:
-                    with contextlib.suppress(requests.ConnectionError):
-                        if requests.get(f"http://{host}/v2/", timeout=2).status_code == 401:
-                            break
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("the registry did not start")
-                    time.sleep(0.2)
-                subprocess.run([CLI, "team", "create", "bench"], env=env, check=True,
-                               capture_output=True)
-                token = subprocess.run([CLI, "team", "token", "bench"], env=env, check=True,
-                                       capture_output=True, text=True).stdout.strip()
-                author = {**env, "SPARED_BENCH_TOKEN": token}
+        with registry_service(bench_env) as (url, _, env):
+            subprocess.run([CLI, "team", "create", "bench"], env=env, check=True,
+                           capture_output=True)
+            token = subprocess.run([CLI, "team", "token", "bench"], env=env, check=True,
+                                   capture_output=True, text=True).stdout.strip()
+            author = {**env, "SPARED_BENCH_TOKEN": token}
 
-                def submit(image: str, name: str, *extra: str) -> tuple[float, str]:
-                    start = time.perf_counter()
-                    done = subprocess.run([CLI, "submit", image, "--name", name, "--server",
-                                           url, *extra], env=author, capture_output=True,
-                                          text=True, timeout=3600)
-                    elapsed = time.perf_counter() - start
-                    if done.returncode != 0 and "already submitted" not in done.stderr:
-                        raise RuntimeError(done.stderr[-2000:])
-                    return elapsed, done.stderr
+            def submit(image: str, name: str, *extra: str) -> tuple[float, str]:
+                start = time.perf_counter()
+                done = subprocess.run([CLI, "submit", image, "--name", name, "--server",
+                                       url, *extra], env=author, capture_output=True,
+                                      text=True, timeout=3600)
+                elapsed = time.perf_counter() - start
+                if done.returncode != 0 and "already submitted" not in done.stderr:
+                    raise RuntimeError(done.stderr[-2000:])
+                return elapsed, done.stderr
 
-                archive_bytes = sum(len(c) for c in client.images.get(archived).save(
-                    chunk_size=1 << 20))
-                archive_s, _ = submit(archived, "archive", "--archive")
-                rows.append(BenchRow("registry", "archive upload (reference)", archive_s, "s",
-                                     note=f"{archive_bytes / 1e6:.0f} MB sent"))
-                before = _tree_bytes(storage)
-                push_s, err = submit(first, "pushed")
-                sent = _tree_bytes(storage) - before
-                rows.append(BenchRow("registry", "first push + submit", push_s, "s",
-                                     archive_s, "archive upload",
-                                     note=f"{sent / 1e6:.0f} MB stored; "
-                                          f"{err.strip().splitlines()[-1][:60]}"))
-                before = _tree_bytes(storage)
-                v2_s, err = submit(second, "pushed")
-                v2_sent = _tree_bytes(storage) - before
-                rows.append(BenchRow("registry", "version 2 (one new layer)", v2_s, "s",
-                                     archive_s, "archive upload",
-                                     note=f"{v2_sent / 1e3:.0f} kB stored, "
-                                          f"{v2_sent / archive_bytes:.5f}x the archive"))
-                refused_s, err = submit(first, "again")
-                rows.append(BenchRow("registry", "known image refused (precheck)", refused_s,
-                                     "s", archive_s, "archive upload",
-                                     note="no upload" if "pushing" not in err else "pushed!"))
-                refused_archive_s, _ = submit(archived, "again", "--archive")
-                rows.append(BenchRow("registry", "known image refused (archive route)",
-                                     refused_archive_s, "s", archive_s, "archive upload",
-                                     note="after the whole upload"))
-            finally:
-                registry.terminate()
-                registry.wait(timeout=30)
+            archive_bytes = sum(len(c) for c in client.images.get(archived).save(
+                chunk_size=1 << 20))
+            archive_s, _ = submit(archived, "archive", "--archive")
+            rows.append(BenchRow("registry", "archive upload (reference)", archive_s, "s",
+                                 note=f"{archive_bytes / 1e6:.0f} MB sent"))
+            before = _tree_bytes(storage)
+            push_s, err = submit(first, "pushed")
+            sent = _tree_bytes(storage) - before
+            rows.append(BenchRow("registry", "first push + submit", push_s, "s",
+                                 archive_s, "archive upload",
+                                 note=f"{sent / 1e6:.0f} MB stored; "
+                                      f"{err.strip().splitlines()[-1][:60]}"))
+            before = _tree_bytes(storage)
+            v2_s, err = submit(second, "pushed")
+            v2_sent = _tree_bytes(storage) - before
+            rows.append(BenchRow("registry", "version 2 (one new layer)", v2_s, "s",
+                                 archive_s, "archive upload",
+                                 note=f"{v2_sent / 1e3:.0f} kB stored, "
+                                      f"{v2_sent / archive_bytes:.5f}x the archive"))
+            refused_s, err = submit(first, "again")
+            rows.append(BenchRow("registry", "known image refused (precheck)", refused_s,
+                                 "s", archive_s, "archive upload",
+                                 note="no upload" if "pushing" not in err else "pushed!"))
+            refused_archive_s, _ = submit(archived, "again", "--archive")
+            rows.append(BenchRow("registry", "known image refused (archive route)",
+                                 refused_archive_s, "s", archive_s, "archive upload",
+                                 note="after the whole upload"))
     for image in (second, first, archived):
         with contextlib.suppress(Exception):
             client.images.remove(image, force=True)
