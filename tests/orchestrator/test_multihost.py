@@ -154,3 +154,56 @@ def test_two_hosts_without_a_shared_disk_one_killed_mid_job(
             assert binds == {"/sys/fs/cgroup"}, mounts
             assert not any(str(env.home) in m.get("Source", "") for m in mounts)
         assert os.path.isdir(env.home / "releases")  # the service's own, untouched by hosts
+
+
+@pytest.mark.parametrize("bench_env", ["postgres+redis"], indirect=True)
+def test_compose_worker_node_needs_only_urls(bench_env: BenchEnv, small_release: Any,
+                                             build_image: Any, host_image: str,
+                                             docker_engine: Any, tmp_path: Path) -> None:
+    """compose.worker.yaml, as a node with nothing else of the stack runs it (its `cpu`
+    profile; the `gpu` one differs by the GPU reservation): a pushed submission's jobs run
+    there with the store, queue, service and registry reached by URL only."""
+    env = bench_env
+    bench = publish_small(env, small_release)
+    image = build_image("ok", nonce="compose-node")
+    node_home = tmp_path / "node-home"
+    project = f"sbnode{uuid.uuid4().hex[:6]}"
+    with registry_service(env) as (url, _, service_env):
+        assert subprocess.run([CLI, "team", "create", "lab"], env=service_env,
+                              capture_output=True, timeout=60).returncode == 0
+        token = subprocess.run([CLI, "team", "token", "lab"], env=service_env,
+                               capture_output=True, text=True, timeout=60).stdout.strip()
+        made = subprocess.run([CLI, "workers", "add", "node-1"], env=service_env,
+                              capture_output=True, text=True, timeout=60)
+        assert made.returncode == 0, made.stderr
+        sent = subprocess.run([CLI, "submit", image, "--name", "node", "--server", url,
+                               "--json"], env={**service_env, "SPARED_BENCH_TOKEN": token},
+                              capture_output=True, text=True, timeout=600)
+        assert sent.returncode == 0, sent.stderr
+        receipt = json.loads(sent.stdout)
+        docker_engine.images.remove(image, force=True)
+        node_env = {**os.environ, "DATABASE_URL": env.database_url,
+                    "QUEUE_URL": env.queue_url, "SPARED_BENCH_SERVER": url,
+                    "SPARED_BENCH_WORKER_TOKEN": made.stdout.strip(),
+                    "SPARED_WORKER_NAME": "node-1", "SPARED_WORKER_HOME": str(node_home),
+                    "SPARED_WORKER_NETWORK": "host"}
+        compose = ["docker-compose", "-p", project, "-f", str(REPO / "compose.worker.yaml"),
+                   "--profile", "cpu"]
+        try:
+            up = subprocess.run([*compose, "up", "-d"], env=node_env, capture_output=True,
+                                text=True, timeout=300)
+            assert up.returncode == 0, up.stderr
+            final = wait_for(bench, receipt["submission_id"], timeout_s=300, poll_s=1)
+            logs = subprocess.run([*compose, "logs", "--tail", "40"], env=node_env,
+                                  capture_output=True, text=True, timeout=60).stdout
+            assert final.counts == {"succeeded": 2}, logs
+        finally:
+            subprocess.run([*compose, "down", "-v"], env=node_env, capture_output=True,
+                           timeout=300)
+    with session_scope(bench.engine) as session:
+        jobs = session.exec(select(Job).where(
+            Job.submission_id == receipt["submission_id"])).all()
+    assert {j.worker for j in jobs} == {"node-1"}
+    # Its files came by content address into its own folder, never from the service's.
+    assert (node_home / "worker-cache" / "blobs").is_dir()
+    assert not (node_home / "releases").exists()
