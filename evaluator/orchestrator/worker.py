@@ -301,9 +301,12 @@ class Worker:
 
         with _Heartbeat(self, claim, self.options.heartbeat_s):
             client = self.docker()
+            image_t0 = time.perf_counter()
             problem = ensure_image(client, claim.image_digest, self.images_dir,
                                    image_ref=claim.image_ref,
                                    registry_token=self._registry_token())
+            # pulling from the registry or loading an archive; ~0 when the engine has it
+            image_fetch_s = time.perf_counter() - image_t0
             if problem is not None:
                 report = ExecutionReport("infra", "image_missing", problem)
             else:
@@ -325,6 +328,7 @@ class Worker:
         report.message = scrub_paths(report.message, self.settings.home)
         report.timings["queue_wait_s"] = queue_wait_s
         report.timings["worker_s"] = time.perf_counter() - t0
+        report.timings["image_fetch_s"] = image_fetch_s
         return report
 
     def _registry_token(self) -> Callable[[str], str] | None:
