@@ -394,6 +394,15 @@ def simulate_tissue(info: DatasetInfo, total: int, model: _DatasetModel,
                            stain=np.concatenate(stain_parts), log_mean=log_mean)
 
 
+def patch_side_and_spots(info: DatasetInfo, size: SizeName, patch_size: int | None,
+                         max_spots: int | None) -> tuple[int, int]:
+    """The patch side (px) and spot count of a synthetic dataset: the size preset's, unless
+    given; never more spots than the real dataset has."""
+    preset = SIZE_PRESETS[size]
+    cap = max_spots if max_spots is not None else preset.max_spots
+    return patch_size or preset.patch_size, min(info.spots, cap) if cap else info.spots
+
+
 def generate_dataset(
     name: str,
     size: SizeName = "tiny",
@@ -430,10 +439,7 @@ def synthesize_dataset(
     from evaluator.datasets.combat import combat_correct
 
     info = get_dataset(name)
-    preset = SIZE_PRESETS[size]
-    side = patch_size or preset.patch_size
-    cap = max_spots if max_spots is not None else preset.max_spots
-    total = min(info.spots, cap) if cap else info.spots
+    side, total = patch_side_and_spots(info, size, patch_size, max_spots)
     rng = dataset_rng(info.name, seed)
     model = _dataset_model(info.genes, rng)
     tissue = simulate_tissue(info, total, model, rng)

@@ -39,7 +39,6 @@ from evaluator.datasets.registry import get_dataset, spared_gene_lengths
 from evaluator.datasets.synthetic import (
     N_DOMAINS,
     N_FIELDS,
-    SIZE_PRESETS,
     SPOTS_PER_VISIUM_SLIDE,
     SizeName,
     _calibrate_counts,
@@ -47,6 +46,7 @@ from evaluator.datasets.synthetic import (
     _sample_counts,
     assign_splits,
     iter_patches,
+    patch_side_and_spots,
     simulate_tissue,
     with_patches,
     write_datasets,
@@ -154,10 +154,7 @@ def synthesize_raw_dataset(
 ) -> tuple[ad.AnnData, Iterator[np.ndarray]]:
     """Return a raw synthetic dataset without its patches, and the patches as chunks of rows."""
     info = get_dataset(name)
-    preset = SIZE_PRESETS[size]
-    side = patch_size or preset.patch_size
-    cap = max_spots if max_spots is not None else preset.max_spots
-    kept = min(info.spots, cap) if cap else info.spots
+    side, kept = patch_side_and_spots(info, size, patch_size, max_spots)
     rng = raw_rng(info.name, seed)
     room = len(assign_splits(info)) * SPOTS_PER_VISIUM_SLIDE - kept
     n_low = int(min(room, max(2, round(LOW_QUALITY_FRACTION * kept))))

@@ -37,25 +37,15 @@ from evaluator.core.text import clean_text
 from evaluator.datasets.release import Release, Track
 from evaluator.jobs.errors import JobError, OutputError
 from evaluator.jobs.staging import Purpose, StagedInputs, TaskSettings, stage_inputs
-from evaluator.runners import RunLimits, RunOutcome, run_container, run_local
+from evaluator.runners import RunLimits, RunOutcome, RunStatus, run_container, run_local
 from evaluator.runners.jobfs import remove_tree
 from evaluator.scoring import JobScore, PredictionError, load_predictions, score_predictions
 from evaluator.scoring.truth import TruthSet, load_truth, truth_from_arrays
 
 log = logging.getLogger(__name__)
 
-JobStatus = Literal[
-    "succeeded",
-    "image_missing",
-    "image_invalid",
-    "exit_nonzero",
-    "timed_out",
-    "out_of_memory",
-    "output_missing",
-    "output_invalid",
-    "engine_unavailable",
-    "scoring_failed",
-]
+# A job's statuses: the runner's, and scoring's own failure.
+JobStatus = RunStatus | Literal["scoring_failed"]
 
 LOCAL_RUNNER_WARNING = (
     "WARNING: the local runner runs the command as a plain process with NO isolation: it can "
