@@ -27,12 +27,12 @@ import re
 import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import numpy as np
 import requests
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from evaluator.contract import JobLimits
 from evaluator.core.errors import BenchError, ReleaseIntegrityError
@@ -60,6 +60,7 @@ from evaluator.orchestrator.service import (
 )
 from evaluator.store import WorkersReport
 
+M = TypeVar("M", bound=BaseModel)
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 600.0
 
@@ -71,6 +72,19 @@ def _error(url: str, response: Any) -> ServerUnavailable:
         detail = response.text[:300] or response.reason
     return ServerUnavailable(f"server {url}: expected success, found HTTP "
                              f"{response.status_code}: {detail}")
+
+
+def _answer(url: str, response: Any, model: type[M], what: str,
+            ok: tuple[int, ...] = (200,)) -> M:
+    """The server's answer as ``model``; ``ServerUnavailable`` for another status (with the
+    server's message) or a body that is not ``what``."""
+    if response.status_code not in ok:
+        raise _error(url, response)
+    try:
+        return model.model_validate(response.json())
+    except (ValueError, ValidationError) as error:
+        raise ServerUnavailable(f"server {url}: expected {what}, found something else "
+                                f"({str(error)[:200]})") from error
 
 
 def _request(method: str, url: str, **kwargs: Any) -> Any:
@@ -98,9 +112,7 @@ def post_submission(server: str, token: str, chunks: Iterable[bytes] | None = No
         headers["Content-Type"] = "application/x-tar"
     response = _request("POST", url, params=params,
                         data=iter(chunks) if chunks is not None else None, headers=headers)
-    if response.status_code not in (200, 201):
-        raise _error(url, response)
-    return SubmissionReceipt.model_validate(response.json())
+    return _answer(url, response, SubmissionReceipt, "a submission receipt", ok=(200, 201))
 
 
 def get_registry_info(server: str, token: str) -> RegistryInfo | None:
@@ -109,9 +121,7 @@ def get_registry_info(server: str, token: str) -> RegistryInfo | None:
     response = _request("GET", url, headers={"Authorization": f"Bearer {token}"})
     if response.status_code == 404:
         return None
-    if response.status_code != 200:
-        raise _error(url, response)
-    return RegistryInfo.model_validate(response.json())
+    return _answer(url, response, RegistryInfo, "the registry's address")
 
 
 def precheck_submission(server: str, token: str, *, name: str,
@@ -120,9 +130,7 @@ def precheck_submission(server: str, token: str, *, name: str,
     url = server.rstrip("/") + "/api/submissions/precheck"
     response = _request("GET", url, params={"name": name, "image_id": image_id},
                         headers={"Authorization": f"Bearer {token}"})
-    if response.status_code != 200:
-        raise _error(url, response)
-    return PrecheckReport.model_validate(response.json())
+    return _answer(url, response, PrecheckReport, "a precheck report")
 
 
 def get_submission_status(server: str, token: str, submission: str | int) -> SubmissionStatus:
@@ -132,9 +140,7 @@ def get_submission_status(server: str, token: str, submission: str | int) -> Sub
     ref = "/".join(quote(part, safe="") for part in ref.split("/", 1))
     url = f"{server.rstrip('/')}/api/submissions/{ref}"
     response = _request("GET", url, headers={"Authorization": f"Bearer {token}"})
-    if response.status_code != 200:
-        raise _error(url, response)
-    return SubmissionStatus.model_validate(response.json())
+    return _answer(url, response, SubmissionStatus, "a submission status")
 
 
 def post_withdrawal(server: str, token: str, entry: str, *, version: int | None = None,
@@ -145,22 +151,13 @@ def post_withdrawal(server: str, token: str, entry: str, *, version: int | None 
     response = _request("POST", url, json={"entry": str(entry), "version": version,
                                            "withdrawn": withdrawn},
                         headers={"Authorization": f"Bearer {token}"})
-    if response.status_code != 200:
-        raise _error(url, response)
-    return WithdrawReport.model_validate(response.json())
+    return _answer(url, response, WithdrawReport, "a withdrawal report")
 
 
 def fetch_limits(server: str) -> JobLimits:
     """The job limits a service publishes (``GET <URL>/api/limits``); ``ServerUnavailable``."""
     url = server.rstrip("/") + "/api/limits"
-    response = _request("GET", url)
-    if response.status_code != 200:
-        raise _error(url, response)
-    try:
-        return JobLimits.model_validate(response.json())
-    except (ValueError, ValidationError) as error:
-        raise ServerUnavailable(f"server {url}: expected the job limits, found something "
-                                f"else ({str(error)[:200]})") from error
+    return _answer(url, _request("GET", url), JobLimits, "the job limits")
 
 
 PULL_CHUNK_BYTES = 1 << 20
@@ -180,14 +177,8 @@ def pull_release(server: str, releases_dir: Path, *, ref: str = "current",
     """
     base = server.rstrip("/")
     listing = f"{base}/api/releases/{quote(ref, safe='')}/public"
-    response = _request("GET", listing)
-    if response.status_code != 200:
-        raise _error(listing, response)
-    try:
-        offered = ReleaseManifest.model_validate(response.json())
-    except (ValueError, ValidationError) as error:
-        raise ServerUnavailable(f"server {listing}: expected a release manifest, found "
-                                f"something else ({str(error)[:200]})") from error
+    offered = _answer(listing, _request("GET", listing), ReleaseManifest,
+                      "a release manifest")
     _check_offer(listing, offered)
     if datasets:
         unknown = sorted(set(datasets) - set(offered.datasets))
@@ -326,26 +317,16 @@ def fetch_registry_token(server: str, token: str, repository: str) -> str:
     url = f"{server.rstrip('/')}/api/worker/registry-token"
     response = _request("GET", url, params={"repository": repository},
                         headers=_worker_headers(token))
-    if response.status_code != 200:
-        raise _error(url, response)
-    return str(RegistryTokenOut.model_validate(response.json()).token)
+    return _answer(url, response, RegistryTokenOut, "a registry token").token
 
 
 def fetch_release_manifest(server: str, token: str, ref: str) -> ReleaseManifest:
     """A published release's whole manifest for a worker (``GET /api/worker/releases/<ref>``,
     worker token); ``ServerUnavailable`` for an answer that is not one, or whose names would
     write outside a release folder."""
-    from pydantic import ValidationError
-
     url = f"{server.rstrip('/')}/api/worker/releases/{quote(ref, safe='')}"
-    response = _request("GET", url, headers=_worker_headers(token))
-    if response.status_code != 200:
-        raise _error(url, response)
-    try:
-        manifest = ReleaseManifest.model_validate(response.json())
-    except (ValueError, ValidationError) as error:
-        raise ServerUnavailable(f"server {url}: expected a release manifest, found "
-                                f"something else ({str(error)[:200]})") from error
+    manifest = _answer(url, _request("GET", url, headers=_worker_headers(token)),
+                       ReleaseManifest, "a release manifest")
     if not re.fullmatch(r"[0-9a-f]{64}", manifest.release_id):
         raise ServerUnavailable(f"server {url}: expected a release id of 64 hex digits, "
                                 f"found {manifest.release_id[:80]!r}")
@@ -366,18 +347,10 @@ def blob_url(server: str, sha256: str) -> str:
 
 def fetch_workers(server: str, token: str, *, lease_s: float = 60.0) -> WorkersReport:
     """The service's workers (``GET /api/admin/workers``, an admin token); ``ServerUnavailable``."""
-    from pydantic import ValidationError
-
     url = server.rstrip("/") + "/api/admin/workers"
     response = _request("GET", url, params={"lease_s": lease_s},
                         headers={"Authorization": f"Bearer {token}"})
-    if response.status_code != 200:
-        raise _error(url, response)
-    try:
-        return WorkersReport.model_validate(response.json())
-    except (ValueError, ValidationError) as error:
-        raise ServerUnavailable(f"server {url}: expected the workers, found something else "
-                                f"({str(error)[:200]})") from error
+    return _answer(url, response, WorkersReport, "the workers")
 
 
 def download_predictions(server: str, token: str, submission: str | int, out_dir: Path,
