@@ -19,6 +19,7 @@ import numpy as np
 from evaluator.completion.errors import CompletionInputError
 from evaluator.completion.median import adaptive_median_filter
 from evaluator.completion.spackle import SpotData, TrainedSpackle
+from evaluator.core.splits import hidden_mask
 
 Method = Literal["median", "spackle"]
 FIG4_FRACTIONS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
@@ -53,11 +54,8 @@ def hidden_split_spots(data: SpotData) -> np.ndarray:
     """Return a bool array of the spots to evaluate on: ``test``, else ``val``, else all."""
     if data.split is None:
         return np.ones(data.n_spots, dtype=bool)
-    split = data.split.astype(str)
-    for name in ("test", "val"):
-        if (split == name).any():
-            return split == name
-    return np.ones(data.n_spots, dtype=bool)
+    spots = hidden_mask(data.split)
+    return spots if spots.any() else np.ones(data.n_spots, dtype=bool)
 
 
 def random_hidden_mask(mask: np.ndarray, spots: np.ndarray, rho: float,

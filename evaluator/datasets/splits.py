@@ -7,34 +7,20 @@ agree with it for every file that passes ``split_table_problems``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Literal
-
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
 from evaluator.core.errors import SchemaProblem
 
+# the rule itself is core's (SpaCKLE's evaluation, below the datasets, uses it too)
+from evaluator.core.splits import hidden_mask as hidden_mask
+from evaluator.core.splits import hidden_split_name as hidden_split_name
+
 # SPLIT_NAMES and SplitName are the registry's (its SplitTable needs them); re-exported here
 from evaluator.datasets.registry import SPLIT_NAMES as SPLIT_NAMES
 from evaluator.datasets.registry import SplitName as SplitName
 from evaluator.datasets.registry import SplitTable
-
-
-def hidden_split_name(splits: Iterable[str]) -> Literal["test", "val"]:
-    """Return the hidden split: ``test`` when the dataset has test spots, otherwise ``val``."""
-    present = set(np.unique(np.asarray(list(splits), dtype=object)).tolist())
-    return "test" if "test" in present else "val"
-
-
-def hidden_mask(splits: npt.ArrayLike) -> np.ndarray:
-    """Return a boolean array, True for spots of the hidden split.
-
-    See docs/ARCHITECTURE.md, "Dataset schema".
-    """
-    values = np.asarray(splits, dtype=object).astype(str)
-    return values == hidden_split_name(values)
 
 
 def split_table_problems(splits: npt.ArrayLike, slide_ids: npt.ArrayLike,
