@@ -41,6 +41,7 @@ from leaderboard.schemas import (
     ResultsOut,
     SignificanceOut,
     WithdrawIn,
+    WorkerMeOut,
 )
 
 MODELS: tuple[type[BaseModel], ...] = (
@@ -50,7 +51,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     JobLimits, WithdrawIn, WithdrawReport,
 )
 MODELS += (PredictionFile,)  # an owner's downloads of their predictions
-MODELS += (WorkersReport,)  # the admins' view of the workers
+MODELS += (WorkersReport, WorkerMeOut)  # the admins' view of the workers
 MODELS += (RegistryInfo, RegistryTokenOut, PrecheckReport)  # pushing to the registry
 
 _ERROR_TEXT = {
@@ -324,6 +325,10 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                                               "worker is shown as silent (default 60)")],
                        csv=False, errors=(400, 401, 403, 429), tag="admin")["get"],
                 "security": [{"bearerAuth": []}]}},
+            "/api/worker/me": {"get": {
+                **_get("The worker name of a worker token", WorkerMeOut, [], csv=False,
+                       errors=(401, 403, 429), tag="worker")["get"],
+                "security": [{"bearerAuth": []}]}},
             "/api/worker/releases/{ref}": {"get": {
                 **_get("A published release's whole manifest (workers)", ReleaseManifest,
                        [release_ref], csv=False, errors=(401, 403, 404, 429),
@@ -335,7 +340,7 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                                                  {"type": "string", "maxLength": 300},
                                                  "the repository of a submitted image",
                                                  required=True)],
-                       csv=False, errors=(401, 403, 404, 422, 429), tag="worker")["get"],
+                       csv=False, errors=(401, 403, 404, 429), tag="worker")["get"],
                 "security": [{"bearerAuth": []}]}},
             "/api/worker/blobs/{sha256}": {"get": {
                 "summary": "One file of a published release by its sha256 (workers; ranges)",

@@ -465,3 +465,11 @@ class HealthOut(_Out):
 
     status: Literal["ok"]
     current_release: str | None
+
+
+class WorkerMeOut(BaseModel):
+    """The worker a worker token belongs to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str

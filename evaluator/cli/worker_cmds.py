@@ -37,7 +37,8 @@ def _gpus(value: str | None) -> tuple[int, ...]:
               help="GPU ids this worker owns, e.g. 0,1: one job per GPU at a time "
                    "[default: none, one CPU-only job at a time].")
 @click.option("--name", envvar="SPARED_BENCH_WORKER_NAME", default=None,
-              help="Unique worker name [env SPARED_BENCH_WORKER_NAME; default: host name].")
+              help="Unique worker name [env SPARED_BENCH_WORKER_NAME; default: the token's "
+                   "worker name with --server, else the host name].")
 @click.option("--lease-s", type=click.FloatRange(1), default=60.0, show_default=True,
               help="A running job whose worker is silent this long is run again.")
 @click.option("--heartbeat-s", type=click.FloatRange(0.1), default=5.0, show_default=True,
@@ -82,14 +83,20 @@ def worker_command(gpus: str | None, name: str | None, lease_s: float, heartbeat
     options: dict[str, Any] = {
         "gpus": _gpus(gpus), "lease_s": lease_s, "heartbeat_s": heartbeat_s,
         "reap_interval_s": reap_interval_s, "retry_delay_s": retry_delay_s, "limits": limits}
-    if name:
-        options["name"] = name
     blobs = None
     if server:
         if not token:
             raise click.BadParameter("expected a worker token with --server (--token or "
                                      "SPARED_BENCH_WORKER_TOKEN), found none")
         blobs = BlobCache.from_settings(settings, server, token)
+        # The service lets a token read what the jobs of its own worker name need.
+        known_as = blobs.worker_name()
+        if name and name != known_as:
+            raise click.BadParameter(f"--name: expected the token's worker name {known_as!r} "
+                                     f"(or no --name), found {name!r}")
+        name = known_as
+    if name:
+        options["name"] = name
     Worker(settings, WorkerOptions(**options), blobs=blobs).run()
 
 

@@ -49,6 +49,7 @@ from evaluator.orchestrator.client import (
     fetch_registry_token,
     fetch_release_manifest,
     fetch_verified,
+    fetch_worker_name,
 )
 from evaluator.orchestrator.errors import ServerUnavailable
 
@@ -251,6 +252,10 @@ class BlobCache:
     def manifest(self, ref: str) -> ReleaseManifest:
         """A published release's whole manifest, from the service."""
         return fetch_release_manifest(self.server, self.token, ref)
+
+    def worker_name(self) -> str:
+        """The worker name the service knows this cache's token by."""
+        return fetch_worker_name(self.server, self.token)
 
     def registry_token(self, repository: str) -> str:
         """A pull-only registry token for a submitted image's repository, from the service."""

@@ -61,6 +61,14 @@ from evaluator.orchestrator.service import (
 from evaluator.store import WorkersReport
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class WorkerName(BaseModel):
+    """``GET /api/worker/me``'s answer."""
+
+    name: str
+
+
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 600.0
 
@@ -309,6 +317,13 @@ def fetch_verified(url: str, sha256: str, size: int, part: Path, target: Path, *
 
 def _worker_headers(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def fetch_worker_name(server: str, token: str) -> str:
+    """The worker name of a worker token (``GET /api/worker/me``)."""
+    url = f"{server.rstrip('/')}/api/worker/me"
+    return _answer(url, _request("GET", url, headers=_worker_headers(token)), WorkerName,
+                   "a worker name").name
 
 
 def fetch_registry_token(server: str, token: str, repository: str) -> str:

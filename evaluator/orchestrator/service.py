@@ -88,6 +88,7 @@ from evaluator.store import (
     current_release,
     get_release_record,
     get_submission,
+    holds_image,
     jobs_of,
     open_store,
     results_rows,
@@ -553,16 +554,16 @@ def registry_token(bench: Bench, by: Team, scopes: list[str]) -> str:
 
 
 def worker_pull_token(bench: Bench, worker: str, repository: str) -> str:
-    """Sign a pull-only token for ``repository`` for a worker: only repositories that a
-    submission names (an image pushed but never submitted stays its team's)."""
+    """Sign a pull-only token for ``repository`` for a worker that is running a job of a
+    submission in it (an image is pulled for a job, after its claim); anything else is
+    refused, so a worker token reaches only the images of its own jobs."""
     signer = bench.registry_signer()
     host = registry_host(bench.settings.registry_url or "")
     with session_scope(bench.engine) as session:
-        named = session.exec(select(Submission.id).where(
-            col(Submission.image_ref).startswith(f"{host}/{repository}@"))).first()
-    if named is None:
-        raise SubmissionRejected(f"repository {repository[:200]!r}: expected one that a "
-                                 "submission names, found none")
+        held = holds_image(session, worker, f"{host}/{repository}@")
+    if not held:
+        raise AuthError(f"repository {repository[:200]!r}: expected the image of a job worker "
+                        f"{worker!r} is running, found none")
     return signer.token(f"worker:{worker}", [(repository, ["pull"])])
 
 

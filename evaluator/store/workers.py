@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from evaluator.store.models import Job, JobAttempt, WorkerRecord, utcnow
+from evaluator.store.models import Job, JobAttempt, Submission, WorkerRecord, utcnow
 
 THROUGHPUT_WINDOW_S = 3600.0
 
@@ -123,3 +123,20 @@ def list_workers(session: Session, *, lease_s: float = 60.0, now: datetime | Non
             jobs=running.get(row.name, []),
             jobs_last_hour=int(done.get(row.name, 0))))
     return views
+
+
+def held_datasets(session: Session, worker: str) -> set[tuple[str, str]]:
+    """The (release id, dataset) pairs of the jobs ``worker`` is running now: what its token
+    may read of a release's hidden files."""
+    rows = session.exec(select(Job.release_id, Job.dataset).where(
+        Job.worker == worker, Job.status == "running")).all()
+    return {(str(release_id), str(dataset)) for release_id, dataset in rows}
+
+
+def holds_image(session: Session, worker: str, image_prefix: str) -> bool:
+    """Whether ``worker`` is running a job of a submission whose image reference starts with
+    ``image_prefix`` (``HOST/REPOSITORY@``): the images its token may pull."""
+    return session.exec(select(Job.id).join(Submission, col(Submission.id) == Job.submission_id)
+                        .where(Job.worker == worker, Job.status == "running",
+                               col(Submission.image_ref).startswith(image_prefix))
+                        ).first() is not None

@@ -3,12 +3,14 @@
 Worker endpoints (a worker token only: ``spared-bench workers add NAME``; a team's token is
 refused with 403, no token or a revoked one with 401):
 
+- ``GET /api/worker/me``: the token's worker name (a worker runs under that name).
 - ``GET /api/worker/releases/<ref>`` answers the whole manifest of a published release (every
   file's sha256 and size, the hidden split's too: scoring needs the truth).
 - ``GET /api/worker/registry-token?repository=REPO``: a pull-only registry token for the
-  repository of a submitted image (the worker pulls by digest with it).
+  repository of the image of a job the worker is running (it pulls by digest with it).
 - ``GET /api/worker/blobs/<sha256>`` serves one file of a published release by its content
-  address, with HTTP ranges (a fetch that stopped resumes) and the sha256 as ETag
+  address (a hidden file, the truth, only to a worker running a job on its dataset: 403
+  otherwise), with HTTP ranges (a fetch that stopped resumes) and the sha256 as ETag
   (``blobcache.BlobCache`` on the worker's side). Only blobs that a published release lists
   are reachable.
 
@@ -20,6 +22,7 @@ the same after its form takes the token (checked, not stored).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,7 @@ from evaluator.orchestrator.registry import TOKEN_TTL_S, RegistryTokenOut
 from evaluator.orchestrator.service import worker_pull_token
 from evaluator.store import (
     WorkersReport,
+    held_datasets,
     list_release_records,
     list_workers,
     session_scope,
@@ -37,6 +41,7 @@ from evaluator.store import (
 )
 from leaderboard.db import db, state, version
 from leaderboard.errors import BadParameter, Forbidden, NotFoundError
+from leaderboard.schemas import WorkerMeOut
 from leaderboard.views.common import admin_team, authenticated_worker, team_for_token
 from leaderboard.views.downloads import _published, send_release_file
 
@@ -45,12 +50,23 @@ workers = Blueprint("workers", __name__)
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 
 
-def _blob_index() -> dict[str, Path]:
-    """sha256 -> a path of that content, over every published release held here (cached per
-    store version: publishing a release changes it)."""
-    def build() -> dict[str, Path]:
+@dataclass(frozen=True)
+class _Blob:
+    """Where a blob's content is, and who may read it: any worker when a published release
+    lists it as a public file, else only a worker running a job on one of ``hidden_in``
+    (release id, dataset)."""
+
+    path: Path
+    public: bool
+    hidden_in: frozenset[tuple[str, str]]
+
+
+def _blob_index() -> dict[str, _Blob]:
+    """sha256 -> the blob, over every published release held here (cached per store version:
+    publishing a release changes it)."""
+    def build() -> dict[str, _Blob]:
         releases_dir = state().settings.releases_dir
-        index: dict[str, Path] = {}
+        found: dict[str, tuple[Path, bool, set[tuple[str, str]]]] = {}
         for record in list_release_records(db()):
             root = releases_dir / record.release_id
             try:
@@ -60,10 +76,26 @@ def _blob_index() -> dict[str, Path]:
                 continue  # a release kept elsewhere: none of its blobs are served here
             for rel, entry in manifest.files.items():
                 blob = releases_dir / BLOBS_DIR / entry.sha256[:2] / entry.sha256
-                index.setdefault(entry.sha256, blob if blob.is_file() else root / rel)
-        return index
+                path, public, hidden_in = found.setdefault(
+                    entry.sha256, (blob if blob.is_file() else root / rel, False, set()))
+                parts = rel.split("/")
+                if parts[0] == "hidden":
+                    hidden_in.add((record.release_id, parts[1]))
+                elif not public:
+                    found[entry.sha256] = (path, True, hidden_in)
+        return {sha: _Blob(path, public, frozenset(hidden_in))
+                for sha, (path, public, hidden_in) in found.items()}
 
     return state().cache.get_or_compute(("worker-blobs", version()), build)
+
+
+@workers.get("/api/worker/me")
+def worker_me() -> Response:
+    """The worker name of the token: the worker runs under it (its running jobs are what its
+    token may read)."""
+    response = jsonify(WorkerMeOut(name=authenticated_worker()).model_dump(mode="json"))
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 @workers.get("/api/worker/releases/<ref>")
@@ -79,22 +111,29 @@ def worker_manifest(ref: str) -> Response:
 @workers.get("/api/worker/blobs/<sha256>")
 def worker_blob(sha256: str) -> Response:
     """One file of a published release by its sha256, whole or a byte range: workers only."""
-    authenticated_worker()
+    worker = authenticated_worker()
     if not SHA256_PATTERN.fullmatch(sha256):
         raise BadParameter("sha256", "64 lowercase hex digits", sha256[:80])
-    path = _blob_index().get(sha256)
-    if path is None:
+    blob = _blob_index().get(sha256)
+    if blob is None:
         raise NotFoundError(f"blob {sha256[:12]}: expected the sha256 of a file of a published "
                             "release, found none")
-    response = send_release_file(path, sha256, sha256, max_age_s=0)
+    if not blob.public:
+        with session_scope(state().engine) as session:
+            held = held_datasets(session, worker)
+        if not held & blob.hidden_in:
+            # the hidden truth goes only where it is scored
+            raise Forbidden(f"blob {sha256[:12]}: expected a hidden file of a dataset worker "
+                            f"{worker!r} is running a job on, found none running there")
+    response = send_release_file(blob.path, sha256, sha256, max_age_s=0)
     response.headers["Cache-Control"] = "private, no-store"
     return response
 
 
 @workers.get("/api/worker/registry-token")
 def worker_registry_token() -> Response:
-    """A pull-only registry token for one submitted image's repository: workers only (a
-    worker needs no registry key of its own)."""
+    """A pull-only registry token for the repository of a job the worker is running: workers
+    only (a worker needs no registry key of its own); 403 for any other repository."""
     worker = authenticated_worker()
     repository = request.args.get("repository") or ""
     token = worker_pull_token(state().bench(), worker, repository)

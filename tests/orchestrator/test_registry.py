@@ -269,12 +269,13 @@ def test_a_worker_with_only_urls_and_a_credential(
         receipt = json.loads(sent.stdout)
         docker_engine.images.remove(image, force=True)
 
-        # The worker token gets pull tokens only for repositories a submission names.
+        # A worker token gets pull tokens only for the image of a job it is running: none yet.
         realm = f"{url}/api/worker/registry-token"
         headers = {"Authorization": f"Bearer {worker_token}"}
-        other = requests.get(realm, params={"repository": f"team-{team_id}/never-submitted"},
-                             headers=headers, timeout=10)
-        assert other.status_code == 422
+        for repository in (f"team-{team_id}/never-submitted", f"team-{team_id}/remote"):
+            early = requests.get(realm, params={"repository": repository}, headers=headers,
+                                 timeout=10)
+            assert early.status_code == 403 and "running" in early.json()["error"]
         team_token = requests.get(realm, params={"repository": f"team-{team_id}/remote"},
                                   headers={"Authorization": f"Bearer {token}"}, timeout=10)
         assert team_token.status_code == 403

@@ -48,6 +48,25 @@ class Service:
         assert made.returncode == 0, made.stderr
         return made.stdout.strip()
 
+    def hold(self, worker: str) -> None:
+        """Record ``worker`` as running a job on every dataset of the release: its token may
+        then read their hidden files (as a worker does between a claim and its result)."""
+        from sqlmodel import select
+
+        from evaluator.store import Job, Submission, Team, open_store, session_scope
+
+        digest = "sha256:" + hashlib.sha256(worker.encode()).hexdigest()
+        with session_scope(open_store(self.env["DATABASE_URL"])) as session:
+            team = session.exec(select(Team).where(Team.name == "lab")).one()
+            held = Submission(team_id=team.id or 0, name=f"held-{worker}", image_ref=digest,
+                              image_digest=digest)
+            session.add(held)
+            session.flush()
+            for dataset in self.release.datasets:
+                session.add(Job(submission_id=held.id or 0, release_id=self.release.release_id,
+                                dataset=dataset, track="raw", status="running",
+                                worker=worker))
+
     def get(self, path: str, token: str | None = None, **headers: str) -> requests.Response:
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -146,6 +165,13 @@ def test_the_blob_endpoint_serves_published_files_by_content_address(service: Se
     release = service.release
     name = release.datasets[0]
     entry = release.manifest.files[f"hidden/{name}/truth.h5ad"]
+    # The hidden truth only to a worker running a job on its dataset; public files to any.
+    refused = service.get(f"/api/worker/blobs/{entry.sha256}", token)
+    assert refused.status_code == 403 and "running" in refused.json()["error"]
+    public = release.manifest.files[f"public/{name}/raw/train.h5ad"]
+    assert service.get(f"/api/worker/blobs/{public.sha256}", token).status_code == 200
+    assert service.get("/api/worker/me", token).json() == {"name": "blob-reader"}
+    service.hold("blob-reader")
     whole = service.get(f"/api/worker/blobs/{entry.sha256}", token)
     assert whole.status_code == 200
     assert hashlib.sha256(whole.content).hexdigest() == entry.sha256
@@ -174,6 +200,7 @@ def test_cache_fetches_verified_resumes_a_truncated_part_and_refuses_corrupt_byt
     from evaluator.orchestrator.blobcache import BlobCache
 
     token = service.add_worker("cache-1")
+    service.hold("cache-1")
     rel = f"public/{service.release.datasets[0]}/train_patches.npy"
     entry = service.release.manifest.files[rel]
     real = (service.release.root / rel).read_bytes()
@@ -270,6 +297,7 @@ def test_cache_resumes_a_transfer_that_stopped_mid_body(service: Service, tmp_pa
     # before the cut reach the part file (a lost read costs at most one chunk).
     monkeypatch.setattr(client, "PULL_CHUNK_BYTES", 4096)
     token = service.add_worker("cache-2")
+    service.hold("cache-2")
     rel = f"public/{service.release.datasets[1]}/test_patches.npy"
     entry = service.release.manifest.files[rel]
     real = (service.release.root / rel).read_bytes()
@@ -293,6 +321,7 @@ def test_materialised_job_files_load_stage_and_score(service: Service, tmp_path:
     from evaluator.runners import RunLimits
 
     token = service.add_worker("cache-3")
+    service.hold("cache-3")
     for folder in ("work", "work-ref"):
         (tmp_path / folder).mkdir()
     cache = _cache(service, tmp_path / "cache", token)
@@ -331,6 +360,7 @@ def test_cache_evicts_least_recently_used_by_size(service: Service, tmp_path: Pa
     from evaluator.datasets.release import job_files, load_release
 
     token = service.add_worker("cache-4")
+    service.hold("cache-4")
     probe = _cache(service, tmp_path / "probe", token)
     manifest = probe.manifest("current")
     a, b, c = service.release.datasets[:3]
@@ -443,6 +473,7 @@ def test_cache_shared_by_threads_and_processes_fetches_once_and_keeps_pinned_blo
     from evaluator.datasets.release import job_files
 
     token = service.add_worker("cache-5")
+    service.hold("cache-5")
     root = tmp_path / "shared"
     # Two caches on one folder (two worker processes of a host), two threads each: one fetch.
     caches = [_cache(service, root, token), _cache(service, root, token)]
