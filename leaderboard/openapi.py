@@ -69,6 +69,17 @@ _ERROR_TEXT = {
 }
 
 
+_BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+# A release file served whole or by ranges (data pull's files, workers' blobs).
+_FILE_RESPONSES: dict[str, Any] = {
+    "200": {"description": "the file; ETag and X-Content-SHA256: its sha256",
+            "content": _BINARY},
+    "206": {"description": "the byte range asked for (Range header)", "content": _BINARY},
+    "304": {"description": "not modified (If-None-Match)"},
+    "416": {"description": "a range outside the file"},
+}
+
+
 def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
@@ -283,14 +294,7 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                     "rel", {"type": "string", "maxLength": 300},
                     "a path listed by /api/releases/{ref}/public", where="path")],
                 "responses": {
-                    "200": {"description": "the file; ETag and X-Content-SHA256: its sha256",
-                            "content": {"application/octet-stream": {
-                                "schema": {"type": "string", "format": "binary"}}}},
-                    "206": {"description": "the byte range asked for (Range header)",
-                            "content": {"application/octet-stream": {
-                                "schema": {"type": "string", "format": "binary"}}}},
-                    "304": {"description": "not modified (If-None-Match)"},
-                    "416": {"description": "a range outside the file"},
+                    **_FILE_RESPONSES,
                     **_errors(400, 404, 429)}}},
             "/api/predictions": {"get": {
                 "summary": "Your entry's kept predictions on the hidden split (owners, admins)",
@@ -312,9 +316,7 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                                       "result_id from /api/predictions", where="path")],
                 "responses": {
                     "200": {"description": "float32 .npy; ETag and X-Content-SHA256: the "
-                                           "array's sha256", "content": {
-                                               "application/octet-stream": {"schema": {
-                                                   "type": "string", "format": "binary"}}}},
+                                           "array's sha256", "content": _BINARY},
                     "304": {"description": "not modified (If-None-Match)"},
                     **_errors(401, 403, 404, 429)}}},
             "/api/admin/workers": {"get": {
@@ -350,14 +352,7 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                                       "a sha256 listed by /api/worker/releases/{ref}",
                                       where="path")],
                 "responses": {
-                    "200": {"description": "the file; ETag and X-Content-SHA256: its sha256",
-                            "content": {"application/octet-stream": {
-                                "schema": {"type": "string", "format": "binary"}}}},
-                    "206": {"description": "the byte range asked for (Range header)",
-                            "content": {"application/octet-stream": {
-                                "schema": {"type": "string", "format": "binary"}}}},
-                    "304": {"description": "not modified (If-None-Match)"},
-                    "416": {"description": "a range outside the file"},
+                    **_FILE_RESPONSES,
                     **_errors(400, 401, 403, 404, 429)}}},
             "/healthz": {"get": {"summary": "Health", "tags": ["read"],
                                  "operationId": "health", "responses": {"200": {

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from typing import TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -21,6 +22,8 @@ from sqlmodel import Session, col, select
 from evaluator.core.text import name_problem
 from evaluator.orchestrator.errors import AuthError, OrchestratorError, WrongTokenKind
 from evaluator.store import ApiToken, Team, WorkerToken, get_team, utcnow
+
+R = TypeVar("R", ApiToken, WorkerToken)
 
 TOKEN_PREFIX = "sbt_"
 WORKER_TOKEN_PREFIX = "sbw_"
@@ -79,6 +82,20 @@ def issue_token(session: Session, team_name: str, *, label: str = "") -> str:
     return secret
 
 
+def _active_row(session: Session, model: type[R], token: str, kind: str, hint: str) -> R:
+    """The stored, unrevoked row of ``token`` (``AuthError`` otherwise); records its use."""
+    row = session.exec(select(model).where(model.token_hash == hash_token(token))).first()
+    if row is None:
+        raise AuthError(f"token {token[:12]}...: expected a valid {kind}, found an unknown "
+                        f"one{hint}")
+    if row.revoked_at is not None:
+        raise AuthError(f"{kind} {row.prefix}...: expected an active token, found it revoked "
+                        f"on {row.revoked_at:%Y-%m-%d}")
+    row.last_used_at = utcnow()
+    session.add(row)
+    return row
+
+
 def authenticate(session: Session, token: str | None) -> Team:
     """The team a token belongs to; raises ``AuthError`` for a missing, unknown or revoked one.
 
@@ -89,15 +106,8 @@ def authenticate(session: Session, token: str | None) -> Team:
     if token.startswith(WORKER_TOKEN_PREFIX):
         raise WrongTokenKind(f"token {token[:12]}...: expected a team's API token, found a "
                              "worker token (it opens only the worker endpoints)")
-    row = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).first()
-    if row is None:
-        raise AuthError(f"token {token[:12]}...: expected a valid API token, found an unknown "
-                        "one; ask the maintainers for a token")
-    if row.revoked_at is not None:
-        raise AuthError(f"token {row.prefix}...: expected an active token, found it revoked on "
-                        f"{row.revoked_at:%Y-%m-%d}")
-    row.last_used_at = utcnow()
-    session.add(row)
+    row = _active_row(session, ApiToken, token, "API token",
+                      "; ask the maintainers for a token")
     team = session.get(Team, row.team_id)
     if team is None:
         raise AuthError(f"token {row.prefix}...: its team no longer exists")
@@ -173,14 +183,5 @@ def authenticate_worker(session: Session, token: str | None) -> str:
         raise WrongTokenKind(f"token {token[:12]}...: expected a worker token, found a team's "
                              "API token (worker endpoints take only worker tokens: "
                              "`spared-bench workers add NAME`)")
-    row = session.exec(select(WorkerToken)
-                       .where(WorkerToken.token_hash == hash_token(token))).first()
-    if row is None:
-        raise AuthError(f"token {token[:12]}...: expected a valid worker token, found an "
-                        "unknown one")
-    if row.revoked_at is not None:
-        raise AuthError(f"worker token {row.prefix}... of {row.name!r}: expected an active "
-                        f"token, found it revoked on {row.revoked_at:%Y-%m-%d}")
-    row.last_used_at = utcnow()
-    session.add(row)
+    row = _active_row(session, WorkerToken, token, "worker token", "")
     return row.name
