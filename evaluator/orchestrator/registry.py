@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -33,6 +34,7 @@ from pydantic import BaseModel, ConfigDict
 from evaluator.orchestrator.errors import SubmissionRejected
 
 __all__ = [
+    "DIGEST",
     "ISSUER",
     "MANIFEST_TYPES",
     "SERVICE",
@@ -62,7 +64,8 @@ MAX_MANIFEST_BYTES = 4 * 2**20
 # The distribution spec's repository grammar, one path component at a time.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REPOSITORY = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+"""A content digest as the registry and the engine write it."""
 _SCOPE = re.compile(r"^repository:([^:]+):([a-z,*]*)$")
 
 
@@ -120,51 +123,15 @@ class TokenSigner:
 
     @classmethod
     def load_or_create(cls, path: Path) -> TokenSigner:
-        """Read the key file, creating it (mode 0600, atomically) when it does not exist."""
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import rsa
-        from cryptography.x509.oid import NameOID
+        """Read the key file, creating it (mode 0600, atomically) when it does not exist.
 
+        Parsed once per file version (path, size, mtime): every token request asks for it.
+        """
         path = Path(path)
         if not path.exists():
-            new_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "spared-bench registry "
-                                                 "token signer")])
-            now = dt.datetime.now(dt.UTC)
-            certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                           .public_key(new_key.public_key())
-                           .serial_number(x509.random_serial_number())
-                           .not_valid_before(now - dt.timedelta(days=1))
-                           .not_valid_after(now + dt.timedelta(days=3650))
-                           .sign(new_key, hashes.SHA256()))
-            text = new_key.private_bytes(serialization.Encoding.PEM,
-                                     serialization.PrivateFormat.PKCS8,
-                                     serialization.NoEncryption()) + \
-                certificate.public_bytes(serialization.Encoding.PEM)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(prefix=".key-", dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(text)
-                os.chmod(temp, 0o600)
-                os.link(temp, path)  # fails if another process created it meanwhile
-            except FileExistsError:
-                pass
-            finally:
-                os.unlink(temp)
-        data = path.read_bytes()
-        try:
-            key = serialization.load_pem_private_key(data, password=None)
-            certificate = x509.load_pem_x509_certificate(
-                data[data.index(b"-----BEGIN CERTIFICATE-----"):])
-        except ValueError as error:
-            raise SubmissionRejected(f"registry key {path}: expected a PEM private key and "
-                                     f"certificate, found: {error}") from error
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise SubmissionRejected(f"registry key {path}: expected an RSA key (tokens are "
-                                     f"RS256), found {type(key).__name__}")
-        return cls(key, certificate)
+            _create_key_file(path)
+        info = path.stat()
+        return _load_signer(str(path), info.st_size, info.st_mtime_ns)
 
     def certificate_pem(self) -> bytes:
         """The certificate the registry's ``rootcertbundle`` must hold."""
@@ -191,6 +158,62 @@ class TokenSigner:
         return signing_input + "." + _b64url(signature)
 
 
+def _create_key_file(path: Path) -> None:
+    """Write a new RSA key and its self-signed certificate to ``path`` unless another process
+    did meanwhile."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    new_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "spared-bench registry "
+                                         "token signer")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                   .public_key(new_key.public_key())
+                   .serial_number(x509.random_serial_number())
+                   .not_valid_before(now - dt.timedelta(days=1))
+                   .not_valid_after(now + dt.timedelta(days=3650))
+                   .sign(new_key, hashes.SHA256()))
+    text = new_key.private_bytes(serialization.Encoding.PEM,
+                                 serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption()) + \
+        certificate.public_bytes(serialization.Encoding.PEM)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=".key-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(text)
+        os.chmod(temp, 0o600)
+        os.link(temp, path)  # fails if another process created it meanwhile
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(temp)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_signer(path: str, size: int, mtime_ns: int) -> TokenSigner:
+    """Parse the key file (``size`` and ``mtime_ns`` key the cache to the file's version)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    data = Path(path).read_bytes()
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+        certificate = x509.load_pem_x509_certificate(
+            data[data.index(b"-----BEGIN CERTIFICATE-----"):])
+    except ValueError as error:
+        raise SubmissionRejected(f"registry key {path}: expected a PEM private key and "
+                                 f"certificate, found: {error}") from error
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise SubmissionRejected(f"registry key {path}: expected an RSA key (tokens are "
+                                 f"RS256), found {type(key).__name__}")
+    return TokenSigner(key, certificate)
+
+
 @dataclass(frozen=True)
 class RegistryRef:
     """An image in the registry by digest: ``HOST[:PORT]/REPOSITORY@sha256:...``."""
@@ -208,7 +231,7 @@ class RegistryRef:
                                      f"digest, never by tag), found {shown!r}")
         name, digest = text.rsplit("@", 1)
         host, _, repository = name.partition("/")
-        if not _DIGEST.match(digest) or not _REPOSITORY.match(repository) or \
+        if not DIGEST.match(digest) or not _REPOSITORY.match(repository) or \
                 not re.fullmatch(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?", host):
             raise SubmissionRejected(f"image: expected REGISTRY/REPOSITORY@sha256:DIGEST (by "
                                      f"digest, never by tag), found {shown!r}")

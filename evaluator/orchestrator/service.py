@@ -15,7 +15,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -68,6 +67,7 @@ from evaluator.orchestrator.images import (
 )
 from evaluator.orchestrator.queue import JobQueue
 from evaluator.orchestrator.registry import (
+    DIGEST,
     RegistryClient,
     RegistryRef,
     TokenSigner,
@@ -135,6 +135,14 @@ class Bench:
     def max_image_bytes(self) -> int:
         """The largest image accepted, archive or unpacked."""
         return int(self.settings.max_image_mb * 2**20)
+
+    @property
+    def registry_host(self) -> str:
+        """The registry as Docker names it (``host:port``); ``RegistryNotConfigured`` without
+        one."""
+        if not self.settings.registry_url:
+            raise RegistryNotConfigured()
+        return registry_host(self.settings.registry_url)
 
     def registry_signer(self) -> TokenSigner:
         """The key that signs registry tokens; ``RegistryNotConfigured`` without a registry."""
@@ -528,8 +536,7 @@ class PrecheckReport(BaseModel):
 
 def registry_info(bench: Bench, by: Team) -> RegistryInfo:
     """The registry and namespace ``by`` pushes to; ``RegistryNotConfigured`` without one."""
-    bench.registry_signer()
-    host = registry_host(bench.settings.registry_url or "")
+    host = bench.registry_host
     namespace = team_namespace(by.id or 0)
     return RegistryInfo(
         registry=host, namespace=namespace,
@@ -558,9 +565,8 @@ def worker_pull_token(bench: Bench, worker: str, repository: str) -> str:
     submission in it (an image is pulled for a job, after its claim); anything else is
     refused, so a worker token reaches only the images of its own jobs."""
     signer = bench.registry_signer()
-    host = registry_host(bench.settings.registry_url or "")
     with session_scope(bench.engine) as session:
-        held = holds_image(session, worker, f"{host}/{repository}@")
+        held = holds_image(session, worker, f"{bench.registry_host}/{repository}@")
     if not held:
         raise AuthError(f"repository {repository[:200]!r}: expected the image of a job worker "
                         f"{worker!r} is running, found none")
@@ -574,7 +580,7 @@ def precheck_submission(bench: Bench, *, name: str, image_id: str, by: Team | No
 
     Raises ``SubmissionRejected``, ``LimitExceeded``, ``AuthError``.
     """
-    if not re.fullmatch(r"sha256:[0-9a-f]{64}", image_id):
+    if not DIGEST.match(image_id):
         raise SubmissionRejected(f"image id: expected sha256:<64 hex digits>, found "
                                  f"{image_id[:80]!r}")
     with session_scope(bench.engine) as session:
@@ -605,7 +611,7 @@ def submit_registry_image(bench: Bench, ref: str, *, name: str, description: str
     links = check_links({"paper_url": paper_url, "code_url": code_url})
     signer = bench.registry_signer()
     parsed = RegistryRef.parse(ref)
-    host = registry_host(bench.settings.registry_url or "")
+    host = bench.registry_host
     with session_scope(bench.engine) as session:
         owner = _team_of(session, by, team)
         _check_daily_limit(session, bench, owner)
@@ -619,47 +625,53 @@ def submit_registry_image(bench: Bench, ref: str, *, name: str, description: str
     client = RegistryClient(bench.settings.registry_api_url or bench.settings.registry_url
                             or "", signer)
     try:
-        facts = _registry_facts(bench, client, parsed)
+        facts, layers = _registry_facts(bench, client, parsed)
         check_platform(facts.platform, f"image {parsed}")
         check_runnable(facts.problem, f"image {parsed}")
         with session_scope(bench.engine) as session:
             _check_new(session, _team_of(session, by, team), name, facts.image_id)
-        _scan_registry_layers(bench, client, parsed)
+        _scan_registry_layers(bench, client, parsed, layers)
     finally:
         client.close()
     return _record(bench, by=by, team_name=team, name=name, description=description,
                    image_ref=str(parsed), facts=facts, baseline=baseline, links=links)
 
 
-def _registry_facts(bench: Bench, client: RegistryClient, ref: RegistryRef) -> ImageFacts:
+def _registry_facts(bench: Bench, client: RegistryClient,
+                    ref: RegistryRef) -> tuple[ImageFacts, list[str]]:
+    """The image's facts from its manifest and config, and its layers' digests."""
     manifest = client.manifest(ref)
     layers = manifest["layers"]
     if len(layers) > MAX_IMAGE_LAYERS:
         raise SubmissionRejected(f"image {ref}: expected at most {MAX_IMAGE_LAYERS} layers, "
                                  f"found {len(layers)}")
-    pushed = sum(int(layer.get("size") or 0) for layer in layers if isinstance(layer, dict))
-    check_size(pushed, bench.max_image_bytes, f"image {ref} (compressed layers)")
+    digests = [str(layer.get("digest") or "") if isinstance(layer, dict) else ""
+               for layer in layers]
     config_digest = str(manifest["config"].get("digest") or "")
-    if not re.fullmatch(r"sha256:[0-9a-f]{64}", config_digest):
-        raise SubmissionRejected(f"image {ref}: expected a config digest, found "
-                                 f"{config_digest[:80]!r}")
+    for digest in (config_digest, *digests):
+        if not DIGEST.match(digest):
+            raise SubmissionRejected(f"image {ref}: expected sha256 digests of the config and "
+                                     f"layers, found {digest[:80]!r}")
+    sizes = [layer.get("size") for layer in layers]
+    if not all(isinstance(size, int) and size >= 0 for size in sizes):
+        raise SubmissionRejected(f"image {ref}: expected the layers' sizes in bytes, found "
+                                 f"{str(sizes)[:80]}")
+    pushed = sum(sizes)
+    check_size(pushed, bench.max_image_bytes, f"image {ref} (compressed layers)")
     config = client.config(ref, config_digest)
     runtime = config.get("config")
-    return ImageFacts(image_id=config_digest,
-                      platform=f"{config.get('os', '?')}/{config.get('architecture', '?')}",
-                      size_bytes=pushed, repo_tags=(),
-                      problem=image_problem(runtime if isinstance(runtime, dict) else {}))
+    facts = ImageFacts(image_id=config_digest,
+                       platform=f"{config.get('os', '?')}/{config.get('architecture', '?')}",
+                       size_bytes=pushed, repo_tags=(),
+                       problem=image_problem(runtime if isinstance(runtime, dict) else {}))
+    return facts, digests
 
 
-def _scan_registry_layers(bench: Bench, client: RegistryClient, ref: RegistryRef) -> None:
+def _scan_registry_layers(bench: Bench, client: RegistryClient, ref: RegistryRef,
+                          layers: list[str]) -> None:
     """Stream every layer through the archive's bounded scan (unpacked size, file count)."""
-    manifest = client.manifest(ref)
     budget, files = bench.max_image_bytes, MAX_IMAGE_FILES
-    for layer in manifest["layers"]:
-        digest = str(layer.get("digest") or "") if isinstance(layer, dict) else ""
-        if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
-            raise SubmissionRejected(f"image {ref}: expected layer digests, found "
-                                     f"{digest[:80]!r}")
+    for digest in layers:
         unpacked, members = scan_stream_layer(client.blob_stream(ref, digest), budget, files,
                                               f"image {ref}", digest)
         budget -= unpacked
